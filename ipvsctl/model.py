@@ -14,8 +14,8 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 
-AF_INET = socket.AF_INET
-AF_INET6 = socket.AF_INET6
+AF_INET = int(socket.AF_INET)
+AF_INET6 = int(socket.AF_INET6)
 
 # IP protocol numbers of the three protocols IPVS balances.
 IPPROTO_TCP = 6

@@ -1,0 +1,151 @@
+"""The command line: ipvsadm's syntax, plus ipvsctl's own subcommands.
+
+Strategy: one error boundary (``main``) and two surfaces.  A first word that
+names an ipvsctl subcommand (``list``, ``watch``, ...) goes to the click
+application in ``ipvsctl.app``; anything else is an ipvsadm command line and
+goes through ``ipvsctl.grammar`` straight to the kernel.  The ipvsadm path
+imports neither click nor rich, so a plain ``ipvsctl -Ln`` starts as fast as
+Python allows.  ``--netns NAME`` may appear anywhere on an ipvsadm-style line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ipvsctl import __version__
+from ipvsctl.errors import EXIT_INVALID, IPVS_UNAVAILABLE, EXIT_OK
+
+SUBCOMMANDS: tuple[str, ...] = ()  # filled as ipvsctl.app grows
+
+
+def program_name() -> str:
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "ipvsctl"
+    return "ipvsctl" if name in ("", "__main__.py", "-c") else name
+
+
+def try_help(prog: str) -> str:
+    return f"Try `{prog} -h' or '{prog} --help' for more information.\n"
+
+
+def version_text() -> str:
+    return f"ipvsctl {__version__} (ipvsadm 1.31 compatible, generic netlink)\n"
+
+
+def usage_text(prog: str) -> str:
+    from ipvsctl.help import usage
+
+    return version_text() + usage(prog)
+
+
+def extract_netns(args: list[str]) -> tuple[list[str], str | None]:
+    """Remove ``--netns NAME`` / ``--netns=NAME`` from an ipvsadm-style line."""
+    rest, netns, i = [], None, 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            rest.extend(args[i:])
+            break
+        if a == "--netns":
+            if i + 1 >= len(args):
+                raise ValueError("--netns: missing argument")
+            netns = args[i + 1]
+            i += 2
+            continue
+        if a.startswith("--netns="):
+            netns = a[len("--netns="):]
+            i += 1
+            continue
+        rest.append(a)
+        i += 1
+    return rest, netns
+
+
+def open_backend(netns: str | None):
+    from ipvsctl.netlink.backend import NetlinkBackend
+
+    return NetlinkBackend(netns=netns)
+
+
+def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") -> int:
+    """Run one ipvsadm-style command line; return its exit status."""
+    from ipvsctl.backend import KernelError
+    from ipvsctl.grammar import Command, ParseError, parse
+
+    try:
+        args, netns = extract_netns(args)
+    except ValueError as e:
+        stderr.write(f"{e}\n")
+        return 255
+    if not args:
+        cmd = Command(name="list")
+    else:
+        try:
+            cmd = parse(args)
+        except ParseError as e:
+            stderr.write(try_help(prog) if e.try_help else e.message + "\n")
+            return e.exit_code
+    if cmd.name == "help":
+        stdout.write(usage_text(prog))
+        return EXIT_OK
+    if cmd.name == "version":
+        stdout.write(version_text())
+        return EXIT_OK
+
+    try:
+        backend = open_backend(netns)
+    except KernelError as e:
+        stderr.write(IPVS_UNAVAILABLE.format(reason=os.strerror(e.errno)) + "\n")
+        return EXIT_INVALID
+    except FileNotFoundError as e:
+        stderr.write(f"{e}\n")
+        return EXIT_INVALID
+    try:
+        if cmd.name == "restore":
+            return _restore(stdin, stdout, stderr, backend, prog)
+        from ipvsctl.ops import execute
+
+        outcome = execute(cmd, backend)
+        stdout.write(outcome.out)
+        stderr.write(outcome.err)
+        return outcome.status
+    finally:
+        backend.close()
+
+
+def _restore(stdin, stdout, stderr, backend, prog: str) -> int:
+    from ipvsctl.restore import RestoreLineError, apply, plan
+
+    try:
+        steps = plan(stdin.read().split("\n"), prog)
+    except RestoreLineError as e:
+        what = try_help(prog).rstrip("\n") if e.error.try_help else e.error.message
+        stderr.write(f"line {e.line_no}: {what}\n"
+                     f"restore: nothing was applied (the kernel table is unchanged)\n")
+        return e.error.exit_code
+    result = apply(steps, backend)
+    stdout.write("".join(result.out))
+    stderr.write("".join(result.err))
+    return result.status
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else list(argv)
+    prog = program_name()
+    if args and args[0] in SUBCOMMANDS:
+        from ipvsctl.app import run_app
+
+        sys.exit(run_app(args, prog))
+    try:
+        status = run_compat(args, sys.stdin, sys.stdout, sys.stderr, prog)
+    except BrokenPipeError:
+        # `ipvsctl -Ln | head`: the reader left; say nothing, like ipvsadm.
+        try:
+            sys.stdout = None  # type: ignore[assignment]
+        finally:
+            os._exit(0)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        status = 130
+    sys.stdout.flush()
+    sys.exit(status)

@@ -1,0 +1,59 @@
+"""Kernel errors in ipvsadm's words, and ipvsctl's exit statuses.
+
+Strategy: ipvsadm turns (operation, errno) into a fixed sentence (libipvs's
+``ipvs_strerror``); scripts match on those sentences, so the table is kept as
+data, keyed by the operation names of ``ipvsctl.backend``.  Anything not in
+the table falls back to the generic errno sentences, then to strerror().
+"""
+
+from __future__ import annotations
+
+import errno as E
+import os
+
+from ipvsctl import backend as b
+
+# (operation, errno) -> message; operation None matches any operation.
+_MESSAGES = {
+    (b.OP_ADD_SERVICE, E.EEXIST): "Service already exists",
+    (b.OP_ADD_SERVICE, E.ENOENT): "Scheduler or persistence engine not found",
+    (b.OP_EDIT_SERVICE, E.ESRCH): "No such service",
+    (b.OP_EDIT_SERVICE, E.ENOENT): "Scheduler or persistence engine not found",
+    (b.OP_DEL_SERVICE, E.ESRCH): "No such service",
+    (b.OP_ZERO, E.ESRCH): "No such service",
+    (b.OP_ADD_DEST, E.ESRCH): "Service not defined",
+    (b.OP_ADD_DEST, E.EEXIST): "Destination already exists",
+    (b.OP_EDIT_DEST, E.ESRCH): "Service not defined",
+    (b.OP_EDIT_DEST, E.ENOENT): "No such destination",
+    (b.OP_DEL_DEST, E.ESRCH): "Service not defined",
+    (b.OP_DEL_DEST, E.ENOENT): "No such destination",
+    (b.OP_START_DAEMON, E.EEXIST): "Daemon has already run",
+    (b.OP_STOP_DAEMON, E.ESRCH): "No daemon is running",
+    (b.OP_GET_SERVICES, E.ESRCH): "No such service",
+    (b.OP_GET_DESTS, E.ESRCH): "No such service",
+    (b.OP_GET_SERVICE, E.ESRCH): "No such service",
+    (None, E.EPERM): "Permission denied (you must be root)",
+    (None, E.EINVAL): "Invalid operation.  Possibly wrong module version, address not unicast, ...",
+    (None, E.ENOPROTOOPT): "Protocol not available",
+    (None, E.ENOMEM): "Memory allocation problem",
+    (None, E.EOPNOTSUPP): "Operation not supported with IPv6",
+    (None, E.EAFNOSUPPORT): "Operation not supported with specified address family",
+    (None, E.EMSGSIZE): "Module is wrong version",
+}
+
+# Exit statuses, as ipvsadm's.
+EXIT_OK = 0
+EXIT_LIST_FAILED = 1  # a list command whose service or table could not be read
+EXIT_INVALID = 2  # bad value or combination on the command line
+EXIT_KERNEL = 255  # the kernel refused a change (ipvsadm returns -1)
+
+IPVS_UNAVAILABLE = (
+    "Can't initialize ipvs: {reason}\n"
+    "Are you sure that IP Virtual Server is built in the kernel or as module?"
+)
+
+
+def kernel_message(op: str, err: int) -> str:
+    """ipvsadm's sentence for errno ``err`` raised by operation ``op``."""
+    msg = _MESSAGES.get((op, err)) or _MESSAGES.get((None, err))
+    return msg if msg is not None else os.strerror(err)

@@ -1,0 +1,785 @@
+"""The ipvsadm command-line grammar, defined once as data, and its parser.
+
+Strategy: ipvsadm's surface is a flat option list (parsed by popt) plus a
+table saying which command accepts which option.  Both are data here:
+``OPTIONS`` (spelling, arity, meaning) and ``COMMAND_RULES`` (per command:
+required, allowed and mutually exclusive options).  One scanner walks argv the
+way popt does (bundled short options, ``--long=value``, optional arguments,
+leftover words), and one checker applies the rules in ipvsadm's order, so that
+the first error reported for a bad line is the one ipvsadm reports, word for
+word, with its exit status.  The same ``parse`` serves the command line and
+every line of a ``-R`` stream; it does no I/O except the name look-ups
+ipvsadm also does (host and service names), and it never touches the kernel.
+
+Exit statuses follow ipvsadm: 2 for a rejected value or combination, 255 for
+a malformed command line ("Try ... -h"), popt errors and kernel errors.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+
+from ipvsctl import model as m
+
+EXIT_INVALID = 2
+EXIT_USAGE = 255
+
+MAX_TIMEOUT = 86400 * 31  # ipvsadm's ceiling for any timeout: 31 days
+INT_MAX = 2**31 - 1
+UINT_MAX = 2**32 - 1
+SCHEDNAME_MAX = 15  # kernel name buffers are 16 bytes incl. the NUL
+IFNAME_MAX = 15
+PENAME_MAX = 16  # ipvsadm copies up to 16 bytes for --pe (no NUL kept)
+DEFAULT_MCAST_IFN = "eth0"
+
+
+class ParseError(Exception):
+    """A command line ipvsadm would refuse: message for stderr, exit status.
+
+    ``try_help`` marks the errors that ipvsadm reports with its
+    "Try `ipvsadm -h' ..." line instead of a message of its own.
+    """
+
+    def __init__(self, message: str, exit_code: int = EXIT_INVALID, try_help: bool = False):
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+        self.try_help = try_help
+
+
+# --------------------------------------------------------------------------
+# The options.  ``name`` is the option's name in ipvsadm's messages (several
+# spellings share one name: -t/-u/--sctp-service/-f are all
+# "service-address"); ``order`` is its place in the rule check, which decides
+# which error wins when a line has several.
+# --------------------------------------------------------------------------
+
+NONE, REQUIRED, OPTIONAL = 0, 1, 2
+
+# Option names in ipvsadm's check order.
+OPTION_NAMES = (
+    "numeric", "connection", "service-address", "scheduler", "persistent",
+    "netmask", "real-server", "forwarding-method", "weight", "u-threshold",
+    "l-threshold", "mcast-interface", "timeout", "daemon", "stats", "rate",
+    "thresholds", "persistent-conn", "nosort", "syncid", "exact", "ops", "pe",
+    "sched-flags", "mcast-group", "mcast-port", "mcast-ttl", "sync-maxlen",
+    "tun-info", "tun-type", "tun-port", "tun-nocsum", "tun-csum", "tun-remcsum",
+)
+OPTION_ORDER = {name: i for i, name in enumerate(OPTION_NAMES)}
+
+
+@dataclass(frozen=True)
+class Opt:
+    long: str
+    short: str | None
+    arity: int
+    action: str  # what the scanner does with it (see _apply_option)
+
+
+OPTIONS = (
+    # commands
+    Opt("add-service", "A", NONE, "cmd:add-service"),
+    Opt("edit-service", "E", NONE, "cmd:edit-service"),
+    Opt("delete-service", "D", NONE, "cmd:delete-service"),
+    Opt("clear", "C", NONE, "cmd:flush"),
+    Opt("list", "L", NONE, "cmd:list"),
+    Opt("list", "l", NONE, "cmd:list"),
+    Opt("zero", "Z", NONE, "cmd:zero"),
+    Opt("add-server", "a", NONE, "cmd:add-server"),
+    Opt("edit-server", "e", NONE, "cmd:edit-server"),
+    Opt("delete-server", "d", NONE, "cmd:delete-server"),
+    Opt("set", None, NONE, "cmd:set"),
+    Opt("help", "h", NONE, "cmd:help"),
+    Opt("version", "v", NONE, "cmd:version"),
+    Opt("restore", "R", NONE, "cmd:restore"),
+    Opt("save", "S", NONE, "cmd:save"),
+    Opt("start-daemon", None, REQUIRED, "cmd:start-daemon"),
+    Opt("stop-daemon", None, REQUIRED, "cmd:stop-daemon"),
+    # virtual service
+    Opt("tcp-service", "t", REQUIRED, "service:tcp"),
+    Opt("udp-service", "u", REQUIRED, "service:udp"),
+    Opt("sctp-service", None, REQUIRED, "service:sctp"),
+    Opt("fwmark-service", "f", REQUIRED, "service:fwmark"),
+    Opt("scheduler", "s", REQUIRED, "scheduler"),
+    Opt("persistent", "p", OPTIONAL, "persistent"),
+    Opt("netmask", "M", REQUIRED, "netmask"),
+    Opt("real-server", "r", REQUIRED, "real-server"),
+    Opt("masquerading", "m", NONE, "fwd:masq"),
+    Opt("ipip", "i", NONE, "fwd:tunnel"),
+    Opt("gatewaying", "g", NONE, "fwd:route"),
+    Opt("weight", "w", REQUIRED, "weight"),
+    Opt("u-threshold", "x", REQUIRED, "u-threshold"),
+    Opt("l-threshold", "y", REQUIRED, "l-threshold"),
+    Opt("numeric", "n", NONE, "flag:numeric"),
+    Opt("connection", "c", NONE, "flag:connection"),
+    Opt("mcast-interface", None, REQUIRED, "mcast-interface"),
+    Opt("syncid", None, REQUIRED, "syncid"),
+    Opt("timeout", None, NONE, "flag:timeout"),
+    Opt("daemon", None, NONE, "flag:daemon"),
+    Opt("stats", None, NONE, "flag:stats"),
+    Opt("rate", None, NONE, "flag:rate"),
+    Opt("thresholds", None, NONE, "flag:thresholds"),
+    Opt("persistent-conn", None, NONE, "flag:persistent-conn"),
+    Opt("nosort", None, NONE, "flag:nosort"),
+    Opt("sort", None, NONE, "sort"),
+    Opt("exact", "X", NONE, "flag:exact"),
+    Opt("ipv6", "6", NONE, "ipv6"),
+    Opt("ops", "o", NONE, "ops"),
+    Opt("pe", None, REQUIRED, "pe"),
+    Opt("sched-flags", "b", REQUIRED, "sched-flags"),
+    Opt("mcast-group", None, REQUIRED, "mcast-group"),
+    Opt("mcast-port", None, REQUIRED, "mcast-port"),
+    Opt("mcast-ttl", None, REQUIRED, "mcast-ttl"),
+    Opt("sync-maxlen", None, REQUIRED, "sync-maxlen"),
+    Opt("tun-info", None, NONE, "flag:tun-info"),
+    Opt("tun-type", None, REQUIRED, "tun-type"),
+    Opt("tun-port", None, REQUIRED, "tun-port"),
+    Opt("tun-nocsum", None, NONE, "tun-flag:0"),
+    Opt("tun-csum", None, NONE, "tun-flag:1"),
+    Opt("tun-remcsum", None, NONE, "tun-flag:2"),
+)
+LONG_OPTIONS = {o.long: o for o in OPTIONS}
+SHORT_OPTIONS = {o.short: o for o in OPTIONS if o.short}
+
+# --------------------------------------------------------------------------
+# Which command takes which option.  Everything not named is refused with
+# "Illegal '<option>' option with the '<command>' command".
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    required: frozenset = frozenset()
+    optional: frozenset = frozenset()
+    exclusive: frozenset = frozenset()  # at most one of these
+
+
+def _rule(required=(), optional=(), exclusive=()):
+    return Rule(frozenset(required), frozenset(optional), frozenset(exclusive))
+
+
+_SERVICE_SETTINGS = ("scheduler", "persistent", "netmask", "ops", "pe", "sched-flags")
+_SERVER_SETTINGS = ("forwarding-method", "weight", "u-threshold", "l-threshold",
+                    "tun-type", "tun-port", "tun-nocsum", "tun-csum", "tun-remcsum")
+COMMAND_RULES = {
+    "add-service": _rule(["service-address"], _SERVICE_SETTINGS),
+    "edit-service": _rule(["service-address"], _SERVICE_SETTINGS),
+    "delete-service": _rule(["service-address"]),
+    "flush": _rule(),
+    "list": _rule(
+        optional=("numeric", "stats", "rate", "thresholds", "persistent-conn",
+                  "nosort", "syncid", "exact", "tun-info"),
+        exclusive=("connection", "service-address", "timeout", "daemon")),
+    "add-server": _rule(["service-address", "real-server"], _SERVER_SETTINGS),
+    "delete-server": _rule(["service-address", "real-server"]),
+    "edit-server": _rule(["service-address", "real-server"], _SERVER_SETTINGS),
+    "set": _rule(),
+    "start-daemon": _rule(optional=("mcast-interface", "syncid", "mcast-group",
+                                    "mcast-port", "mcast-ttl", "sync-maxlen")),
+    "stop-daemon": _rule(optional=("syncid",)),
+    "restore": _rule(),
+    "save": _rule(optional=("numeric",)),
+    "zero": _rule(optional=("service-address",)),
+}
+
+# Tunnel options by tunnel type (same message shapes as the command rules).
+TUNNEL_OPTIONS = ("tun-port", "tun-nocsum", "tun-csum", "tun-remcsum")
+TUNNEL_RULES = {
+    m.TUN_IPIP: _rule(),
+    m.TUN_GUE: _rule(["tun-port"], exclusive=("tun-nocsum", "tun-csum", "tun-remcsum")),
+    m.TUN_GRE: _rule(exclusive=("tun-nocsum", "tun-csum")),
+}
+
+# Scheduler flags: name -> (bit, scheduler it belongs to or None for any).
+SCHED_FLAGS = {
+    "flag-1": (m.SVC_F_SCHED1, None),
+    "flag-2": (m.SVC_F_SCHED2, None),
+    "flag-3": (m.SVC_F_SCHED3, None),
+    "sh-fallback": (m.SVC_F_SCHED1, "sh"),
+    "sh-port": (m.SVC_F_SCHED2, "sh"),
+    "mh-fallback": (m.SVC_F_SCHED1, "mh"),
+    "mh-port": (m.SVC_F_SCHED2, "mh"),
+}
+
+PROTOCOL_OF = {"tcp": m.IPPROTO_TCP, "udp": m.IPPROTO_UDP, "sctp": m.IPPROTO_SCTP}
+PROTOCOL_DB_NAME = {m.IPPROTO_TCP: "tcp", m.IPPROTO_UDP: "udp", m.IPPROTO_SCTP: "sctp"}
+FWD_OF = {"masq": m.FWD_MASQ, "tunnel": m.FWD_TUNNEL, "route": m.FWD_ROUTE}
+
+
+# --------------------------------------------------------------------------
+# The parsed command
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class Format:
+    numeric: bool = False
+    stats: bool = False
+    rate: bool = False
+    thresholds: bool = False
+    persistent_conn: bool = False
+    nosort: bool = False
+    exact: bool = False
+    tun_info: bool = False
+    rule: bool = False  # -S: print as commands
+
+
+@dataclass
+class Command:
+    """One ipvsadm command line, validated, with ipvsadm's defaults filled in."""
+
+    name: str
+    options: set = field(default_factory=set)
+    # virtual service
+    af: int = m.AF_INET
+    protocol: int = 0
+    addr: bytes | None = None  # packed address
+    port: int = 0
+    fwmark: int = 0
+    scheduler: str = ""
+    flags: int = 0
+    timeout: int = 0
+    netmask: int = m.IPV4_FULL_MASK
+    pe_name: str = ""
+    # real server
+    dest_af: int = m.AF_INET
+    dest_addr: bytes | None = None
+    dest_port: int = 0
+    fwd: int = m.FWD_ROUTE
+    weight: int = 1
+    u_threshold: int = 0
+    l_threshold: int = 0
+    tun_type: int = m.TUN_IPIP
+    tun_port: int = 0
+    tun_flags: int = 0
+    # daemon
+    daemon_state: int = 0
+    mcast_ifn: str = ""
+    syncid: int = 0
+    sync_maxlen: int = 0
+    mcast_group: str | None = None
+    mcast_port: int = 0
+    mcast_ttl: int = 0
+    # --set
+    timeouts: m.Timeouts | None = None
+    fmt: Format = field(default_factory=Format)
+
+    # ---- model views ------------------------------------------------------
+    def service_key(self) -> m.ServiceKey:
+        if self.fwmark:
+            return m.ServiceKey(af=self.af, fwmark=self.fwmark)
+        return m.ServiceKey(af=self.af, protocol=self.protocol,
+                            addr=socket.inet_ntop(self.af, self.addr), port=self.port)
+
+    def service(self) -> m.Service:
+        return m.Service(key=self.service_key(), scheduler=self.scheduler, flags=self.flags,
+                         timeout=self.timeout, netmask=self.netmask, pe_name=self.pe_name)
+
+    def destination(self) -> m.Destination:
+        return m.Destination(af=self.dest_af, addr=socket.inet_ntop(self.dest_af, self.dest_addr),
+                             port=self.dest_port, fwd=self.fwd, weight=self.weight,
+                             u_threshold=self.u_threshold, l_threshold=self.l_threshold,
+                             tun_type=self.tun_type, tun_port=self.tun_port,
+                             tun_flags=self.tun_flags)
+
+    def daemon(self) -> m.Daemon:
+        return m.Daemon(state=self.daemon_state, mcast_ifn=self.mcast_ifn, syncid=self.syncid,
+                        sync_maxlen=self.sync_maxlen, mcast_group=self.mcast_group,
+                        mcast_port=self.mcast_port, mcast_ttl=self.mcast_ttl)
+
+
+# --------------------------------------------------------------------------
+# Value parsers: each mirrors the C library call ipvsadm makes, because the
+# accepted spellings are part of the interface ("1.2" is a valid inet_aton
+# address, " 80" a valid strtol number).
+# --------------------------------------------------------------------------
+
+_SPACE = " \t\n\v\f\r"
+
+
+def c_strtol(text: str) -> int | None:
+    """strtol(s, &end, 10) that must consume the whole string, else None."""
+    s = text.lstrip(_SPACE)
+    if not s:
+        return None
+    sign = 1
+    if s[0] in "+-":
+        sign = -1 if s[0] == "-" else 1
+        s = s[1:]
+    if not s or not s.isascii() or not s.isdigit():
+        return None
+    value = sign * int(s)
+    if not -(2**63) <= value < 2**63:
+        return None  # ERANGE
+    return value
+
+
+def number_in(text: str, lo: int, hi: int) -> int | None:
+    n = c_strtol(text)
+    return n if n is not None and lo <= n <= hi else None
+
+
+def _host_v4(name: str) -> bytes | None:
+    try:
+        return socket.inet_aton(name)
+    except OSError:
+        pass
+    try:
+        return socket.inet_aton(socket.gethostbyname(name))
+    except (OSError, UnicodeError, ValueError):
+        return None
+
+
+def _service_port(name: str, protocol: int) -> int | None:
+    proto = PROTOCOL_DB_NAME.get(protocol)
+    if proto is None:
+        return None
+    try:
+        return socket.getservbyname(name, proto)
+    except (OSError, UnicodeError, ValueError):
+        return None
+
+
+def parse_address(text: str, protocol: int):
+    """ipvsadm's host[:port] / [v6]:port syntax.
+
+    Returns None when there is no usable address, else (af, packed, port)
+    with port None when absent.
+    """
+    if not text or (text.isascii() and text.isdigit()):
+        return None
+    buf = text
+    port_text = None
+    if buf.startswith("["):
+        close = buf.find("]", 1)
+        if close < 0 or buf[close + 1:close + 2] != ":":
+            return None
+        port_text = buf[close + 2:]
+        buf = buf[1:close]
+    if "\0" in buf:
+        return None
+    try:
+        return m.AF_INET6, socket.inet_pton(m.AF_INET6, buf), _port(port_text, protocol)
+    except OSError:
+        pass
+    # Not IPv6: a bracketed IPv4 loses its port (ipvsadm re-scans the part
+    # inside the brackets for a colon); otherwise the last colon splits.
+    port_text = None
+    colon = buf.rfind(":")
+    if colon >= 0:
+        buf, port_text = buf[:colon], buf[colon + 1:]
+    packed = _host_v4(buf)
+    if packed is None:
+        return None
+    return m.AF_INET, packed, _port(port_text, protocol)
+
+
+class _BadPort(Exception):
+    pass
+
+
+def _port(text, protocol):
+    if text is None:
+        return None
+    n = number_in(text, 0, 65535)
+    if n is None:
+        n = _service_port(text, protocol)
+    if n is None:
+        raise _BadPort
+    return n
+
+
+def parse_address_checked(text: str, protocol: int):
+    try:
+        return parse_address(text, protocol)
+    except _BadPort:
+        return None
+
+
+# --------------------------------------------------------------------------
+# The scanner (popt's rules) and the per-option actions (ipvsadm's rules)
+# --------------------------------------------------------------------------
+
+
+def _scan(argv):
+    """Yield (opt, value, spelling) for each option and (None, word, word)
+    for each leftover word, in argv order, as popt sees them.
+
+    Raises ParseError for popt's own errors (unknown option, missing
+    argument); the caller decides their exit status.
+    """
+    i, n = 0, len(argv)
+    while i < n:
+        word = argv[i]
+        i += 1
+        if word == "--":
+            for rest in argv[i:]:
+                yield None, rest, rest
+            return
+        if word.startswith("--"):
+            name, eq, inline = word[2:].partition("=")
+            opt = LONG_OPTIONS.get(name)
+            if opt is None:
+                raise ParseError(f"{word}: unknown option", EXIT_USAGE)
+            if opt.arity == NONE:
+                if eq:
+                    raise ParseError(f"{word}: option does not take an argument", EXIT_USAGE)
+                yield opt, None, word
+            elif eq:
+                yield opt, inline, word
+            elif opt.arity == OPTIONAL:
+                if i < n and not argv[i].startswith("-"):
+                    i += 1
+                    yield opt, argv[i - 1], word
+                else:
+                    yield opt, None, word
+            elif i < n:
+                i += 1
+                yield opt, argv[i - 1], word
+            else:
+                raise ParseError(f"{word}: missing argument", EXIT_USAGE)
+            continue
+        if len(word) > 1 and word[0] == "-":
+            j = 1
+            while j < len(word):
+                ch = word[j]
+                j += 1
+                opt = SHORT_OPTIONS.get(ch)
+                if opt is None:
+                    raise ParseError(f"-{ch}: unknown option", EXIT_USAGE)
+                if opt.arity == NONE:
+                    yield opt, None, "-" + ch
+                    continue
+                if j < len(word):
+                    yield opt, word[j:], "-" + ch
+                elif opt.arity == OPTIONAL:
+                    if i < n and not argv[i].startswith("-"):
+                        i += 1
+                        yield opt, argv[i - 1], "-" + ch
+                    else:
+                        yield opt, None, "-" + ch
+                elif i < n:
+                    i += 1
+                    yield opt, argv[i - 1], "-" + ch
+                else:
+                    raise ParseError(f"-{ch}: missing argument", EXIT_USAGE)
+                break
+            continue
+        yield None, word, word
+
+
+def _set_option(cmd: Command, name: str) -> None:
+    if name in cmd.options:
+        raise ParseError(f"multiple '{name}' options specified")
+    cmd.options.add(name)
+
+
+def _daemon_state(value: str, message: str) -> int:
+    if value == "master":
+        return m.DAEMON_MASTER
+    if value == "backup":
+        return m.DAEMON_BACKUP
+    raise ParseError(message)
+
+
+def _apply_option(cmd: Command, opt: Opt, value, spelling: str, state: dict) -> None:
+    action = opt.action
+    kind, _, arg = action.partition(":")
+    if kind == "cmd":
+        # A second command word is not an option ipvsadm knows in that place.
+        raise ParseError(f"invalid option `{spelling}'")
+    if kind == "service":
+        _set_option(cmd, "service-address")
+        if arg == "fwmark":
+            cmd.af = m.AF_INET
+            cmd.protocol = m.IPPROTO_TCP
+            n = c_strtol(value)
+            if n is None or n <= 0 or n > UINT_MAX:
+                raise ParseError(f"invalid fwmark value `{value}' specified")
+            cmd.fwmark = n
+            return
+        cmd.protocol = PROTOCOL_OF[arg]
+        parsed = parse_address_checked(value, cmd.protocol)
+        if parsed is None:
+            raise ParseError("illegal virtual server address[:port] specified")
+        af, packed, port = parsed
+        cmd.af, cmd.addr = af, packed
+        if af == m.AF_INET6:
+            cmd.netmask = 128
+        if port is not None:
+            cmd.port = port
+        return
+    if kind == "scheduler":
+        _set_option(cmd, "scheduler")
+        cmd.scheduler = value[:SCHEDNAME_MAX]
+        return
+    if kind == "persistent":
+        _set_option(cmd, "persistent")
+        cmd.flags |= m.SVC_F_PERSISTENT
+        if value is None:
+            cmd.timeout = m.DEFAULT_PERSISTENCE_TIMEOUT
+        else:
+            t = number_in(value, 1, MAX_TIMEOUT)
+            if t is None:
+                raise ParseError(f"invalid timeout value `{value}' specified")
+            cmd.timeout = t
+        return
+    if kind == "netmask":
+        _set_option(cmd, "netmask")
+        if cmd.af != m.AF_INET6:
+            packed = _host_v4(value)
+            if packed is None:
+                raise ParseError("illegal virtual server persistent mask specified")
+            cmd.netmask = int.from_bytes(packed, "big")
+        else:
+            bits = _c_atoi(value) & UINT_MAX
+            if not 1 <= bits <= 128:
+                raise ParseError("illegal ipv6 netmask specified")
+            cmd.netmask = bits
+        return
+    if kind == "real-server":
+        _set_option(cmd, "real-server")
+        try:
+            parsed = parse_address(value, cmd.protocol)
+        except _BadPort:
+            parsed = None
+        if parsed is None:
+            raise ParseError("illegal real server address[:port] specified")
+        af, packed, port = parsed
+        cmd.dest_af, cmd.dest_addr = af, packed
+        # Without a port of its own the real server takes the service's
+        # port as it is at this point of the line.
+        cmd.dest_port = cmd.port if port is None else port
+        return
+    if kind == "fwd":
+        _set_option(cmd, "forwarding-method")
+        cmd.fwd = FWD_OF[arg]
+        return
+    if kind in ("weight", "u-threshold", "l-threshold", "syncid", "mcast-port",
+                "mcast-ttl", "sync-maxlen", "tun-port"):
+        lo, hi, attr, label = _NUMERIC[kind]
+        _set_option(cmd, kind)
+        n = number_in(value, lo, hi)
+        if n is None:
+            raise ParseError(f"illegal {label} specified")
+        setattr(cmd, attr, n)
+        return
+    if kind == "flag":
+        _set_option(cmd, arg)
+        if arg != "connection" and arg != "timeout" and arg != "daemon":
+            setattr(cmd.fmt, arg.replace("-", "_"), True)
+        return
+    if kind == "sort":
+        return  # accepted and ignored, as in ipvsadm
+    if kind == "mcast-interface":
+        _set_option(cmd, "mcast-interface")
+        cmd.mcast_ifn = value[:IFNAME_MAX]
+        return
+    if kind == "ipv6":
+        if not cmd.fwmark:
+            raise ParseError("-6 used before -f\n")
+        cmd.af = m.AF_INET6
+        cmd.netmask = 128
+        return
+    if kind == "ops":
+        _set_option(cmd, "ops")
+        cmd.flags |= m.SVC_F_ONEPACKET
+        return
+    if kind == "pe":
+        _set_option(cmd, "pe")
+        cmd.pe_name = value[:PENAME_MAX]
+        return
+    if kind == "sched-flags":
+        _set_option(cmd, "sched-flags")
+        state["sched_flags"] = value
+        return
+    if kind == "mcast-group":
+        _set_option(cmd, "mcast-group")
+        cmd.mcast_group = _mcast_group(value)
+        return
+    if kind == "tun-type":
+        _set_option(cmd, "tun-type")
+        if value not in m.TUN_NAMES:
+            raise ParseError("illegal tunnel type specified")
+        cmd.tun_type = m.TUN_NAMES.index(value)
+        return
+    if kind == "tun-flag":
+        _set_option(cmd, opt.long)
+        cmd.tun_flags |= int(arg)
+        return
+    raise AssertionError(action)  # pragma: no cover - table and code disagree
+
+
+_NUMERIC = {
+    "weight": (0, 65535, "weight", "weight"),
+    "u-threshold": (0, INT_MAX, "u_threshold", "u_threshold"),
+    "l-threshold": (0, INT_MAX, "l_threshold", "l_threshold"),
+    "syncid": (0, 255, "syncid", "syncid"),
+    "mcast-port": (1, 65535, "mcast_port", "mcast-port"),
+    "mcast-ttl": (1, 255, "mcast_ttl", "mcast-ttl"),
+    "sync-maxlen": (1, 65535 - 20 - 8, "sync_maxlen", "sync-maxlen"),
+    "tun-port": (1, 65535, "tun_port", "tunnel port"),
+}
+
+
+def _c_atoi(text: str) -> int:
+    """atoi(): leading number, 0 when there is none (wraps like a C int)."""
+    s = text.lstrip(_SPACE)
+    k = 0
+    if s[:1] in ("+", "-"):
+        k = 1
+    while k < len(s) and s[k].isascii() and s[k].isdigit():
+        k += 1
+    digits = s[:k]
+    if digits in ("", "+", "-"):
+        return 0
+    v = int(digits)
+    return ((v + 2**31) % 2**32) - 2**31
+
+
+def _mcast_group(value: str) -> str:
+    if ":" in value:
+        try:
+            packed = socket.inet_pton(m.AF_INET6, value)
+        except OSError:
+            packed = None
+        if packed is None or packed[0] != 0xFF:
+            raise ParseError(f"invalid IPv6 mcast-group `{value}'")
+        return socket.inet_ntop(m.AF_INET6, packed)
+    try:
+        packed = socket.inet_pton(m.AF_INET, value)
+    except OSError:
+        packed = None
+    if packed is None or not 224 <= packed[0] <= 239:
+        raise ParseError(f"invalid IPv4 mcast-group `{value}'")
+    return value
+
+
+def _sched_flags(scheduler: str, text: str) -> int:
+    scheduler = scheduler or m.DEFAULT_SCHEDULER
+    flags = 0
+    for word in text.split(","):
+        if not word:
+            continue  # strtok skips empty fields
+        entry = SCHED_FLAGS.get(word)
+        if entry is None:
+            raise ParseError(f"invalid scheduler flag `{word}'")
+        bit, owner = entry
+        flags |= bit
+        if owner is not None and owner != scheduler:
+            raise ParseError(f"incompatible scheduler flag `{word}'")
+    return flags
+
+
+def _check_rule(rule: Rule, options: set, subject: str, names=OPTION_NAMES):
+    """Apply one row of a rules table in ipvsadm's option order."""
+    first_exclusive = None
+    for name in names:
+        if name not in options:
+            if name in rule.required:
+                raise ParseError(f"You need to supply the '{name}' option for the {subject}")
+            continue
+        if name in rule.exclusive:
+            if first_exclusive is None:
+                first_exclusive = name
+                continue
+            raise ParseError(f"The option '{name}' conflicts with the "
+                             f"'{first_exclusive}' option in the {subject}")
+        elif name not in rule.required and name not in rule.optional:
+            raise ParseError(f"Illegal '{name}' option with the {subject}")
+
+
+def parse(argv: list[str]) -> Command:
+    """Parse one ipvsadm command line (without the program name)."""
+    words = iter(_scan(argv))
+    try:
+        first = next(words)
+    except StopIteration:
+        first = None
+    except ParseError as e:
+        raise ParseError(e.message, EXIT_USAGE, try_help=True) from None
+    if first is None or first[0] is None or not first[0].action.startswith("cmd:"):
+        raise ParseError("", EXIT_USAGE, try_help=True)
+    opt, value, _ = first
+    name = opt.action[4:]
+    cmd = Command(name=name)
+    if name in ("help", "version"):
+        return cmd  # ipvsadm answers these at once, whatever follows
+    if name == "start-daemon":
+        cmd.daemon_state = _daemon_state(value, "illegal start-daemon parameter specified")
+    elif name == "stop-daemon":
+        cmd.daemon_state = _daemon_state(value, "illegal start_daemon specified")
+
+    state: dict = {}
+    leftovers = []
+    for opt, value, spelling in words:
+        if opt is None:
+            leftovers.append(value)
+        else:
+            _apply_option(cmd, opt, value, spelling, state)
+
+    if name == "set":
+        if len(leftovers) < 3:
+            raise ParseError("--set option requires 3 timeout values")
+        values = []
+        for text in leftovers[:3]:
+            t = number_in(text, 0, MAX_TIMEOUT)
+            if t is None:
+                raise ParseError(f"invalid timeout value `{text}' specified")
+            values.append(t)
+        cmd.timeouts = m.Timeouts(*values)
+        leftovers = leftovers[3:]
+    if leftovers:
+        raise ParseError(f"unexpected argument {leftovers[0]}")
+    if "sched_flags" in state and state["sched_flags"]:
+        cmd.flags &= ~m.SVC_F_SCHED_MASK
+        cmd.flags |= _sched_flags(cmd.scheduler, state["sched_flags"])
+    _check_rule(COMMAND_RULES[name], cmd.options, f"'{name}' command")
+    _finish(cmd)
+    return cmd
+
+
+def _finish(cmd: Command) -> None:
+    """The checks and defaults ipvsadm applies after the rules table."""
+    name = cmd.name
+    if name in ("add-service", "edit-service"):
+        if not cmd.fwmark and not cmd.port and not cmd.flags & m.SVC_F_PERSISTENT:
+            raise ParseError("Zero port specified for non-persistent service")
+        if cmd.flags & m.SVC_F_ONEPACKET and not cmd.fwmark and cmd.protocol != m.IPPROTO_UDP:
+            raise ParseError("One-Packet Scheduling is only for UDP virtual services")
+        if not cmd.scheduler:
+            cmd.scheduler = m.DEFAULT_SCHEDULER
+    if name == "start-daemon" and not cmd.mcast_ifn:
+        cmd.mcast_ifn = DEFAULT_MCAST_IFN
+    if name in ("add-server", "edit-server"):
+        if not cmd.fwmark and cmd.fwd in (m.FWD_TUNNEL, m.FWD_ROUTE):
+            cmd.dest_port = cmd.port
+        if cmd.dest_af != cmd.af and cmd.fwd != m.FWD_TUNNEL:
+            raise ParseError("Different address family is allowed only for tunneling servers")
+        if cmd.fwd != m.FWD_TUNNEL and any(o in cmd.options for o in ("tun-type",) + TUNNEL_OPTIONS):
+            raise ParseError("Tunnel options conflict with forward method")
+        _check_rule(TUNNEL_RULES[cmd.tun_type], cmd.options,
+                    f"'{m.TUN_NAMES[cmd.tun_type]}' tunnel type", TUNNEL_OPTIONS)
+    if name == "list":
+        o = cmd.options
+        if ((o & {"connection", "timeout", "daemon"} and o & {"stats", "rate", "thresholds"})
+                or (o & {"timeout", "daemon"} and "persistent-conn" in o)):
+            raise ParseError("options conflicts in the list command")
+    if name == "save":
+        cmd.fmt.rule = True
+
+
+# --------------------------------------------------------------------------
+# Restore streams
+# --------------------------------------------------------------------------
+
+
+_RESTORE_SEPARATORS = str.maketrans("\t\r\n", "   ")
+
+
+def split_restore_line(line: str) -> list[str]:
+    """Words of one -R line as ipvsadm splits them: on spaces, tabs and CRs
+    only, with every word "ipvsadm" dropped (a saved line may start with it)."""
+    words = [w for w in line.translate(_RESTORE_SEPARATORS).split(" ") if w]
+    return [w for w in words if w != "ipvsadm"] if "ipvsadm" in line else words

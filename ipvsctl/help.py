@@ -1,0 +1,88 @@
+"""The `-h` text of the ipvsadm-compatible surface (ipvsctl's own words)."""
+
+SCHEDULERS = "rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|mh"
+PERSISTENCE_ENGINES = "sip"
+
+
+def usage(prog: str) -> str:
+    p = prog
+    return f"""Usage:
+  {p} -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [-b sched-flags]
+  {p} -D virtual-service
+  {p} -C
+  {p} -R
+  {p} -S [-n]
+  {p} -a|e virtual-service -r server-address [options]
+  {p} -d virtual-service -r server-address
+  {p} -L|l [virtual-service] [options]
+  {p} -Z [virtual-service]
+  {p} --set tcp tcpfin udp
+  {p} --start-daemon {{master|backup}} [daemon-options]
+  {p} --stop-daemon {{master|backup}}
+  {p} -h
+
+Commands (long or short spelling):
+  --add-service     -A        add a virtual service
+  --edit-service    -E        change a virtual service's settings
+  --delete-service  -D        delete a virtual service and its real servers
+  --clear           -C        delete every virtual service
+  --restore         -R        read commands from standard input (checked before any is applied)
+  --save            -S        print the table as commands for -R
+  --add-server      -a        add a real server to a virtual service
+  --edit-server     -e        change a real server's settings
+  --delete-server   -d        remove a real server
+  --list            -L|-l     print the table
+  --zero            -Z        reset the counters of one or every service
+  --set tcp tcpfin udp        set the connection timeouts (seconds, 0 keeps)
+  --start-daemon              start the connection sync daemon
+  --stop-daemon               stop the connection sync daemon
+  --help            -h        print this text
+
+virtual-service:
+  --tcp-service|-t  service-address   host[:port], IPv6 as [addr]:port
+  --udp-service|-u  service-address   host[:port]
+  --sctp-service    service-address   host[:port]
+  --fwmark-service|-f fwmark          a firewall mark above zero
+
+Options:
+  --ipv6         -6                   the fwmark service is IPv6 (after -f)
+  --scheduler    -s scheduler         one of {SCHEDULERS};
+                                      wlc when not given
+  --pe            engine              persistence engine: {PERSISTENCE_ENGINES} (none by default)
+  --persistent   -p [timeout]         persistent service (360 s when no timeout)
+  --netmask      -M netmask           persistence granularity (IPv4 mask or IPv6 prefix length)
+  --real-server  -r server-address    host and optional port of a real server
+  --gatewaying   -g                   direct routing (the default)
+  --ipip         -i                   tunnelling
+  --masquerading -m                   NAT
+  --tun-type      type                ipip|gue|gre (ipip when not given)
+  --tun-port      port                tunnel destination port (gue)
+  --tun-nocsum                        tunnel without checksum
+  --tun-csum                          tunnel with checksum
+  --tun-remcsum                       tunnel with remote checksum
+  --weight       -w weight            capacity of the real server (0-65535)
+  --u-threshold  -x uthreshold        upper connection threshold
+  --l-threshold  -y lthreshold        lower connection threshold
+  --connection   -c                   list the current connections
+  --timeout                           list the timeouts (tcp tcpfin udp)
+  --daemon                            list the sync daemons
+  --stats                             list with counters
+  --rate                              list with rates
+  --exact                             print numbers in full
+  --thresholds                        list with thresholds
+  --persistent-conn                   list with persistent connections
+  --tun-info                          list with tunnel details
+  --nosort                            keep the kernel's order
+  --sort                              accepted for compatibility; sorting is the default
+  --ops          -o                   one-packet scheduling (UDP and fwmark)
+  --numeric      -n                   print addresses and ports as numbers
+  --sched-flags  -b flags             scheduler flags, comma-separated
+  --netns        name                 work on the table of a named network namespace
+Daemon Options:
+  --syncid sid                        sync id (default=255)
+  --sync-maxlen length                largest sync message (default=1472)
+  --mcast-interface interface         multicast interface for the sync traffic
+  --mcast-group address               IPv4/IPv6 group (default=224.0.0.81)
+  --mcast-port port                   UDP port (default=8848)
+  --mcast-ttl ttl                     multicast TTL (default=1)
+"""

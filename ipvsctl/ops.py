@@ -1,0 +1,156 @@
+"""What each ipvsadm command means, as functions over a Backend.
+
+Strategy: ``execute`` takes a parsed ``Command`` and a backend and returns
+(exit status, stdout text, stderr text) without printing, so the command line
+and the restore stream share one implementation and tests can call it
+in-process.  Changes become ``Request`` values (``to_request``), which is what
+lets a restore batch thousands of them into a few system calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ipvsctl import backend as b
+from ipvsctl import model as m
+from ipvsctl.errors import EXIT_KERNEL, EXIT_LIST_FAILED, EXIT_OK, kernel_message
+from ipvsctl.grammar import Command
+from ipvsctl.render import text
+
+
+@dataclass
+class Outcome:
+    status: int = EXIT_OK
+    out: str = ""
+    err: str = ""
+
+
+_CHANGE_OPS = {
+    "add-service": b.OP_ADD_SERVICE,
+    "edit-service": b.OP_EDIT_SERVICE,
+    "delete-service": b.OP_DEL_SERVICE,
+    "flush": b.OP_FLUSH,
+    "zero": b.OP_ZERO,
+    "add-server": b.OP_ADD_DEST,
+    "edit-server": b.OP_EDIT_DEST,
+    "delete-server": b.OP_DEL_DEST,
+    "set": b.OP_SET_TIMEOUTS,
+    "start-daemon": b.OP_START_DAEMON,
+    "stop-daemon": b.OP_STOP_DAEMON,
+}
+
+
+def is_change(cmd: Command) -> bool:
+    return cmd.name in _CHANGE_OPS
+
+
+def _zero_target(cmd: Command) -> m.ServiceKey | None:
+    # ipvsadm zeroes one service only when the line names a mark, a non-zero
+    # address or a port; "-Z -t 0.0.0.0:0" zeroes everything.
+    if "service-address" not in cmd.options:
+        return None
+    if cmd.fwmark or cmd.port or (cmd.addr and any(cmd.addr)):
+        return cmd.service_key()
+    return None
+
+
+def to_request(cmd: Command) -> b.Request:
+    """The kernel change a parsed change command asks for."""
+    op = _CHANGE_OPS[cmd.name]
+    if op in (b.OP_ADD_SERVICE, b.OP_EDIT_SERVICE):
+        return b.Request(op, service=cmd.service())
+    if op == b.OP_DEL_SERVICE:
+        return b.Request(op, service=cmd.service_key())
+    if op == b.OP_ZERO:
+        return b.Request(op, service=_zero_target(cmd))
+    if op in (b.OP_ADD_DEST, b.OP_EDIT_DEST, b.OP_DEL_DEST):
+        return b.Request(op, service=cmd.service_key(), dest=cmd.destination())
+    if op == b.OP_SET_TIMEOUTS:
+        return b.Request(op, timeouts=cmd.timeouts)
+    if op in (b.OP_START_DAEMON, b.OP_STOP_DAEMON):
+        return b.Request(op, daemon=cmd.daemon())
+    return b.Request(op)
+
+
+def execute(cmd: Command, backend: b.Backend) -> Outcome:
+    """Run one command; kernel errors become ipvsadm's messages and statuses."""
+    if is_change(cmd):
+        req = to_request(cmd)
+        try:
+            backend.apply(req)
+        except b.KernelError as e:
+            return Outcome(EXIT_KERNEL, "", kernel_message(req.op, e.errno) + "\n")
+        return Outcome()
+    if cmd.name == "save":
+        return list_all(backend, cmd.fmt, with_header=False)
+    if cmd.name == "list":
+        return list_command(cmd, backend)
+    raise ValueError(f"not a table command: {cmd.name}")
+
+
+def list_command(cmd: Command, backend: b.Backend) -> Outcome:
+    o = cmd.options
+    if "connection" in o:
+        return list_connections(backend, cmd.fmt)
+    if "service-address" in o:
+        return list_service(backend, cmd.service_key(), cmd.fmt)
+    if "timeout" in o:
+        try:
+            return Outcome(out=text.timeouts(backend.timeouts()))
+        except b.KernelError:
+            return Outcome(EXIT_LIST_FAILED)
+    if "daemon" in o:
+        try:
+            return Outcome(out=text.daemons(backend.daemons()))
+        except b.KernelError:
+            return Outcome(EXIT_LIST_FAILED)
+    return list_all(backend, cmd.fmt, with_header=True)
+
+
+def list_all(backend: b.Backend, fmt, with_header: bool) -> Outcome:
+    from ipvsctl.order import sort_services
+
+    head = ""
+    if with_header:
+        try:
+            head = text.header(backend.info())
+        except b.KernelError as e:
+            return Outcome(EXIT_LIST_FAILED, "", kernel_message(b.OP_GET_INFO, e.errno) + "\n")
+    try:
+        table = backend.table()
+    except b.KernelError as e:
+        return Outcome(EXIT_LIST_FAILED, head, kernel_message(e.op or b.OP_GET_SERVICES, e.errno) + "\n")
+    if not fmt.nosort:
+        table = sort_services(table, service_of=lambda entry: entry[0])
+    lines = [head + text.title(fmt)] if (head or text.title(fmt)) else []
+    body: list[str] = []
+    for svc, dests in table:
+        text.service_block(svc, dests, fmt, body)
+    if body:
+        body.append("")
+    return Outcome(out="".join(lines) + "\n".join(body))
+
+
+def list_service(backend: b.Backend, key: m.ServiceKey, fmt) -> Outcome:
+    try:
+        svc = backend.service(key)
+        dests = backend.destinations(key)
+    except b.KernelError as e:
+        return Outcome(EXIT_LIST_FAILED, "", kernel_message(b.OP_GET_SERVICE, e.errno) + "\n")
+    body: list[str] = []
+    text.service_block(svc, dests, fmt, body)
+    return Outcome(out=text.title(fmt) + "\n".join(body) + "\n")
+
+
+CONN_FILE = "/proc/net/ip_vs_conn"
+
+
+def list_connections(backend: b.Backend, fmt) -> Outcome:
+    from ipvsctl.render.connections import render_connections
+
+    read = getattr(backend, "read_proc_net", None)
+    try:
+        raw = read("ip_vs_conn") if read else open(CONN_FILE).read()
+    except OSError:
+        return Outcome(EXIT_LIST_FAILED, "", f"cannot open file {CONN_FILE}\n")
+    return Outcome(out=render_connections(raw, fmt))

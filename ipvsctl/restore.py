@@ -1,0 +1,103 @@
+"""`-R`: apply a stream of ipvsadm command lines, checked first, then batched.
+
+Strategy, and where it parts from ipvsadm on purpose (docs/compat.md):
+1. Every line is parsed and validated before anything is sent.  A line
+   ipvsadm would refuse stops the restore with that line's number and
+   message and the kernel table untouched (ipvsadm applies the lines before
+   it and leaves the table half-restored).  '#' comment lines are skipped.
+2. Consecutive change commands are sent as one pipelined batch
+   (``Backend.apply_many``), which keeps going past kernel errors exactly as
+   ipvsadm does line by line.  List and save lines run in their place.
+3. Every line the kernel refused is reported with its number and ipvsadm's
+   message, and the exit status is non-zero if any line failed (ipvsadm
+   returns only the status of its last line).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ipvsctl import backend as b
+from ipvsctl.errors import EXIT_KERNEL, EXIT_OK, kernel_message
+from ipvsctl.grammar import EXIT_USAGE, ParseError, parse, split_restore_line
+
+
+@dataclass
+class RestoreResult:
+    status: int = EXIT_OK
+    out: list = field(default_factory=list)
+    err: list = field(default_factory=list)
+    applied: int = 0
+    failed: list = field(default_factory=list)  # line numbers
+
+
+class RestoreLineError(Exception):
+    def __init__(self, line_no: int, error: ParseError):
+        super().__init__(line_no, error)
+        self.line_no = line_no
+        self.error = error
+
+
+def plan(lines, program: str = "ipvsctl"):
+    """Parse every line; return [(line_no, Request | Command)].
+
+    Raises RestoreLineError for the first line that does not parse.
+    """
+    from ipvsctl.ops import is_change, to_request
+
+    steps = []
+    for line_no, line in enumerate(lines, 1):
+        words = split_restore_line(line)
+        if not words or words[0].startswith("#"):
+            continue
+        try:
+            cmd = parse(words)
+            if cmd.name in ("restore", "help", "version"):
+                # ipvsadm refuses a nested restore; help and version would end
+                # the stream half-way, so they are refused here too.
+                raise ParseError("", EXIT_USAGE, try_help=True)
+        except ParseError as e:
+            raise RestoreLineError(line_no, e) from None
+        steps.append((line_no, to_request(cmd) if is_change(cmd) else cmd))
+    return steps
+
+
+def apply(steps, backend: b.Backend) -> RestoreResult:
+    from ipvsctl.ops import execute
+
+    result = RestoreResult()
+    batch: list = []
+
+    def flush():
+        if not batch:
+            return
+        errors = backend.apply_many(req for _, req in batch)
+        for index, (line_no, req) in enumerate(batch):
+            e = errors.get(index)
+            if e is None:
+                result.applied += 1
+                continue
+            result.failed.append(line_no)
+            result.err.append(f"line {line_no}: {kernel_message(req.op, e.errno)}\n")
+        batch.clear()
+
+    for line_no, step in steps:
+        if isinstance(step, b.Request):
+            batch.append((line_no, step))
+            continue
+        flush()
+        outcome = execute(step, backend)
+        result.out.append(outcome.out)
+        if outcome.err:
+            result.err.append(f"line {line_no}: {outcome.err}")
+        if outcome.status:
+            result.failed.append(line_no)
+    flush()
+    if result.failed:
+        result.status = EXIT_KERNEL
+        shown = ", ".join(str(n) for n in result.failed[:20])
+        more = ", ..." if len(result.failed) > 20 else ""
+        result.err.append(
+            f"restore: {len(result.failed)} of {len(steps)} commands failed "
+            f"(lines {shown}{more}); every other line was applied\n")
+    return result
