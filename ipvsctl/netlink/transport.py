@@ -1,0 +1,402 @@
+"""The generic-netlink socket that talks to IPVS.
+
+Strategy
+--------
+One ``AF_NETLINK``/``NETLINK_GENERIC`` socket per backend, opened (optionally
+inside a named network namespace), with the IPVS family id resolved once per
+process and namespace.  Three ways to talk:
+
+* ``request(msg)``: one request with NLM_F_ACK; returns the reply payloads
+  that came before the ACK, or raises ``KernelError``.
+* ``dump(msg)``: one NLM_F_DUMP request; yields every entry of the multi-part
+  reply, drains the socket even when the caller stops early, and raises
+  ``DumpInterrupted`` at the end if the kernel flagged NLM_F_DUMP_INTR.
+* ``batch(msgs)``: many requests pipelined.  The kernel runs every message of
+  one ``sendmsg`` in order, synchronously, inside the send (genetlink's
+  ``netlink_rcv_skb``), continues after a failing message, and answers a
+  message only when it failed or asked for an ACK; each error carries the
+  failing message's sequence number.  So: pack a window of messages into one
+  buffer, ask for an ACK only on the last one, send, then read error reports
+  until that last ACK arrives; the result is exactly what applying each
+  request alone, in order, would give.
+
+Sizing the window: every error report queued on our socket costs its skb's
+truesize against the receive buffer; if the buffer overflows, reports are
+dropped (ENOBUFS) and the failing requests can no longer be identified.  The
+window therefore holds at most ``rcvbuf // ERROR_REPORT_COST`` messages (so
+even a window in which every request fails fits), and at most the send
+buffer's size in bytes (``netlink_sendmsg`` refuses a message larger than
+sk_sndbuf - 32).  NETLINK_CAP_ACK keeps each error report to its header, and
+SO_RCVBUFFORCE/SO_SNDBUFFORCE (root) or SO_RCVBUF/SO_SNDBUF (others, capped by
+net.core.[rw]mem_max) make the buffers large.  Should reports be lost anyway,
+``BatchOverrun`` says so rather than guessing.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+import socket
+from typing import Iterator, Sequence
+
+from ipvsctl.backend import KernelError
+from ipvsctl.netlink import codec
+from ipvsctl.netlink import constants as C
+
+_SEQ_MASK = 0xFFFFFFFF
+#: Receive buffer (one netlink datagram; dump parts are at most 32 KiB).
+RECV_BUFSIZE = 1 << 18
+#: Asked-for socket buffer sizes (the kernel doubles what it is given).
+SOCKET_RCVBUF = 8 << 20
+SOCKET_SNDBUF = 4 << 20
+#: Upper bounds for one window (one sendmsg).
+WINDOW_BYTES = 256 << 10
+WINDOW_MSGS = 2048
+#: Receive-buffer cost of one queued error report (skb truesize of a
+#: 36-byte NLMSG_ERROR is ~768 bytes on x86-64; rounded up generously).
+ERROR_REPORT_COST = 2048
+
+
+class IPVSUnavailable(KernelError):
+    """The kernel has no IPVS (no "IPVS" generic-netlink family, even after modprobe)."""
+
+    def __init__(self, op: str = ""):
+        super().__init__(_errno.ENOPROTOOPT, op)
+
+
+class DumpInterrupted(KernelError):
+    """The kernel flagged a dump as inconsistent (NLM_F_DUMP_INTR): read it again."""
+
+    def __init__(self, op: str = ""):
+        super().__init__(_errno.EINTR, op)
+
+
+class BatchOverrun(KernelError):
+    """Error reports of a batch were dropped (receive buffer overrun): outcome unknown."""
+
+    def __init__(self, first_index: int, last_index: int):
+        super().__init__(_errno.ENOBUFS, "batch")
+        self.first_index = first_index
+        self.last_index = last_index
+
+
+class NetnsNotFound(FileNotFoundError):
+    """The named network namespace does not exist."""
+
+    def __init__(self, name: str, path: str):
+        super().__init__(_errno.ENOENT, f"network namespace {name!r} not found", path)
+        self.name = name
+
+
+# IPVS family id per namespace (the id is global in practice; keyed anyway).
+_FAMILY_IDS: dict[str | None, int] = {}
+_MODPROBE_TRIED = False
+
+
+def netns_path(netns: str) -> str:
+    """A namespace name (``ip netns add NAME``) or a path to a namespace file."""
+    return netns if "/" in netns else os.path.join("/run/netns", netns)
+
+
+def _new_socket() -> socket.socket:
+    return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, C.NETLINK_GENERIC)
+
+
+def _socket_in_netns(netns: str) -> socket.socket:
+    """Create the socket inside ``netns``: setns this thread in, create, setns back.
+
+    A socket stays in the namespace it was created in; only the calling
+    thread moves, and only for the duration of socket().
+    """
+    import ctypes  # only on this path: keeps ordinary commands light
+
+    path = netns_path(netns)
+    try:
+        target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NetnsNotFound(netns, path) from None
+    try:
+        try:
+            own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:  # kernels before 3.17
+            own = os.open(f"/proc/self/task/{os.gettid()}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.setns(target, C.CLONE_NEWNET) != 0:
+                e = ctypes.get_errno()
+                raise OSError(e, f"cannot enter network namespace {netns!r}: {os.strerror(e)}", path)
+            try:
+                return _new_socket()
+            finally:
+                if libc.setns(own, C.CLONE_NEWNET) != 0:  # pragma: no cover
+                    e = ctypes.get_errno()
+                    raise RuntimeError(f"cannot return to the original network namespace: {os.strerror(e)}")
+        finally:
+            os.close(own)
+    finally:
+        os.close(target)
+
+
+def _modprobe_ipvs() -> None:
+    """Load ip_vs once per process, as ipvsadm does when the family is missing."""
+    global _MODPROBE_TRIED
+    if _MODPROBE_TRIED:
+        return
+    _MODPROBE_TRIED = True
+    import shutil
+    import subprocess
+
+    exe = shutil.which("modprobe") or next(
+        (p for p in ("/sbin/modprobe", "/usr/sbin/modprobe") if os.path.exists(p)), None
+    )
+    if exe is None:
+        return
+    try:
+        subprocess.run([exe, "-q", "ip_vs"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=False)
+    except OSError:
+        pass
+
+
+def _set_buffer(sock: socket.socket, force_opt: int, opt: int, size: int) -> None:
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, force_opt, size)
+        return
+    except OSError:  # EPERM without CAP_NET_ADMIN
+        pass
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, opt, size)
+    except OSError:
+        pass
+
+
+class Transport:
+    """A generic-netlink socket bound to the IPVS family.
+
+    ``sock`` and ``family`` may be injected (tests use a fake socket).
+    """
+
+    def __init__(
+        self,
+        netns: str | None = None,
+        *,
+        sock=None,
+        family: int | None = None,
+        window_bytes: int = WINDOW_BYTES,
+        window_msgs: int = WINDOW_MSGS,
+    ):
+        self.netns = netns
+        self._seq = 0
+        self._rbuf = bytearray(RECV_BUFSIZE)
+        if sock is None:
+            sock = _socket_in_netns(netns) if netns else _new_socket()
+            try:
+                sock.bind((0, 0))
+                # Error reports carry only the failing request's header.
+                sock.setsockopt(C.SOL_NETLINK, C.NETLINK_CAP_ACK, 1)
+                _set_buffer(sock, C.SO_RCVBUFFORCE, C.SO_RCVBUF, SOCKET_RCVBUF)
+                _set_buffer(sock, C.SO_SNDBUFFORCE, C.SO_SNDBUF, SOCKET_SNDBUF)
+            except BaseException:
+                sock.close()
+                raise
+        self.sock = sock
+        try:
+            rcvbuf = sock.getsockopt(socket.SOL_SOCKET, C.SO_RCVBUF)
+            sndbuf = sock.getsockopt(socket.SOL_SOCKET, C.SO_SNDBUF)
+        except (OSError, AttributeError):
+            rcvbuf = sndbuf = 0
+        if rcvbuf:
+            window_msgs = max(1, min(window_msgs, rcvbuf // ERROR_REPORT_COST))
+        if sndbuf:
+            window_bytes = max(1, min(window_bytes, sndbuf - 64))
+        self.window_msgs = window_msgs
+        self.window_bytes = window_bytes
+        if family is None:
+            try:
+                family = self._resolve_family()
+            except BaseException:
+                self.close()
+                raise
+        self.family = family
+
+    # -- plumbing -----------------------------------------------------------
+
+    def close(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            sock.close()
+
+    def __enter__(self) -> "Transport":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _next_seq(self, count: int = 1) -> int:
+        """Reserve ``count`` consecutive sequence numbers; return the first."""
+        first = (self._seq + 1) & _SEQ_MASK
+        self._seq = (self._seq + count) & _SEQ_MASK
+        return first
+
+    def _recv(self, op: str = "") -> bytes:
+        try:
+            n = self.sock.recv_into(self._rbuf, len(self._rbuf), socket.MSG_TRUNC)
+        except OSError as e:
+            if e.errno == _errno.ENOBUFS:
+                raise KernelError(_errno.ENOBUFS, op) from None
+            raise
+        if n > len(self._rbuf):
+            raise codec.DecodeError(f"netlink message of {n} bytes exceeds the receive buffer")
+        return bytes(memoryview(self._rbuf)[:n])
+
+    def _send(self, buf) -> None:
+        n = self.sock.send(buf)
+        if n != len(buf):  # pragma: no cover - netlink sends are atomic
+            raise OSError(_errno.EMSGSIZE, "short netlink send")
+
+    def _resolve_family(self) -> int:
+        key = self.netns
+        fam = _FAMILY_IDS.get(key)
+        if fam is not None:
+            return fam
+        for attempt in (0, 1):
+            try:
+                replies = self.request(codec.encode_get_family(), "init")
+            except KernelError as e:
+                if e.errno != _errno.ENOENT:
+                    raise
+                if attempt == 0:
+                    _modprobe_ipvs()
+                    continue
+                raise IPVSUnavailable("init") from None
+            for payload in replies:
+                fam = codec.decode_family_id(payload)
+                _FAMILY_IDS[key] = fam
+                return fam
+        raise IPVSUnavailable("init")
+
+    # -- one request --------------------------------------------------------
+
+    def request(self, msg: bytes, op: str = "") -> list[memoryview]:
+        """Send ``msg`` with NLM_F_ACK; return the payloads replied before the ACK."""
+        seq = self._next_seq()
+        buf = bytearray(msg)
+        codec.FLAGS_SEQ.pack_into(buf, codec.FLAGS_SEQ_OFFSET, C.NLM_F_REQUEST | C.NLM_F_ACK, seq)
+        self._send(buf)
+        replies: list[memoryview] = []
+        while True:
+            for mtype, _flags, mseq, payload in codec.iter_messages(self._recv(op)):
+                if mseq != seq:
+                    continue  # left over from an earlier, abandoned exchange
+                if mtype == C.NLMSG_ERROR:
+                    err, _ = codec.decode_error(payload)
+                    if err:
+                        raise KernelError(err, op)
+                    return replies
+                if mtype < C.NLMSG_MIN_TYPE:
+                    continue  # NOOP / DONE / OVERRUN carry nothing for us
+                replies.append(payload)
+
+    # -- dumps --------------------------------------------------------------
+
+    def dump(self, msg: bytes, op: str = "") -> Iterator[memoryview]:
+        """Yield every entry of a dump; raise DumpInterrupted after it if flagged."""
+        seq = self._next_seq()
+        buf = bytearray(msg)
+        codec.FLAGS_SEQ.pack_into(buf, codec.FLAGS_SEQ_OFFSET, C.NLM_F_REQUEST | C.NLM_F_DUMP, seq)
+        self._send(buf)
+        interrupted = False
+        done = False
+        try:
+            while not done:
+                for mtype, mflags, mseq, payload in codec.iter_messages(self._recv(op)):
+                    if mseq != seq:
+                        continue
+                    if mflags & C.NLM_F_DUMP_INTR:
+                        interrupted = True
+                    if mtype == C.NLMSG_DONE:
+                        done = True
+                        err = codec.decode_done(payload)
+                        if err:
+                            raise KernelError(err, op)
+                        break
+                    if mtype == C.NLMSG_ERROR:
+                        done = True
+                        err, _ = codec.decode_error(payload)
+                        if err:
+                            raise KernelError(err, op)
+                        break
+                    if mtype < C.NLMSG_MIN_TYPE:
+                        continue
+                    yield payload
+        finally:
+            if not done:
+                self._drain(seq)
+        if interrupted:
+            raise DumpInterrupted(op)
+
+    def _drain(self, seq: int) -> None:
+        """Read and drop the rest of an abandoned dump."""
+        while True:
+            try:
+                chunk = self._recv()
+            except (OSError, KernelError):
+                return
+            for mtype, _f, mseq, _p in codec.iter_messages(chunk):
+                if mseq == seq and mtype in (C.NLMSG_DONE, C.NLMSG_ERROR):
+                    return
+
+    # -- pipelined batches ----------------------------------------------------
+
+    def batch(self, msgs: Sequence[bytes]) -> dict[int, int]:
+        """Apply ``msgs`` in order, pipelined; return {index: errno} of the failures."""
+        errors: dict[int, int] = {}
+        total = len(msgs)
+        if not total:
+            return errors
+        base = self._next_seq(total)
+        pack_into = codec.FLAGS_SEQ.pack_into
+        off_fs = codec.FLAGS_SEQ_OFFSET
+        request_flag = C.NLM_F_REQUEST
+        max_bytes, max_msgs = self.window_bytes, self.window_msgs
+        i = 0
+        while i < total:
+            start = i
+            buf = bytearray()
+            last_off = 0
+            while i < total and i - start < max_msgs:
+                m = msgs[i]
+                if buf and len(buf) + len(m) > max_bytes:
+                    break
+                last_off = len(buf)
+                buf += m
+                pack_into(buf, last_off + off_fs, request_flag, (base + i) & _SEQ_MASK)
+                i += 1
+            last_seq = (base + i - 1) & _SEQ_MASK
+            pack_into(buf, last_off + off_fs, request_flag | C.NLM_F_ACK, last_seq)
+            self._send(buf)
+            self._collect(base, start, i, last_seq, errors)
+        return errors
+
+    def _collect(self, base: int, start: int, stop: int, last_seq: int, errors: dict[int, int]) -> None:
+        """Read the error reports of messages [start, stop) up to the final ACK."""
+        nlmsg_error = C.NLMSG_ERROR
+        decode_error = codec.decode_error
+        while True:
+            try:
+                chunk = self._recv("batch")
+            except KernelError as e:
+                if e.errno == _errno.ENOBUFS:
+                    raise BatchOverrun(start, stop - 1) from None
+                raise
+            for mtype, _flags, mseq, payload in codec.iter_messages(chunk):
+                if mtype != nlmsg_error:
+                    continue
+                idx = (mseq - base) & _SEQ_MASK
+                if not start <= idx < stop:
+                    continue  # stale
+                err, _ = decode_error(payload)
+                if err:
+                    errors[idx] = err
+                if mseq == last_seq:
+                    return

@@ -1,0 +1,362 @@
+"""The netlink transport against a fake socket that behaves like the kernel.
+
+The fake follows netlink_rcv_skb's contract (what the kernel tier proves on
+a real kernel): every message of one send is processed in order; a message
+gets an NLMSG_ERROR when it fails (error < 0) or asked for NLM_F_ACK (error
+0); with NETLINK_CAP_ACK the report echoes only the request's header.  Here
+we check what is ours: sequence numbers, windows, ACK placement, mapping of
+errors back to request indices, dumps and their draining, family resolution.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+from collections import deque
+
+import pytest
+
+from ipvsctl.backend import OP_ADD_DEST, OP_DEL_SERVICE, KernelError, Request
+from ipvsctl.model import AF_INET, IPPROTO_TCP, Destination, Service, ServiceKey
+from ipvsctl.netlink import codec
+from ipvsctl.netlink import constants as C
+from ipvsctl.netlink import transport as T
+from ipvsctl.netlink.backend import NetlinkBackend
+
+FAMILY = 0x22
+PORTID = 4242
+
+
+def nlmsg(mtype: int, flags: int, seq: int, body: bytes) -> bytes:
+    return codec.NLMSGHDR.pack(16 + len(body), mtype, flags, seq, PORTID) + body
+
+
+def error_report(req_hdr: bytes, err: int) -> bytes:
+    _len, _type, _flags, seq, _pid = codec.NLMSGHDR.unpack_from(req_hdr)
+    return nlmsg(C.NLMSG_ERROR, C.NLM_F_CAPPED if err == 0 else 0, seq, struct.pack("=i", err) + req_hdr[:16])
+
+
+class FakeKernel:
+    """A socket whose 'kernel' answers each request with ``handler``.
+
+    ``handler(cmd, msg_bytes) -> (errno, [reply payloads])``.
+    """
+
+    def __init__(self, handler=None, rcvbuf: int = 1 << 24, sndbuf: int = 1 << 23):
+        self.handler = handler or (lambda cmd, msg: (0, []))
+        self.queue: deque[bytes] = deque()
+        self.sent: list[bytes] = []  # every send, as given
+        self.rcvbuf, self.sndbuf = rcvbuf, sndbuf
+        self.overrun = False
+        self.closed = False
+
+    # socket API used by Transport
+    def getsockopt(self, level, opt):
+        return {C.SO_RCVBUF: self.rcvbuf, C.SO_SNDBUF: self.sndbuf}[opt]
+
+    def send(self, buf) -> int:
+        buf = bytes(buf)
+        assert len(buf) <= self.sndbuf - 32, "netlink_sendmsg would refuse this (EMSGSIZE)"
+        self.sent.append(buf)
+        for mtype, mflags, seq, payload in codec.iter_messages(buf):
+            assert mflags & C.NLM_F_REQUEST
+            hdr = codec.NLMSGHDR.pack(16 + len(payload), mtype, mflags, seq, 0)
+            msg = hdr + bytes(payload)
+            if mflags & C.NLM_F_DUMP == C.NLM_F_DUMP:
+                self.dump_reply(seq, msg)
+                continue
+            err, replies = self.handler(payload[0], msg)
+            for r in replies:
+                self.queue.append(nlmsg(FAMILY, 0, seq, r))
+            if err or mflags & C.NLM_F_ACK:
+                self.queue.append(error_report(hdr, -err))
+        return len(buf)
+
+    def dump_reply(self, seq: int, msg: bytes) -> None:
+        err, entries, intr = self.handler("dump", msg)
+        if err:
+            self.queue.append(error_report(msg[:16], -err))
+            return
+        flags = C.NLM_F_MULTI | (C.NLM_F_DUMP_INTR if intr else 0)
+        # Two entries per datagram, like a kernel filling an skb.
+        for i in range(0, len(entries), 2):
+            self.queue.append(b"".join(nlmsg(FAMILY, flags, seq, e) for e in entries[i : i + 2]))
+        self.queue.append(nlmsg(C.NLMSG_DONE, flags, seq, struct.pack("=i", 0)))
+
+    def recv_into(self, buf, nbytes=0, flags=0) -> int:
+        if self.overrun:
+            self.overrun = False
+            raise OSError(errno.ENOBUFS, "No buffer space available")
+        if not self.queue:
+            raise AssertionError("recv on an empty socket would block forever")
+        data = self.queue.popleft()
+        n = min(len(data), len(buf))
+        buf[:n] = data[:n]
+        return len(data) if flags & socket.MSG_TRUNC else n
+
+    def close(self):
+        self.closed = True
+
+
+def transport(kernel: FakeKernel, **kw) -> T.Transport:
+    return T.Transport(sock=kernel, family=FAMILY, **kw)
+
+
+def msg_seq_flags(raw: bytes):
+    return [(f, s) for _t, f, s, _p in codec.iter_messages(raw)]
+
+
+KEY = ServiceKey(AF_INET, IPPROTO_TCP, "10.0.0.1", 80)
+
+
+def dest_msgs(n: int) -> list[bytes]:
+    return [
+        codec.encode_new_dest(FAMILY, KEY, Destination(AF_INET, f"10.1.{i // 250}.{i % 250 + 1}", 80))
+        for i in range(n)
+    ]
+
+
+def dest_index(msg: bytes) -> int:
+    """Which of dest_msgs() a message is (from its address)."""
+    d = codec.decode_dest(msg[16:])
+    _, _, a, b = map(int, d.addr.split("."))
+    return a * 250 + b - 1
+
+
+# ---------------------------------------------------------------------------
+# batches
+# ---------------------------------------------------------------------------
+
+
+def test_batch_maps_errors_to_request_indices_across_windows():
+    failing = {0, 3, 4, 99, 100, 101, 250, 999}
+    k = FakeKernel(lambda cmd, msg: (errno.EEXIST if dest_index(msg) in failing else 0, []))
+    t = transport(k, window_msgs=100)
+    errs = t.batch(dest_msgs(1000))
+    assert errs == {i: errno.EEXIST for i in failing}
+    assert len(k.sent) == 10
+
+
+def test_batch_asks_for_an_ack_only_on_the_last_message_of_each_window():
+    k = FakeKernel()
+    t = transport(k, window_msgs=7)
+    assert t.batch(dest_msgs(20)) == {}
+    sizes = []
+    seqs = []
+    for raw in k.sent:
+        fs = msg_seq_flags(raw)
+        sizes.append(len(fs))
+        assert [f for f, _s in fs[:-1]] == [C.NLM_F_REQUEST] * (len(fs) - 1)
+        assert fs[-1][0] == C.NLM_F_REQUEST | C.NLM_F_ACK
+        seqs += [s for _f, s in fs]
+    assert sizes == [7, 7, 6]
+    # Consecutive, unique sequence numbers, one per request.
+    assert seqs == list(range(seqs[0], seqs[0] + 20))
+
+
+def test_batch_windows_are_bounded_in_bytes():
+    msgs = dest_msgs(50)
+    k = FakeKernel()
+    t = transport(k, window_bytes=len(msgs[0]) * 8 + 10)
+    t.batch(msgs)
+    assert [len(msg_seq_flags(raw)) for raw in k.sent] == [8] * 6 + [2]
+    assert all(len(raw) <= t.window_bytes for raw in k.sent)
+
+
+def test_window_follows_the_receive_buffer():
+    # Even a window where every request fails must fit its error reports.
+    t = transport(FakeKernel(rcvbuf=100 * T.ERROR_REPORT_COST), window_msgs=5000)
+    assert t.window_msgs == 100
+    t = transport(FakeKernel(sndbuf=10_000), window_bytes=1 << 20)
+    assert t.window_bytes < 10_000 - 32
+
+
+def test_every_request_failing_is_reported():
+    k = FakeKernel(lambda cmd, msg: (errno.ESRCH, []))
+    t = transport(k, window_msgs=64)
+    assert t.batch(dest_msgs(300)) == {i: errno.ESRCH for i in range(300)}
+
+
+def test_failure_of_the_last_message_ends_the_window():
+    k = FakeKernel(lambda cmd, msg: (errno.ENOENT if dest_index(msg) == 9 else 0, []))
+    t = transport(k, window_msgs=10)
+    assert t.batch(dest_msgs(20)) == {9: errno.ENOENT}
+
+
+def test_stale_reports_are_ignored():
+    k = FakeKernel(lambda cmd, msg: (errno.EEXIST if dest_index(msg) == 1 else 0, []))
+    t = transport(k)
+    # A report left over from an earlier exchange, with a foreign seq.
+    k.queue.append(error_report(codec.NLMSGHDR.pack(36, FAMILY, 1, 999_999, 0), -errno.EINVAL))
+    assert t.batch(dest_msgs(3)) == {1: errno.EEXIST}
+
+
+def test_sequence_numbers_wrap():
+    k = FakeKernel(lambda cmd, msg: (errno.EEXIST if dest_index(msg) in (1, 3) else 0, []))
+    t = transport(k, window_msgs=2)
+    t._seq = 0xFFFFFFFF - 2
+    assert t.batch(dest_msgs(6)) == {1: errno.EEXIST, 3: errno.EEXIST}
+
+
+def test_lost_reports_are_not_guessed():
+    k = FakeKernel()
+    t = transport(k)
+    k.overrun = True
+    with pytest.raises(T.BatchOverrun) as e:
+        t.batch(dest_msgs(5))
+    assert e.value.errno == errno.ENOBUFS and (e.value.first_index, e.value.last_index) == (0, 4)
+
+
+def test_empty_batch_sends_nothing():
+    k = FakeKernel()
+    assert transport(k).batch([]) == {}
+    assert k.sent == []
+
+
+# ---------------------------------------------------------------------------
+# single requests and dumps
+# ---------------------------------------------------------------------------
+
+
+def test_request_returns_replies_and_raises_kernel_errors():
+    def handler(cmd, msg):
+        if cmd == C.IPVS_CMD_GET_INFO:
+            return 0, [b"\x0e\x01\x00\x00" + codec.nla_u32(1, 0x010201) + codec.nla_u32(2, 4096)]
+        return errno.ESRCH, []
+
+    k = FakeKernel(handler)
+    t = transport(k)
+    (reply,) = t.request(codec.encode_get_info(FAMILY), "get_info")
+    assert codec.decode_info(reply).conn_tab_size == 4096
+    with pytest.raises(KernelError) as e:
+        t.request(codec.encode_del_service(FAMILY, KEY), OP_DEL_SERVICE)
+    assert (e.value.errno, e.value.op) == (errno.ESRCH, OP_DEL_SERVICE)
+    # Every request asked for an ACK, each with its own seq.
+    flags_seqs = [msg_seq_flags(raw)[0] for raw in k.sent]
+    assert all(f == C.NLM_F_REQUEST | C.NLM_F_ACK for f, _ in flags_seqs)
+    assert len({s for _, s in flags_seqs}) == 2
+
+
+def entries(n: int) -> list[bytes]:
+    return [b"\x05\x01\x00\x00" + codec.nla_u32(99, i) for i in range(n)]
+
+
+def test_dump_yields_every_entry_over_several_datagrams():
+    k = FakeKernel(lambda cmd, msg: (0, entries(5), False))
+    t = transport(k)
+    got = [bytes(p) for p in t.dump(codec.encode_dump_services(FAMILY))]
+    assert got == entries(5)
+    ((flags, _),) = msg_seq_flags(k.sent[0])
+    assert flags == C.NLM_F_REQUEST | C.NLM_F_DUMP
+    assert not k.queue
+
+
+def test_interrupted_dump_is_read_to_its_end_then_reported():
+    k = FakeKernel(lambda cmd, msg: (0, entries(5), True))
+    t = transport(k)
+    got = []
+    with pytest.raises(T.DumpInterrupted):
+        for p in t.dump(codec.encode_dump_services(FAMILY), "get_services"):
+            got.append(p)
+    assert len(got) == 5 and not k.queue
+
+
+def test_abandoned_dump_is_drained():
+    k = FakeKernel(lambda cmd, msg: (0, entries(9), False))
+    t = transport(k)
+    it = t.dump(codec.encode_dump_services(FAMILY))
+    next(it)
+    it.close()
+    assert not k.queue
+
+
+def test_dump_errors_are_raised():
+    k = FakeKernel(lambda cmd, msg: (errno.EPERM, [], False))
+    with pytest.raises(KernelError) as e:
+        list(transport(k).dump(codec.encode_dump_services(FAMILY), "get_services"))
+    assert (e.value.errno, e.value.op) == (errno.EPERM, "get_services")
+
+
+# ---------------------------------------------------------------------------
+# family resolution, namespaces
+# ---------------------------------------------------------------------------
+
+
+def family_reply(fid: int) -> bytes:
+    return bytes([C.CTRL_CMD_NEWFAMILY, 2, 0, 0]) + codec.nla_u16(C.CTRL_ATTR_FAMILY_ID, fid)
+
+
+def test_family_is_resolved_once_per_namespace(monkeypatch):
+    monkeypatch.setattr(T, "_FAMILY_IDS", {})
+    k = FakeKernel(lambda cmd, msg: (0, [family_reply(0x33)]))
+    assert T.Transport(sock=k).family == 0x33
+    assert T.Transport(sock=FakeKernel()).family == 0x33  # cached: no request
+    assert len(k.sent) == 1
+    ((mtype, _f, _s, p),) = list(codec.iter_messages(k.sent[0]))
+    assert mtype == C.GENL_ID_CTRL and p[0] == C.CTRL_CMD_GETFAMILY
+
+
+def test_missing_ipvs_tries_modprobe_once_then_says_unavailable(monkeypatch, mocker):
+    monkeypatch.setattr(T, "_FAMILY_IDS", {})
+    monkeypatch.setattr(T, "_MODPROBE_TRIED", False)
+    run = mocker.patch("subprocess.run")
+    k = FakeKernel(lambda cmd, msg: (errno.ENOENT, []))
+    with pytest.raises(T.IPVSUnavailable) as e:
+        T.Transport(sock=k)
+    assert e.value.errno == errno.ENOPROTOOPT and isinstance(e.value, KernelError)
+    assert len(k.sent) == 2 and k.closed
+    with pytest.raises(T.IPVSUnavailable):
+        T.Transport(sock=FakeKernel(lambda cmd, msg: (errno.ENOENT, [])))
+    assert run.call_count <= 1
+    if run.call_count:
+        assert run.call_args.args[0][1:] == ["-q", "ip_vs"]
+
+
+def test_modprobe_that_loads_ipvs_is_followed_by_a_retry(monkeypatch, mocker):
+    monkeypatch.setattr(T, "_FAMILY_IDS", {})
+    monkeypatch.setattr(T, "_MODPROBE_TRIED", False)
+    answers = iter([(errno.ENOENT, []), (0, [family_reply(0x2B)])])
+    mocker.patch("subprocess.run")
+    assert T.Transport(sock=FakeKernel(lambda cmd, msg: next(answers))).family == 0x2B
+
+
+def test_missing_namespace_is_a_clear_error():
+    with pytest.raises(T.NetnsNotFound) as e:
+        T.Transport("ipvsctl-no-such-namespace-xyz")
+    assert isinstance(e.value, FileNotFoundError)
+    assert e.value.name == "ipvsctl-no-such-namespace-xyz"
+    assert "ipvsctl-no-such-namespace-xyz" in str(e.value)
+    assert T.netns_path("blue") == "/run/netns/blue"
+    assert T.netns_path("/proc/1/ns/net") == "/proc/1/ns/net"
+
+
+# ---------------------------------------------------------------------------
+# the backend's bulk path over the fake
+# ---------------------------------------------------------------------------
+
+
+def test_apply_many_reports_kernel_errors_with_the_request_op():
+    failing = {2, 5}
+    k = FakeKernel(lambda cmd, msg: (errno.EEXIST if cmd == C.IPVS_CMD_NEW_DEST and dest_index(msg) in failing else 0, []))
+    b = NetlinkBackend(transport=transport(k, window_msgs=3))
+    reqs = [Request(OP_ADD_DEST, KEY, Destination(AF_INET, f"10.1.0.{i + 1}", 80)) for i in range(8)]
+    errs = b.apply_many(iter(reqs))
+    assert sorted(errs) == [2, 5]
+    assert all(e.errno == errno.EEXIST and e.op == OP_ADD_DEST for e in errs.values())
+
+
+def test_apply_many_sends_nothing_when_a_request_is_malformed():
+    k = FakeKernel()
+    b = NetlinkBackend(transport=transport(k))
+    reqs = [
+        Request("add_service", Service(KEY)),
+        Request(OP_ADD_DEST, KEY, Destination(AF_INET, "not-an-address", 80)),
+    ]
+    with pytest.raises(ValueError):
+        b.apply_many(reqs)
+    with pytest.raises(ValueError):
+        b.apply_many([Request(OP_ADD_DEST, KEY, Destination(AF_INET, "10.0.0.1", 70000))])
+    with pytest.raises(ValueError):
+        b.apply_many([Request("add_service", KEY)])  # a key is not a full service
+    assert k.sent == []
