@@ -16,7 +16,7 @@ import sys
 from ipvsctl import __version__
 from ipvsctl.errors import EXIT_INVALID, IPVS_UNAVAILABLE, EXIT_OK
 
-SUBCOMMANDS: tuple[str, ...] = ()  # filled as ipvsctl.app grows
+SUBCOMMANDS: tuple[str, ...] = ("list", "ls", "watch", "restore", "completion")  # ipvsctl.app
 
 
 def program_name() -> str:
@@ -61,6 +61,15 @@ def extract_netns(args: list[str]) -> tuple[list[str], str | None]:
     return rest, netns
 
 
+def extract_json(args: list[str]) -> tuple[list[str], bool]:
+    """Remove the word ``--json`` (before any ``--``) from an ipvsadm-style line."""
+    if "--json" not in args:
+        return args, False
+    end = args.index("--") if "--" in args else len(args)
+    rest = [a for a in args[:end] if a != "--json"] + args[end:]
+    return rest, len(rest) != len(args)
+
+
 def open_backend(netns: str | None):
     from ipvsctl.netlink.backend import NetlinkBackend
 
@@ -77,6 +86,7 @@ def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") ->
     except ValueError as e:
         stderr.write(f"{e}\n")
         return 255
+    args, as_json = extract_json(args)
     if not args:
         cmd = Command(name="list")
     else:
@@ -91,6 +101,9 @@ def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") ->
     if cmd.name == "version":
         stdout.write(version_text())
         return EXIT_OK
+    if as_json and cmd.name != "list":
+        stderr.write("--json: only with a list command (-L, -l)\n")
+        return EXIT_INVALID
 
     try:
         backend = open_backend(netns)
@@ -103,9 +116,14 @@ def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") ->
     try:
         if cmd.name == "restore":
             return _restore(stdin, stdout, stderr, backend, prog)
-        from ipvsctl.ops import execute
+        if as_json:
+            from ipvsctl.render.json import list_outcome
 
-        outcome = execute(cmd, backend)
+            outcome = list_outcome(cmd, backend, pretty=getattr(stdout, "isatty", bool)())
+        else:
+            from ipvsctl.ops import execute
+
+            outcome = execute(cmd, backend)
         stdout.write(outcome.out)
         stderr.write(outcome.err)
         return outcome.status
@@ -132,7 +150,7 @@ def _restore(stdin, stdout, stderr, backend, prog: str) -> int:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     prog = program_name()
-    if args and args[0] in SUBCOMMANDS:
+    if (args and args[0] in SUBCOMMANDS) or "_IPVSCTL_COMPLETE" in os.environ:
         from ipvsctl.app import run_app
 
         sys.exit(run_app(args, prog))

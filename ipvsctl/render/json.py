@@ -1,0 +1,240 @@
+"""JSON views of the IPVS table, for programs (``--json``, like ``ip -j``).
+
+Strategy: one function per kernel object turns a model value into a plain
+dict with stable key names (docs/json.md is the schema).  The rules:
+
+* every key is always present, whatever list mode asked for the document
+  (``--stats``, ``--rate``, ``--thresholds`` ... all print the same
+  document): a program never has to guess which flags produce which keys;
+  absent values are ``null``, never a missing key;
+* integers are exact (no K/M scaling, no ``--exact`` needed), addresses are
+  canonical text (``inet_ntop``), never names: ``-n`` makes no difference;
+* order follows ipvsadm's listing order (``--nosort``: the kernel's);
+* keys may be added in later versions, never renamed or retyped.
+
+``ipvsctl.jsonrestore`` reads the same document back.  The stdlib ``json``
+module is imported only when a document is actually written, so nothing
+here weighs on the plain ``ipvsctl -Ln`` path (which never imports this
+module anyway).
+"""
+
+from __future__ import annotations
+
+from ipvsctl import model as m
+
+FAMILY_NAMES = {m.AF_INET: "inet", m.AF_INET6: "inet6"}
+PROTOCOL_KEYS = {m.IPPROTO_TCP: "tcp", m.IPPROTO_UDP: "udp", m.IPPROTO_SCTP: "sctp"}
+FORWARD_KEYS = {m.FWD_MASQ: "masq", m.FWD_LOCAL: "local", m.FWD_TUNNEL: "tunnel",
+                m.FWD_ROUTE: "route", m.FWD_BYPASS: "bypass"}
+CHECKSUM_KEYS = {m.TUN_F_NOCSUM: "nocsum", m.TUN_F_CSUM: "csum", m.TUN_F_REMCSUM: "remcsum"}
+DAEMON_STATES = {m.DAEMON_MASTER: "master", m.DAEMON_BACKUP: "backup"}
+
+STATS_KEYS = ("conns", "inpkts", "outpkts", "inbytes", "outbytes")
+RATES_KEYS = ("cps", "inpps", "outpps", "inbps", "outbps")
+
+
+def family_name(af: int):
+    return FAMILY_NAMES.get(af, af)
+
+
+def stats_dict(st: m.Stats | None) -> dict:
+    st = st or m.Stats()
+    return {"conns": st.conns, "inpkts": st.inpkts, "outpkts": st.outpkts,
+            "inbytes": st.inbytes, "outbytes": st.outbytes}
+
+
+def rates_dict(st: m.Stats | None) -> dict:
+    st = st or m.Stats()
+    return {"cps": st.cps, "inpps": st.inpps, "outpps": st.outpps,
+            "inbps": st.inbps, "outbps": st.outbps}
+
+
+def ipv4_mask_text(mask: int) -> str:
+    return "%d.%d.%d.%d" % (mask >> 24 & 255, mask >> 16 & 255, mask >> 8 & 255, mask & 255)
+
+
+def sched_flag_list(svc: m.Service) -> list[str]:
+    from ipvsctl.render.text import sched_flag_names
+
+    names = sched_flag_names(svc)
+    return names.split(",") if names else []
+
+
+def tunnel_dict(d: m.Destination) -> dict | None:
+    if d.fwd != m.FWD_TUNNEL:
+        return None
+    return {
+        "type": m.TUN_NAMES[d.tun_type] if 0 <= d.tun_type < len(m.TUN_NAMES) else d.tun_type,
+        "port": d.tun_port,
+        "checksum": CHECKSUM_KEYS.get(d.tun_flags, d.tun_flags),
+    }
+
+
+def destination_dict(d: m.Destination) -> dict:
+    return {
+        "family": family_name(d.af),
+        "address": d.addr,
+        "port": d.port,
+        "forward": FORWARD_KEYS.get(d.fwd, d.fwd),
+        "weight": d.weight,
+        "u_threshold": d.u_threshold,
+        "l_threshold": d.l_threshold,
+        "tunnel": tunnel_dict(d),
+        "active_conns": d.active_conns,
+        "inact_conns": d.inact_conns,
+        "persist_conns": d.persist_conns,
+        "stats": stats_dict(d.stats),
+        "rates": rates_dict(d.stats),
+    }
+
+
+def service_dict(svc: m.Service, dests: list[m.Destination]) -> dict:
+    k = svc.key
+    if k.af == m.AF_INET6:
+        netmask = svc.netmask
+    else:
+        netmask = ipv4_mask_text(svc.netmask & 0xFFFFFFFF)
+    return {
+        "family": family_name(k.af),
+        "protocol": None if k.fwmark else PROTOCOL_KEYS.get(k.protocol, k.protocol),
+        "address": None if k.fwmark else k.addr,
+        "port": None if k.fwmark else k.port,
+        "fwmark": k.fwmark or None,
+        "scheduler": svc.scheduler,
+        "sched_flags": sched_flag_list(svc),
+        "persistent": bool(svc.flags & m.SVC_F_PERSISTENT),
+        "timeout": svc.timeout,
+        "netmask": netmask,
+        "pe": svc.pe_name or None,
+        "one_packet": bool(svc.flags & m.SVC_F_ONEPACKET),
+        "stats": stats_dict(svc.stats),
+        "rates": rates_dict(svc.stats),
+        "destinations": [destination_dict(d) for d in dests],
+    }
+
+
+def table_doc(info: m.Info | None, table) -> dict:
+    """The document of ``-L --json`` and ``ipvsctl list --json``."""
+    return {
+        "version": info.version_text if info else None,
+        "conn_tab_size": info.conn_tab_size if info else None,
+        "services": [service_dict(svc, dests) for svc, dests in table],
+    }
+
+
+def timeouts_doc(t: m.Timeouts) -> dict:
+    return {"timeouts": {"tcp": t.tcp, "tcp_fin": t.tcp_fin, "udp": t.udp}}
+
+
+def daemon_dict(d: m.Daemon) -> dict:
+    return {
+        "state": DAEMON_STATES.get(d.state, d.state),
+        "mcast_interface": d.mcast_ifn,
+        "syncid": d.syncid,
+        "sync_maxlen": d.sync_maxlen,
+        "mcast_group": d.mcast_group,
+        "mcast_port": d.mcast_port,
+        "mcast_ttl": d.mcast_ttl,
+    }
+
+
+def daemons_doc(ds: list[m.Daemon]) -> dict:
+    # ipvsadm's order: the master first, then the backup.
+    order = {m.DAEMON_MASTER: 0, m.DAEMON_BACKUP: 1}
+    return {"daemons": [daemon_dict(d) for d in sorted(ds, key=lambda d: order.get(d.state, 2))]}
+
+
+def connection_dict(c: dict) -> dict:
+    return {
+        "protocol": c["protocol"].lower(),
+        "client_address": c["client"],
+        "client_port": c["client_port"],
+        "virtual_address": c["virtual"],
+        "virtual_port": c["virtual_port"],
+        "destination_address": c["dest"],
+        "destination_port": c["dest_port"],
+        "state": c["state"],
+        "expires": c["expires"],
+        "pe_name": c["pe_name"],
+        "pe_data": c["pe_data"],
+    }
+
+
+def connections_doc(raw: str) -> dict:
+    """``-L -c --json``: /proc/net/ip_vs_conn, one object per connection."""
+    from ipvsctl.render.connections import parse_line
+
+    conns = []
+    for line in raw.splitlines()[1:]:
+        c = parse_line(line)
+        if c is not None:
+            conns.append(connection_dict(c))
+    return {"connections": conns}
+
+
+def dumps(doc: dict, pretty: bool = False) -> str:
+    """The document as text: one line (fast: the C encoder), or indented."""
+    import json
+
+    if pretty:
+        return json.dumps(doc, indent=2) + "\n"
+    return json.dumps(doc, separators=(",", ":")) + "\n"
+
+
+# --------------------------------------------------------------------------
+# The compat path: `ipvsctl -L... --json` (called from ipvsctl.cli)
+# --------------------------------------------------------------------------
+
+
+def read_table(backend, key: m.ServiceKey | None = None, nosort: bool = False):
+    """[(Service, [Destination])] in ipvsadm's order; raises KernelError."""
+    from ipvsctl.order import sort_destinations, sort_services
+
+    if key is not None:
+        table = [(backend.service(key), backend.destinations(key))]
+    else:
+        table = backend.table()
+    if nosort:
+        return table
+    return [(svc, sort_destinations(dests)) for svc, dests in
+            sort_services(table, service_of=lambda entry: entry[0])]
+
+
+def list_outcome(cmd, backend, pretty: bool = False):
+    """What ``-L`` (in any list mode) prints with ``--json``: an ops.Outcome.
+
+    Exit statuses and error messages are the text path's (ipvsctl.ops).
+    """
+    from ipvsctl import backend as b
+    from ipvsctl.errors import EXIT_LIST_FAILED, kernel_message
+    from ipvsctl.ops import CONN_FILE, Outcome
+
+    o = cmd.options
+    if "connection" in o:
+        read = getattr(backend, "read_proc_net", None)
+        try:
+            raw = read("ip_vs_conn") if read else open(CONN_FILE).read()
+        except OSError:
+            return Outcome(EXIT_LIST_FAILED, "", f"cannot open file {CONN_FILE}\n")
+        return Outcome(out=dumps(connections_doc(raw), pretty))
+    if "timeout" in o:
+        try:
+            return Outcome(out=dumps(timeouts_doc(backend.timeouts()), pretty))
+        except b.KernelError:
+            return Outcome(EXIT_LIST_FAILED)
+    if "daemon" in o:
+        try:
+            return Outcome(out=dumps(daemons_doc(backend.daemons()), pretty))
+        except b.KernelError:
+            return Outcome(EXIT_LIST_FAILED)
+    try:
+        info = backend.info()
+    except b.KernelError as e:
+        return Outcome(EXIT_LIST_FAILED, "", kernel_message(b.OP_GET_INFO, e.errno) + "\n")
+    one = "service-address" in o
+    try:
+        table = read_table(backend, cmd.service_key() if one else None, cmd.fmt.nosort)
+    except b.KernelError as e:
+        op = b.OP_GET_SERVICE if one else (e.op or b.OP_GET_SERVICES)
+        return Outcome(EXIT_LIST_FAILED, "", kernel_message(op, e.errno) + "\n")
+    return Outcome(out=dumps(table_doc(info, table), pretty))
