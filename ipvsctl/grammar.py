@@ -447,7 +447,8 @@ def _scan(argv):
                 j += 1
                 opt = SHORT_OPTIONS.get(ch)
                 if opt is None:
-                    raise ParseError(f"-{ch}: unknown option", EXIT_USAGE)
+                    # popt names the whole word ("-Lnq"), not just the letter.
+                    raise ParseError(f"{word}: unknown option", EXIT_USAGE)
                 if opt.arity == NONE:
                     yield opt, None, "-" + ch
                     continue
@@ -463,7 +464,7 @@ def _scan(argv):
                     i += 1
                     yield opt, argv[i - 1], "-" + ch
                 else:
-                    raise ParseError(f"-{ch}: missing argument", EXIT_USAGE)
+                    raise ParseError(f"{word}: missing argument", EXIT_USAGE)
                 break
             continue
         yield None, word, word
@@ -612,7 +613,8 @@ def _apply_option(cmd: Command, opt: Opt, value, spelling: str, state: dict) -> 
 
 
 _NUMERIC = {
-    "weight": (0, 65535, "weight", "weight"),
+    # Debian's ipvsadm 1.31 takes any int weight (0..INT_MAX), not 0..65535.
+    "weight": (0, INT_MAX, "weight", "weight"),
     "u-threshold": (0, INT_MAX, "u_threshold", "u_threshold"),
     "l-threshold": (0, INT_MAX, "l_threshold", "l_threshold"),
     "syncid": (0, 255, "syncid", "syncid"),
@@ -659,9 +661,11 @@ def _mcast_group(value: str) -> str:
 def _sched_flags(scheduler: str, text: str) -> int:
     scheduler = scheduler or m.DEFAULT_SCHEDULER
     flags = 0
-    for word in text.split(","):
-        if not word:
-            continue  # strtok skips empty fields
+    words = [w for w in text.split(",") if w]  # strtok skips empty fields
+    if not words:
+        # ipvsadm 1.31 crashes on a -b made only of commas; refuse it instead.
+        raise ParseError(f"invalid scheduler flag `{text}'")
+    for word in words:
         entry = SCHED_FLAGS.get(word)
         if entry is None:
             raise ParseError(f"invalid scheduler flag `{word}'")

@@ -60,7 +60,7 @@ Options:
   --tun-nocsum                        tunnel without checksum
   --tun-csum                          tunnel with checksum
   --tun-remcsum                       tunnel with remote checksum
-  --weight       -w weight            capacity of the real server (0-65535)
+  --weight       -w weight            capacity of the real server (0 stops new connections)
   --u-threshold  -x uthreshold        upper connection threshold
   --l-threshold  -y lthreshold        lower connection threshold
   --connection   -c                   list the current connections
