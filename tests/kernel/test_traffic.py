@@ -42,7 +42,7 @@ def test_round_robin_nat_spreads_30_requests_10_10_10(traffic_topology, tool):
         conns = _conns(r.stdout)
         return conns if conns.get(service) == 30 else None
 
-    conns = wait_for(all_counted, timeout=6, interval=0.5, what="-Ln --stats to count 30 connections")
+    conns = wait_for(all_counted, timeout=10, interval=0.5, what="-Ln --stats to count 30 connections")
     assert conns == {service: 30, **{f"{a}:80": 10 for a in topo.backend_addrs}}
 
 

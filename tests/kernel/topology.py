@@ -96,8 +96,7 @@ for spec in specs:
         os._exit(0)
     srv.server_close()
     children.append(pid)
-    print(name, pid, flush=True)
-print("ready", flush=True)
+print("ready", *(f"{spec.split('=')[0]}={pid}" for spec, pid in zip(specs, children)), flush=True)
 while children:
     pid, _ = os.wait()
     children.remove(pid)
@@ -214,25 +213,26 @@ class Topology:
             + [f"{b.name}={b.ns.path}" for b in self.backends],
             stdout=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
-            text=True,
         )
-        pids = {}
-        out = self._launcher.stdout
+        # One line, "ready NAME=PID ...", once every server listens.  Read with
+        # os.read, not a buffered readline: select() cannot see what a buffered
+        # reader has already pulled out of the pipe.
+        fd, line = self._launcher.stdout.fileno(), b""
         deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            ready, _, _ = select.select([out], [], [], max(0.0, deadline - time.monotonic()))
-            line = out.readline() if ready else ""
-            if line.strip() == "ready":
-                break
-            if not line:
+        while not line.endswith(b"\n"):
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            chunk = os.read(fd, 4096) if ready else b""
+            if not chunk:
                 raise RuntimeError(
                     f"the backends' HTTP servers did not start within {START_TIMEOUT}s "
-                    f"(exit status {self._launcher.poll()})"
+                    f"(launcher exit status {self._launcher.poll()})"
                 )
-            name, pid = line.split()
-            pids[name] = int(pid)
+            line += chunk
+        word, *started = line.decode().split()
+        assert word == "ready", line
+        pids = dict(item.split("=") for item in started)
         for b in self.backends:
-            b.pid = pids[b.name]
+            b.pid = int(pids[b.name])
 
     def close(self) -> None:
         if self._launcher:
