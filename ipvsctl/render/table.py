@@ -332,11 +332,15 @@ def _measure(title: str, cells) -> tuple[int, int]:
 
 
 def fit_widths(measures: list[tuple[int, int]], max_width: int, gap: int = GAP) -> list[int]:
-    """Column widths within ``max_width``: natural widths when they fit;
-    else wrap the column with the most slack first (headers, tunnel details,
-    "draining"), and only as a last resort fold the first column (addresses),
-    never below 12 cells.  The result may still exceed ``max_width`` when
-    nothing can give way: the terminal then wraps, nothing is cut off.
+    """Column widths within ``max_width``.
+
+    Natural widths when they fit.  Else, first, words wrap: the column with
+    the most room above its longest word gives way first (headers, tunnel
+    details, "0 draining").  If that is not enough, the widest column folds
+    one cell at a time, never below 12 cells for the first column
+    (addresses) or 5 for the others (numbers), so what is folded is what
+    is longest.  The result exceeds ``max_width`` only when nothing can give
+    way any more.
     """
     widths = [n for n, _ in measures]
     budget = max_width - gap * (len(widths) - 1)
@@ -346,9 +350,14 @@ def fit_widths(measures: list[tuple[int, int]], max_width: int, gap: int = GAP) 
             break
         _, i = max(slack)
         widths[i] -= 1
-    excess = sum(widths) - budget
-    if excess > 0 and widths:
-        widths[0] = max(min(12, widths[0]), widths[0] - excess)
+    floors = [12] + [5] * (len(widths) - 1)
+    while sum(widths) > budget:
+        # widest first; on a tie the rightmost, so an address folds last
+        foldable = [(w, i) for i, w in enumerate(widths) if w > floors[i]]
+        if not foldable:
+            break
+        _, i = max(foldable)
+        widths[i] -= 1
     return widths
 
 

@@ -1,0 +1,508 @@
+"""The views for people: ``ipvsctl list`` (rich tables) and ``ipvsctl watch``.
+
+The layouts are compared with reviewed renderings in tests/data/views/,
+made at 80 and 120 columns from one fixed in-memory table that has every
+feature the view draws (IPv4, IPv6, fwmark, persistence with netmask, a
+persistence engine, one-packet, scheduler flags, tunnels of every type,
+thresholds, draining servers, a service without servers, counters from 0 to
+petabytes).  After a deliberate change of layout, regenerate them with
+
+    IPVSCTL_REGEN_VIEWS=1 .venv/bin/python -m pytest tests/unit/test_table.py
+
+and review the diff by eye before committing it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ipvsctl import model as m
+from ipvsctl.backend import KernelError
+from ipvsctl.render import table as tv
+from ipvsctl import watch
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "views"
+REGEN = os.environ.get("IPVSCTL_REGEN_VIEWS") == "1"
+A4, A6 = m.AF_INET, m.AF_INET6
+
+
+def _stats(c: int, scale: int = 1) -> m.Stats:
+    return m.Stats(conns=c, inpkts=c * 10 * scale, outpkts=c * 8 * scale,
+                   inbytes=c * 1500 * scale, outbytes=c * 90000 * scale,
+                   cps=c // 100, inpps=c // 10, outpps=c // 12, inbps=c * 15, outbps=c * 900)
+
+
+FIXED_TABLE = [
+    (m.Service(m.ServiceKey(A4, m.IPPROTO_TCP, "192.0.2.10", 80), "wlc", m.SVC_F_PERSISTENT, 360,
+               0xFFFFFF00, stats=_stats(123456)),
+     [m.Destination(A4, "198.51.100.1", 80, m.FWD_MASQ, 5, 1000, 800, active_conns=12,
+                    inact_conns=340, persist_conns=7, stats=_stats(61000)),
+      m.Destination(A4, "198.51.100.2", 8080, m.FWD_MASQ, 0, inact_conns=3, stats=_stats(62456)),
+      m.Destination(A4, "198.51.100.3", 80, m.FWD_ROUTE, 3, stats=_stats(0))]),
+    (m.Service(m.ServiceKey(A4, m.IPPROTO_UDP, "192.0.2.53", 53), "rr", m.SVC_F_ONEPACKET,
+               stats=_stats(9)), []),
+    (m.Service(m.ServiceKey(A6, m.IPPROTO_TCP, "2001:db8:1234:5678:9abc:def0:1234:5678", 65535),
+               "sh", m.SVC_F_SCHED1 | m.SVC_F_SCHED2, netmask=128, stats=_stats(10**9, 1000)),
+     [m.Destination(A6, "2001:db8:ffff:ffff:ffff:ffff:ffff:fffe", 65535, m.FWD_TUNNEL, 65535,
+                    tun_type=m.TUN_GUE, tun_port=6080, tun_flags=m.TUN_F_CSUM,
+                    stats=_stats(10**9, 1000)),
+      m.Destination(A4, "203.0.113.7", 65535, m.FWD_TUNNEL, 1, 2147483647, 0,
+                    tun_type=m.TUN_GRE, tun_flags=m.TUN_F_REMCSUM)]),
+    (m.Service(m.ServiceKey(A6, fwmark=4294967295), "mh", m.SVC_F_PERSISTENT | m.SVC_F_SCHED2,
+               86400 * 31, 64, "sip"),
+     [m.Destination(A6, "2001:db8::2", 0, m.FWD_TUNNEL, 0, tun_type=m.TUN_IPIP)]),
+    (m.Service(m.ServiceKey(A4, m.IPPROTO_SCTP, "192.0.2.11", 3868), "lc"),
+     [m.Destination(A4, "198.51.100.9", 3868, m.FWD_ROUTE, 0)]),
+]
+
+LIST_MODES = {
+    "plain": {},
+    "stats": {"stats": True},
+    "rate": {"rate": True},
+    "stats-exact": {"stats": True, "exact": True},
+}
+
+
+def _golden(name: str, text: str) -> None:
+    path = DATA / name
+    if REGEN:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert path.exists(), f"{path} is missing: regenerate with IPVSCTL_REGEN_VIEWS=1 and review it"
+    assert text == path.read_text(), f"the rendering differs from {path}"
+
+
+# --------------------------------------------------------------------------
+# Layout, compared with reviewed renderings
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("width", [80, 120])
+@pytest.mark.parametrize("mode", list(LIST_MODES))
+def test_list_view_matches_reviewed_rendering(mode, width):
+    text = tv.render_text(tv.list_view(FIXED_TABLE, **LIST_MODES[mode]), width)
+    _golden(f"list-{mode}-{width}.txt", text)
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_list_view_never_wider_than_asked(width):
+    for kwargs in LIST_MODES.values():
+        text = tv.render_text(tv.list_view(FIXED_TABLE, **kwargs), width)
+        assert max(len(line) for line in text.splitlines()) <= width
+
+
+def _bumped(table, k: int):
+    """The table after k more connections and k*100000 more bytes per service."""
+    out = []
+    for svc, dests in table:
+        st = svc.stats or m.Stats()
+        svc2 = dataclasses.replace(svc, stats=dataclasses.replace(
+            st, conns=st.conns + 10 * k, inbytes=st.inbytes + 100000 * k, outbytes=st.outbytes + 7 * k))
+        dests2 = []
+        for i, d in enumerate(dests):
+            ds = d.stats or m.Stats()
+            dests2.append(dataclasses.replace(d, stats=dataclasses.replace(
+                ds, conns=ds.conns + i * k, inbytes=ds.inbytes + 5000 * i * k)))
+        out.append((svc2, dests2))
+    return out
+
+
+def _watch_rows():
+    return watch.rates(watch.Sample(100.0, FIXED_TABLE), watch.Sample(102.0, _bumped(FIXED_TABLE, 7)))
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_watch_frame_matches_reviewed_rendering(width):
+    text = tv.render_text(watch.frame(_watch_rows(), "every 2s at 12:00:00, busiest first"), width)
+    _golden(f"watch-{width}.txt", text)
+
+
+# --------------------------------------------------------------------------
+# Words that stand out without colour, and colour where asked
+# --------------------------------------------------------------------------
+
+
+def test_markers_are_words_not_only_colours():
+    text = tv.render_text(tv.list_view(FIXED_TABLE), 120)
+    assert "\x1b[" not in text
+    lines = text.splitlines()
+    udp = next(line for line in lines if line.startswith("UDP 192.0.2.53:53"))
+    assert udp.endswith("no real servers")
+    drained = next(line for line in lines if line.startswith("198.51.100.2:8080"))
+    assert "0 draining" in drained
+    assert any(line.startswith("SCTP 192.0.2.11:3868") and line.endswith("all real servers draining")
+               for line in lines)
+
+
+def test_colour_only_when_asked_or_on_a_terminal():
+    coloured = tv.render_text(tv.list_view(FIXED_TABLE), 120, color=True)
+    assert "\x1b[" in coloured
+    import io
+
+    buf = io.StringIO()
+    tv.make_console(buf, width=100).print(tv.list_view(FIXED_TABLE))  # not a terminal
+    assert "\x1b[" not in buf.getvalue()
+    buf = io.StringIO()
+    console = tv.make_console(buf, width=100, color=False)
+    console.print(tv.list_view(FIXED_TABLE))
+    assert "\x1b[" not in buf.getvalue()
+
+
+def test_draining_row_is_styled():
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    Console(file=buf, width=120, force_terminal=True, color_system="standard").print(
+        tv.list_view(FIXED_TABLE[:1]))
+    line = next(x for x in buf.getvalue().splitlines() if "198.51.100.2" in x)
+    assert line.startswith("\x1b[2m198.51.100.2:8080")  # the row is dim
+    assert "33mdraining" in line  # and the word "draining" yellow
+
+
+def test_empty_table_says_so():
+    assert tv.render_text(tv.list_view([]), 80).strip() == "no virtual services"
+
+
+# --------------------------------------------------------------------------
+# Numbers
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n, unit, exact, text", [
+    (0, "", False, "0"),
+    (999, "", False, "999"),
+    (1000, "", False, "1.0 K"),
+    (1234567, "", False, "1.2 M"),
+    (34000, "B/s", False, "34 KB/s"),
+    (532, "B", False, "532 B"),
+    (999_960, "", False, "1.0 M"),
+    (10**15, "B", False, "1.0 PB"),
+    (2**64 - 1, "", False, "18 E"),
+    (1234567, "", True, "1,234,567"),
+    (1234567, "B", True, "1,234,567 B"),
+    (0.5, "", False, "0.5"),
+    (3.5, "B/s", False, "3.5 B/s"),
+    (12.4, "", False, "12"),
+    (0.0, "", False, "0"),
+])
+def test_human(n, unit, exact, text):
+    assert tv.human(n, unit, exact) == text
+
+
+def test_fit_widths_wraps_slack_first_then_folds_the_first_column():
+    # natural widths fit: unchanged
+    assert tv.fit_widths([(10, 10), (8, 4)], 30) == [10, 8]
+    # the second column has slack (8 -> 4): it gives way first
+    assert tv.fit_widths([(10, 10), (8, 4)], 16) == [10, 4]
+    # nothing else can give: the widest column folds; the first not below 12
+    assert tv.fit_widths([(30, 30), (8, 8)], 30) == [20, 8]
+    assert tv.fit_widths([(30, 30), (8, 8)], 10) == [12, 5]
+    # numbers wider than the address fold first; on a tie the address folds last
+    assert tv.fit_widths([(14, 14), (20, 20), (20, 20)], 44) == [14, 13, 13]
+
+
+def test_labels():
+    d = FIXED_TABLE[2][1][0]
+    assert tv.forward_label(d) == "Tunnel gue:6080 csum"
+    assert tv.forward_label(FIXED_TABLE[2][1][1]) == "Tunnel gre remcsum"
+    assert tv.forward_label(FIXED_TABLE[3][1][0]) == "Tunnel ipip"
+    assert tv.thresholds_label(FIXED_TABLE[0][1][0]) == "1000/800"
+    assert tv.thresholds_label(FIXED_TABLE[0][1][1]) == "-"
+    assert tv.service_label(FIXED_TABLE[3][0].key) == "FWM 4294967295 IPv6"
+    assert tv.service_label(FIXED_TABLE[2][0].key) == "TCP [2001:db8:1234:5678:9abc:def0:1234:5678]:65535"
+
+
+# --------------------------------------------------------------------------
+# Filters
+# --------------------------------------------------------------------------
+
+
+def _keys(table):
+    return [tv.service_label(s.key) for s, _ in table]
+
+
+def test_filter_by_service_and_protocol():
+    key = FIXED_TABLE[1][0].key
+    assert tv.filter_table(FIXED_TABLE, key=key) == [FIXED_TABLE[1]]
+    assert _keys(tv.filter_table(FIXED_TABLE, protocol="tcp")) == [
+        "TCP 192.0.2.10:80", "TCP [2001:db8:1234:5678:9abc:def0:1234:5678]:65535"]
+    assert _keys(tv.filter_table(FIXED_TABLE, protocol="fwmark")) == ["FWM 4294967295 IPv6"]
+    assert _keys(tv.filter_table(FIXED_TABLE, protocol="sctp")) == ["SCTP 192.0.2.11:3868"]
+
+
+def test_filter_by_address_matches_virtual_or_real_server():
+    # a virtual address: the service with all its real servers
+    (svc, dests), = tv.filter_table(FIXED_TABLE, address="192.0.2.10")
+    assert len(dests) == 3
+    # a real server: its services, with only that real server
+    (svc, dests), = tv.filter_table(FIXED_TABLE, address="198.51.100.2")
+    assert svc.key.addr == "192.0.2.10" and [d.addr for d in dests] == ["198.51.100.2"]
+    addr = tv.normalize_address("[2001:DB8:0:0::2]")
+    assert addr == "2001:db8::2"
+    assert _keys(tv.filter_table(FIXED_TABLE, address=addr)) == ["FWM 4294967295 IPv6"]
+    assert tv.filter_table(FIXED_TABLE, address="203.0.113.99") == []
+    with pytest.raises(ValueError):
+        tv.normalize_address("example.com")
+
+
+# --------------------------------------------------------------------------
+# watch: rates and the loop
+# --------------------------------------------------------------------------
+
+
+def test_watch_rates_are_exact_and_busiest_first():
+    rows = _watch_rows()
+    # every service got 70 connections in 2 s; ties keep ipvsadm's order
+    assert [r.rates.values[0] for r in rows] == [35.0] * 5
+    tcp = rows[0]
+    assert tcp.rates.values == (35.0, 0.0, 0.0, 350000.0, 24.5)
+    # within a service: 2*7/2 = 7/s, then 3.5/s, then 0
+    assert [(d.addr, r.values[0]) for d, r in tcp.dests] == [
+        ("198.51.100.3", 7.0), ("198.51.100.2", 3.5), ("198.51.100.1", 0.0)]
+    assert (tcp.rates.active, tcp.rates.inactive) == (12, 343)
+
+
+def test_watch_rates_sort_by_connections_then_bytes():
+    quiet, busy = FIXED_TABLE[1], FIXED_TABLE[4]
+    before = [quiet, busy]
+    after = _bumped([quiet], 1) + _bumped([busy], 3)
+    rows = watch.rates(watch.Sample(0, before), watch.Sample(1, after))
+    assert [r.service.key for r in rows] == [busy[0].key, quiet[0].key]
+
+
+def test_watch_rates_unknown_for_new_or_zeroed_entries():
+    svc, dests = FIXED_TABLE[0]
+    zeroed = dataclasses.replace(svc, stats=m.Stats())
+    extra = m.Destination(A4, "198.51.100.200", 80)
+    rows = watch.rates(watch.Sample(0, [(svc, dests)]),
+                       watch.Sample(2, [(zeroed, dests + [extra])]))
+    assert rows[0].rates.values is None
+    new = [r for d, r in rows[0].dests if d.addr == "198.51.100.200"][0]
+    assert new.values is None
+    text = tv.render_text(watch.frame(rows), 100)
+    assert "TCP 192.0.2.10:80" in text and " - " in text
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 1000.0
+        self.sleeps = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, s):
+        self.sleeps.append(round(s, 3))
+        self.now += s
+
+
+def test_watch_run_draws_n_frames_off_a_terminal():
+    import io
+
+    clock = _Clock()
+    reads = iter([FIXED_TABLE, _bumped(FIXED_TABLE, 1), _bumped(FIXED_TABLE, 3)])
+    buf = io.StringIO()
+    console = tv.make_console(buf, width=100)
+    n = watch.run(lambda: next(reads), console, interval=2.0, iterations=2, title="netns x: ",
+                  clock=clock, sleep=clock.sleep, wall=lambda fmt: "12:00:00")
+    assert n == 2
+    assert clock.sleeps == [2.0, 2.0]
+    out = buf.getvalue()
+    assert out.count("netns x: every 2s at 12:00:00, busiest first") == 2
+    assert "Ctrl-C" not in out  # a bounded run
+    assert "\x1b[" not in out
+    # second frame: 2*10 connections per service in 2 s
+    assert "10" in out.split("netns x:")[2]
+
+
+def test_watch_run_stops_quietly_on_ctrl_c():
+    import io
+
+    clock = _Clock()
+
+    def sleep(s):
+        raise KeyboardInterrupt
+
+    buf = io.StringIO()
+    n = watch.run(lambda: FIXED_TABLE, tv.make_console(buf, width=100), interval=1.0,
+                  clock=clock, sleep=sleep)
+    assert n == 0
+
+
+def test_watch_run_on_a_terminal_uses_live_and_quits_on_ctrl_c():
+    import io
+
+    clock = _Clock()
+    calls = {"n": 0}
+
+    def sleep(s):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise KeyboardInterrupt
+        clock.now += s
+
+    buf = io.StringIO()
+    console = tv.make_console(buf, width=100, color=True)  # a terminal
+    n = watch.run(lambda: FIXED_TABLE, console, interval=1.0, clock=clock, sleep=sleep,
+                  wall=lambda fmt: "12:00:00")
+    assert n == 2
+    out = buf.getvalue()
+    assert "measuring for 1s" in out and "(Ctrl-C to quit)" in out
+    assert "\x1b[" in out  # cursor movement / colours
+
+
+# --------------------------------------------------------------------------
+# The commands, through click, on a fake backend
+# --------------------------------------------------------------------------
+
+
+class FakeBackend:
+    def __init__(self, table):
+        self._table = table
+        self.closed = False
+
+    def info(self):
+        return m.Info(0x010201, 4096)
+
+    def table(self):
+        return list(self._table)
+
+    def service(self, key):
+        for svc, _ in self._table:
+            if svc.key == key:
+                return svc
+        raise KernelError(errno.ESRCH, "get_service")
+
+    def destinations(self, key):
+        for svc, dests in self._table:
+            if svc.key == key:
+                return list(dests)
+        raise KernelError(errno.ESRCH, "get_dests")
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    from ipvsctl import cli
+
+    state = {"netns": [], "backend": FakeBackend(FIXED_TABLE)}
+
+    def open_backend(netns):
+        state["netns"].append(netns)
+        return state["backend"]
+
+    monkeypatch.setattr(cli, "open_backend", open_backend)
+    return state
+
+
+def invoke(*args):
+    from ipvsctl.app import cli
+
+    return CliRunner().invoke(cli, list(args), prog_name="ipvsctl", catch_exceptions=False)
+
+
+def test_list_command_plain_output_in_a_pipe(fake):
+    from ipvsctl.render.json import read_table
+
+    r = invoke("list", "--width", "120")
+    assert r.exit_code == 0, r.output
+    # in ipvsadm's order: fwmark 4294967295 first (ipvsadm's comparator wraps)
+    in_order = read_table(FakeBackend(FIXED_TABLE))
+    assert in_order[0][0].key.fwmark == 4294967295
+    assert r.output == tv.render_text(tv.list_view(in_order), 120)
+    assert fake["netns"] == [None] and fake["backend"].closed
+
+
+def test_ls_alias_and_filters(fake):
+    r = invoke("ls", "-t", "192.0.2.10:80", "--stats", "--width", "100")
+    assert r.exit_code == 0
+    assert r.output.startswith("TCP 192.0.2.10:80  wlc")
+    assert "UDP" not in r.output and "service total" in r.output
+    r = invoke("ls", "-f", "4294967295", "-6", "--width", "100")
+    assert r.output.startswith("FWM 4294967295 IPv6")
+    r = invoke("ls", "--protocol", "UDP", "--width", "100")
+    assert r.output.startswith("UDP 192.0.2.53:53") and "TCP" not in r.output
+    r = invoke("ls", "--address", "198.51.100.9", "--width", "100")
+    assert r.output.startswith("SCTP 192.0.2.11:3868")
+
+
+def test_list_errors(fake):
+    r = invoke("ls", "-t", "192.0.2.99:80")
+    assert r.exit_code == 1 and "No such service" in r.output
+    r = invoke("ls", "-t", "no:such:thing")
+    assert r.exit_code == 2 and "illegal virtual server address[:port] specified" in r.output
+    r = invoke("ls", "-t", "192.0.2.10:80", "-u", "192.0.2.53:53")
+    assert r.exit_code == 2 and "multiple 'service-address' options specified" in r.output
+    r = invoke("ls", "-6")
+    assert r.exit_code == 2 and "-6/--ipv6 goes with -f" in r.output
+    r = invoke("ls", "--address", "nowhere")
+    assert r.exit_code == 2 and "not an IPv4 or IPv6 address" in r.output
+
+
+def test_netns_reaches_the_backend_and_missing_netns_is_clear(fake, monkeypatch):
+    from ipvsctl import cli
+    from ipvsctl.app import run_app
+
+    invoke("list", "--netns", "blue")
+    invoke("watch", "--once", "--interval", "0.1", "--netns", "green")
+    assert fake["netns"] == ["blue", "green"]
+
+    def missing(netns):
+        raise FileNotFoundError(errno.ENOENT, f"network namespace {netns!r} not found",
+                                f"/run/netns/{netns}")
+
+    monkeypatch.setattr(cli, "open_backend", missing)
+    for sub in (["list"], ["watch", "--once"], ["restore", "--json", os.devnull]):
+        import contextlib
+        import io
+
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            status = run_app(sub + ["--netns", "nope"], "ipvsctl")
+        if sub[0] == "restore":
+            # an empty file is refused before any namespace is opened
+            assert status == 2 and "not valid JSON" in err.getvalue()
+            continue
+        assert status == 2
+        assert err.getvalue() == ("ipvsctl: network namespace 'nope' not found "
+                                  "(/run/netns/nope); `ip netns list` shows the names\n")
+
+
+def test_watch_command_once(fake):
+    r = invoke("watch", "--once", "--interval", "0.1", "--width", "100", "--no-color")
+    assert r.exit_code == 0, r.output
+    assert "busiest first" in r.output and "TCP 192.0.2.10:80" in r.output
+    assert "\x1b[" not in r.output
+
+
+def test_completion_scripts():
+    for shell in ("bash", "zsh", "fish"):
+        r = invoke("completion", shell)
+        assert r.exit_code == 0
+        assert "_IPVSCTL_COMPLETE" in r.output
+
+
+def test_completion_through_the_entry_point():
+    """What the shell does: run `ipvsctl` with the completion variables set."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, _IPVSCTL_COMPLETE="bash_complete", COMP_WORDS="ipvsctl li", COMP_CWORD="1")
+    r = subprocess.run([sys.executable, "-c", "from ipvsctl.cli import main; main()"],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "plain,list" in r.stdout.splitlines()
+    env.update(COMP_WORDS="ipvsctl list --st", COMP_CWORD="2")
+    r = subprocess.run([sys.executable, "-c", "from ipvsctl.cli import main; main()"],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert "plain,--stats" in r.stdout.splitlines()
