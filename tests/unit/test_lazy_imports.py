@@ -1,0 +1,78 @@
+"""The plain ipvsadm path stays light: `ipvsctl -Ln` imports no rich, click,
+json or pyroute2 (docs: ARCHITECTURE "Startup"; they cost tens of ms natively
+and far more under User-Mode Linux).
+
+Each check runs in a fresh interpreter, so what an earlier test imported
+cannot hide anything, and inspects sys.modules after the command ran.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("rich", "click", "json", "pyroute2")
+
+# A fake backend inside the child: the command's whole path runs except the socket.
+CHILD = r"""
+import io, sys
+from ipvsctl import cli, model as m
+
+class Fake:
+    def info(self): return m.Info(0x010201, 4096)
+    def table(self):
+        svc = m.Service(m.ServiceKey(m.AF_INET, m.IPPROTO_TCP, "192.0.2.1", 80), stats=m.Stats(1, 2, 3, 4, 5))
+        return [(svc, [m.Destination(m.AF_INET, "198.51.100.1", 80, stats=m.Stats())])]
+    def service(self, key): return self.table()[0][0]
+    def destinations(self, key): return self.table()[0][1]
+    def timeouts(self): return m.Timeouts(900, 120, 300)
+    def daemons(self): return []
+    def read_proc_net(self, name): return "Pro FromIP\n"
+    def apply(self, req): pass
+    def apply_many(self, reqs): return {}
+    def close(self): pass
+
+cli.open_backend = lambda netns: Fake()
+out, err = io.StringIO(), io.StringIO()
+status = cli.run_compat(sys.argv[1:], io.StringIO(""), out, err)
+assert status == 0, (status, err.getvalue())
+heavy = sorted({name.split(".")[0] for name in sys.modules} & set(%r))
+sys.__stdout__.write(repr((heavy, "ipvsctl.app" in sys.modules, out.getvalue())))
+""" % (HEAVY,)
+
+
+def _run(*argv: str):
+    r = subprocess.run([sys.executable, "-c", CHILD, *argv], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    import ast
+
+    return ast.literal_eval(r.stdout)
+
+
+@pytest.mark.parametrize("argv", [["-Ln"], ["-L"], ["-Ln", "--stats"], ["-Ln", "--rate", "--exact"],
+                                  ["-Ln", "-t", "192.0.2.1:80"], ["-Lnc"], ["-L", "--timeout"],
+                                  ["-Sn"], ["-A", "-t", "192.0.2.1:80"]])
+def test_compat_path_imports_nothing_heavy(argv):
+    heavy, app_loaded, out = _run(*argv)
+    assert heavy == [], f"ipvsctl {' '.join(argv)} imported {heavy}"
+    assert not app_loaded
+    if argv[0].startswith("-L"):
+        assert out  # it did list something
+
+
+def test_netlink_backend_module_imports_nothing_heavy():
+    code = ("import sys, ipvsctl.cli, ipvsctl.netlink.backend, ipvsctl.ops, ipvsctl.order; "
+            "print(sorted({n.split('.')[0] for n in sys.modules} & set(%r)))" % (HEAVY,))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
+def test_the_check_would_notice():
+    """--json on the same path does load json: the probe sees imports."""
+    heavy, _, out = _run("-Ln", "--json")
+    assert heavy == ["json"]
+    assert json.loads(out)["services"][0]["address"] == "192.0.2.1"
