@@ -18,7 +18,8 @@ a malformed command line ("Try ... -h"), popt errors and kernel errors.
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import lru_cache
 
 from ipvsctl import model as m
 
@@ -154,6 +155,10 @@ class Rule:
     optional: frozenset = frozenset()
     exclusive: frozenset = frozenset()  # at most one of these
 
+    @property
+    def allowed(self) -> frozenset:
+        return self.required | self.optional | self.exclusive
+
 
 def _rule(required=(), optional=(), exclusive=()):
     return Rule(frozenset(required), frozenset(optional), frozenset(exclusive))
@@ -185,11 +190,15 @@ COMMAND_RULES = {
 
 # Tunnel options by tunnel type (same message shapes as the command rules).
 TUNNEL_OPTIONS = ("tun-port", "tun-nocsum", "tun-csum", "tun-remcsum")
+_TUNNEL_OPTION_SET = frozenset(TUNNEL_OPTIONS)
+_TUNNEL_ANY = _TUNNEL_OPTION_SET | {"tun-type"}
 TUNNEL_RULES = {
     m.TUN_IPIP: _rule(),
     m.TUN_GUE: _rule(["tun-port"], exclusive=("tun-nocsum", "tun-csum", "tun-remcsum")),
     m.TUN_GRE: _rule(exclusive=("tun-nocsum", "tun-csum")),
 }
+
+_ALLOWED = {r: r.allowed for r in (*COMMAND_RULES.values(), *TUNNEL_RULES.values())}
 
 # Scheduler flags: name -> (bit, scheduler it belongs to or None for any).
 SCHED_FLAGS = {
@@ -225,52 +234,57 @@ class Format:
     rule: bool = False  # -S: print as commands
 
 
-@dataclass
 class Command:
-    """One ipvsadm command line, validated, with ipvsadm's defaults filled in."""
+    """One ipvsadm command line, validated, with ipvsadm's defaults filled in.
 
-    name: str
-    options: set = field(default_factory=set)
+    A plain class whose defaults live on the class: a restore parses a
+    hundred thousand of these, and an instance only stores what its line set.
+    """
+
     # virtual service
-    af: int = m.AF_INET
-    protocol: int = 0
+    af = m.AF_INET
+    protocol = 0
     addr: bytes | None = None  # packed address
-    port: int = 0
-    fwmark: int = 0
-    scheduler: str = ""
-    flags: int = 0
-    timeout: int = 0
-    netmask: int = m.IPV4_FULL_MASK
-    pe_name: str = ""
+    port = 0
+    fwmark = 0
+    scheduler = ""
+    flags = 0
+    timeout = 0
+    netmask = m.IPV4_FULL_MASK
+    pe_name = ""
     # real server
-    dest_af: int = m.AF_INET
+    dest_af = m.AF_INET
     dest_addr: bytes | None = None
-    dest_port: int = 0
-    fwd: int = m.FWD_ROUTE
-    weight: int = 1
-    u_threshold: int = 0
-    l_threshold: int = 0
-    tun_type: int = m.TUN_IPIP
-    tun_port: int = 0
-    tun_flags: int = 0
+    dest_port = 0
+    fwd = m.FWD_ROUTE
+    weight = 1
+    u_threshold = 0
+    l_threshold = 0
+    tun_type = m.TUN_IPIP
+    tun_port = 0
+    tun_flags = 0
     # daemon
-    daemon_state: int = 0
-    mcast_ifn: str = ""
-    syncid: int = 0
-    sync_maxlen: int = 0
+    daemon_state = 0
+    mcast_ifn = ""
+    syncid = 0
+    sync_maxlen = 0
     mcast_group: str | None = None
-    mcast_port: int = 0
-    mcast_ttl: int = 0
+    mcast_port = 0
+    mcast_ttl = 0
     # --set
     timeouts: m.Timeouts | None = None
-    fmt: Format = field(default_factory=Format)
+
+    def __init__(self, name: str):
+        self.name = name
+        self.options: set = set()
+        self.fmt = Format()
+
+    def __repr__(self) -> str:
+        return f"Command({self.name!r}, {vars(self)!r})"
 
     # ---- model views ------------------------------------------------------
     def service_key(self) -> m.ServiceKey:
-        if self.fwmark:
-            return m.ServiceKey(af=self.af, fwmark=self.fwmark)
-        return m.ServiceKey(af=self.af, protocol=self.protocol,
-                            addr=socket.inet_ntop(self.af, self.addr), port=self.port)
+        return _service_key(self.af, self.protocol, self.addr, self.port, self.fwmark)
 
     def service(self) -> m.Service:
         return m.Service(key=self.service_key(), scheduler=self.scheduler, flags=self.flags,
@@ -289,6 +303,14 @@ class Command:
                         mcast_port=self.mcast_port, mcast_ttl=self.mcast_ttl)
 
 
+@lru_cache(maxsize=1 << 16)
+def _service_key(af: int, protocol: int, addr: bytes | None, port: int, fwmark: int) -> m.ServiceKey:
+    # Cached: a restore names each service once per real server line.
+    if fwmark:
+        return m.ServiceKey(af=af, fwmark=fwmark)
+    return m.ServiceKey(af=af, protocol=protocol, addr=socket.inet_ntop(af, addr), port=port)
+
+
 # --------------------------------------------------------------------------
 # Value parsers: each mirrors the C library call ipvsadm makes, because the
 # accepted spellings are part of the interface ("1.2" is a valid inet_aton
@@ -300,6 +322,9 @@ _SPACE = " \t\n\v\f\r"
 
 def c_strtol(text: str) -> int | None:
     """strtol(s, &end, 10) that must consume the whole string, else None."""
+    if text.isdigit() and text.isascii():  # the common case, decided at once
+        value = int(text)
+        return value if value < 2**63 else None
     s = text.lstrip(_SPACE)
     if not s:
         return None
@@ -359,10 +384,11 @@ def parse_address(text: str, protocol: int):
         buf = buf[1:close]
     if "\0" in buf:
         return None
-    try:
-        return m.AF_INET6, socket.inet_pton(m.AF_INET6, buf), _port(port_text, protocol)
-    except OSError:
-        pass
+    if buf.count(":") > 1:  # IPv6 text has at least two colons
+        try:
+            return m.AF_INET6, socket.inet_pton(m.AF_INET6, buf), _port(port_text, protocol)
+        except OSError:
+            pass
     # Not IPv6: a bracketed IPv4 loses its port (ipvsadm re-scans the part
     # inside the brackets for a colon); otherwise the last colon splits.
     port_text = None
@@ -403,71 +429,74 @@ def parse_address_checked(text: str, protocol: int):
 
 
 def _scan(argv):
-    """Yield (opt, value, spelling) for each option and (None, word, word)
-    for each leftover word, in argv order, as popt sees them.
+    """Split argv into (opt, value, spelling) for each option and
+    (None, word, word) for each leftover word, in order, as popt sees them.
 
-    Raises ParseError for popt's own errors (unknown option, missing
-    argument); the caller decides their exit status.
+    Returns (tokens, error): popt's own error (unknown option, missing
+    argument) ends the scan; the caller raises it after acting on the tokens
+    before it, which is when ipvsadm reports it.
     """
+    out = []
+    add = out.append
     i, n = 0, len(argv)
     while i < n:
         word = argv[i]
         i += 1
+        if word[:1] != "-" or word == "-":
+            add((None, word, word))
+            continue
         if word == "--":
-            for rest in argv[i:]:
-                yield None, rest, rest
-            return
-        if word.startswith("--"):
+            out.extend((None, rest, rest) for rest in argv[i:])
+            break
+        if word[1] == "-":
             name, eq, inline = word[2:].partition("=")
             opt = LONG_OPTIONS.get(name)
             if opt is None:
-                raise ParseError(f"{word}: unknown option", EXIT_USAGE)
+                return out, ParseError(f"{word}: unknown option", EXIT_USAGE)
             if opt.arity == NONE:
                 if eq:
-                    raise ParseError(f"{word}: option does not take an argument", EXIT_USAGE)
-                yield opt, None, word
+                    return out, ParseError(f"{word}: option does not take an argument", EXIT_USAGE)
+                add((opt, None, word))
             elif eq:
-                yield opt, inline, word
+                add((opt, inline, word))
             elif opt.arity == OPTIONAL:
-                if i < n and not argv[i].startswith("-"):
+                if i < n and argv[i][:1] != "-":
+                    add((opt, argv[i], word))
                     i += 1
-                    yield opt, argv[i - 1], word
                 else:
-                    yield opt, None, word
+                    add((opt, None, word))
             elif i < n:
+                add((opt, argv[i], word))
                 i += 1
-                yield opt, argv[i - 1], word
             else:
-                raise ParseError(f"{word}: missing argument", EXIT_USAGE)
+                return out, ParseError(f"{word}: missing argument", EXIT_USAGE)
             continue
-        if len(word) > 1 and word[0] == "-":
-            j = 1
-            while j < len(word):
-                ch = word[j]
-                j += 1
-                opt = SHORT_OPTIONS.get(ch)
-                if opt is None:
-                    # popt names the whole word ("-Lnq"), not just the letter.
-                    raise ParseError(f"{word}: unknown option", EXIT_USAGE)
-                if opt.arity == NONE:
-                    yield opt, None, "-" + ch
-                    continue
-                if j < len(word):
-                    yield opt, word[j:], "-" + ch
-                elif opt.arity == OPTIONAL:
-                    if i < n and not argv[i].startswith("-"):
-                        i += 1
-                        yield opt, argv[i - 1], "-" + ch
-                    else:
-                        yield opt, None, "-" + ch
-                elif i < n:
+        j, length = 1, len(word)
+        while j < length:
+            ch = word[j]
+            j += 1
+            opt = SHORT_OPTIONS.get(ch)
+            if opt is None:
+                # popt names the whole word ("-Lnq"), not just the letter.
+                return out, ParseError(f"{word}: unknown option", EXIT_USAGE)
+            if opt.arity == NONE:
+                add((opt, None, "-" + ch))
+                continue
+            if j < length:
+                add((opt, word[j:], "-" + ch))
+            elif opt.arity == OPTIONAL:
+                if i < n and argv[i][:1] != "-":
+                    add((opt, argv[i], "-" + ch))
                     i += 1
-                    yield opt, argv[i - 1], "-" + ch
                 else:
-                    raise ParseError(f"{word}: missing argument", EXIT_USAGE)
-                break
-            continue
-        yield None, word, word
+                    add((opt, None, "-" + ch))
+            elif i < n:
+                add((opt, argv[i], "-" + ch))
+                i += 1
+            else:
+                return out, ParseError(f"{word}: missing argument", EXIT_USAGE)
+            break
+    return out, None
 
 
 def _set_option(cmd: Command, name: str) -> None:
@@ -484,9 +513,13 @@ def _daemon_state(value: str, message: str) -> int:
     raise ParseError(message)
 
 
+# action -> (kind, argument), split once rather than on every option of every line
+_ACTIONS = {o.action: tuple(o.action.partition(":")[::2]) for o in OPTIONS}
+
+
 def _apply_option(cmd: Command, opt: Opt, value, spelling: str, state: dict) -> None:
     action = opt.action
-    kind, _, arg = action.partition(":")
+    kind, arg = _ACTIONS[action]
     if kind == "cmd":
         # A second command word is not an option ipvsadm knows in that place.
         raise ParseError(f"invalid option `{spelling}'")
@@ -678,6 +711,9 @@ def _sched_flags(scheduler: str, text: str) -> int:
 
 def _check_rule(rule: Rule, options: set, subject: str, names=OPTION_NAMES):
     """Apply one row of a rules table in ipvsadm's option order."""
+    if (rule.required <= options and options <= _ALLOWED[rule]
+            and len(options & rule.exclusive) <= 1):
+        return  # valid: no need to find which error ipvsadm would name first
     first_exclusive = None
     for name in names:
         if name not in options:
@@ -696,16 +732,17 @@ def _check_rule(rule: Rule, options: set, subject: str, names=OPTION_NAMES):
 
 def parse(argv: list[str]) -> Command:
     """Parse one ipvsadm command line (without the program name)."""
-    words = iter(_scan(argv))
-    try:
-        first = next(words)
-    except StopIteration:
-        first = None
-    except ParseError as e:
-        raise ParseError(e.message, EXIT_USAGE, try_help=True) from None
-    if first is None or first[0] is None or not first[0].action.startswith("cmd:"):
+    tokens, scan_error = _scan(argv)
+    # popt hands over the first option wherever it stands; words before it
+    # are leftovers like any other.  ipvsadm wants that option to be a command.
+    leftovers = []
+    k, n = 0, len(tokens)
+    while k < n and tokens[k][0] is None:
+        leftovers.append(tokens[k][1])
+        k += 1
+    if k == n or not tokens[k][0].action.startswith("cmd:"):
         raise ParseError("", EXIT_USAGE, try_help=True)
-    opt, value, _ = first
+    opt, value, _ = tokens[k]
     name = opt.action[4:]
     cmd = Command(name=name)
     if name in ("help", "version"):
@@ -716,12 +753,13 @@ def parse(argv: list[str]) -> Command:
         cmd.daemon_state = _daemon_state(value, "illegal start_daemon specified")
 
     state: dict = {}
-    leftovers = []
-    for opt, value, spelling in words:
+    for opt, value, spelling in tokens[k + 1:]:
         if opt is None:
             leftovers.append(value)
         else:
             _apply_option(cmd, opt, value, spelling, state)
+    if scan_error is not None:
+        raise scan_error
 
     if name == "set":
         if len(leftovers) < 3:
@@ -761,9 +799,9 @@ def _finish(cmd: Command) -> None:
             cmd.dest_port = cmd.port
         if cmd.dest_af != cmd.af and cmd.fwd != m.FWD_TUNNEL:
             raise ParseError("Different address family is allowed only for tunneling servers")
-        if cmd.fwd != m.FWD_TUNNEL and any(o in cmd.options for o in ("tun-type",) + TUNNEL_OPTIONS):
+        if cmd.fwd != m.FWD_TUNNEL and cmd.options & _TUNNEL_ANY:
             raise ParseError("Tunnel options conflict with forward method")
-        _check_rule(TUNNEL_RULES[cmd.tun_type], cmd.options,
+        _check_rule(TUNNEL_RULES[cmd.tun_type], cmd.options & _TUNNEL_OPTION_SET,
                     f"'{m.TUN_NAMES[cmd.tun_type]}' tunnel type", TUNNEL_OPTIONS)
     if name == "list":
         o = cmd.options
