@@ -140,11 +140,12 @@ class Frame:
         out = []
         for i, sr in enumerate(self.rows):
             label = Text(tv.service_label(sr.service.key), tv.S_ADDR)
-            if not sr.dests:
-                label.append("  " + tv.NO_SERVERS, tv.S_WARN)
             last = i + 1 == len(self.rows)
             out.append(([label, *_rate_cells(sr.rates), str(sr.rates.active),
-                         str(sr.rates.inactive), ""], "bold", not sr.dests and not last))
+                         str(sr.rates.inactive), ""], "bold", False))
+            if not sr.dests:
+                blank = [""] * (len(_COLUMNS) + 3)
+                out.append(([Text("  " + tv.NO_SERVERS, tv.S_WARN), *blank], None, not last))
             for j, (d, r) in enumerate(sr.dests):
                 weight = (Text.assemble("0 ", (tv.DRAINING, tv.S_DRAIN)) if d.weight == 0
                           else str(d.weight))
