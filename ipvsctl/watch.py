@@ -124,7 +124,7 @@ class Frame:
     """One screen: services (bold) with their real servers under them.
 
     A renderable: column widths are fitted to the width rich offers (see
-    ipvsctl.render.table.fit_widths), so addresses stay whole on 80 columns.
+    ipvsctl.render.table.fit), so addresses stay whole on 80 columns.
     """
 
     def __init__(self, rows: list[ServiceRates], title: str = ""):
@@ -166,8 +166,8 @@ class Frame:
             ["Active", "Inact", "Weight"]
         lines = self._lines()
         measures = [tv._measure(h, [cells[k] for cells, _, _ in lines]) for k, h in enumerate(headers)]
-        widths = tv.fit_widths(measures, options.max_width)
-        t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
+        widths, gap = tv.fit(measures, options.max_width)
+        t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, gap - 1, 0, 0),
                   title=self.title or None, title_justify="left", title_style="bold",
                   header_style="bold")
         for k, (h, w) in enumerate(zip(headers, widths)):

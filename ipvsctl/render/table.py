@@ -272,7 +272,8 @@ def _rows(svc: m.Service, dests: list[m.Destination], counters, exact: bool):
 
 
 def service_table(svc: m.Service, dests: list[m.Destination], stats: bool = False,
-                  rate: bool = False, exact: bool = False, widths: dict | None = None):
+                  rate: bool = False, exact: bool = False, widths: dict | None = None,
+                  gap: int = GAP):
     """The real servers of one service as a rich Table (the heading is apart).
 
     The plain view: server, forwarding method, weight, thresholds (upper/lower),
@@ -291,7 +292,8 @@ def service_table(svc: m.Service, dests: list[m.Destination], stats: bool = Fals
         return None
     rows, totals = _rows(svc, dests, counters, exact)
     widths = widths or {}
-    table = Table(box=_box(), show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
+    # The box's column divider is one space; the padding adds the rest of the gap.
+    table = Table(box=_box(), show_edge=False, pad_edge=False, padding=(0, gap - 1, 0, 0),
                   header_style="bold", show_footer=totals is not None, expand=False)
     for i, (title, justify) in enumerate(_columns(svc, counters)):
         footer = ""
@@ -317,40 +319,47 @@ def _cell_text(cell) -> str:
 _BREAKABLE = ("Forward", "Weight")
 
 
-def _measure(title: str, cells) -> tuple[int, int]:
-    """(natural, minimal) width of a column: widest line, and the least it
-    can take without breaking a word (headers may wrap between words)."""
+def _measure(title: str, cells) -> tuple[int, int, int]:
+    """(natural, minimal, floor) width of a column: its widest line; the
+    least it can take without breaking a word (headers may wrap between
+    words); and the least it may be folded to: a whole header word, and
+    for Forward and Weight a whole word of any cell ("draining")."""
     from rich.cells import cell_len
 
     texts = [_cell_text(c) for c in cells]
     natural = max([cell_len(title)] + [cell_len(t) for t in texts])
-    minimal = max(cell_len(w) for w in title.split())
+    floor = max([5] + [cell_len(w) for w in title.split()])
+    minimal = floor
     for t in texts:
         words = t.split() if title in _BREAKABLE else [t]
         minimal = max([minimal] + [cell_len(w) for w in words])
-    return natural, minimal
+    if title in _BREAKABLE:
+        floor = minimal
+    return natural, minimal, floor
 
 
-def fit_widths(measures: list[tuple[int, int]], max_width: int, gap: int = GAP) -> list[int]:
-    """Column widths within ``max_width``.
+def fit_widths(measures, max_width: int, gap: int = GAP) -> list[int]:
+    """Column widths within ``max_width`` (``measures``: see _measure).
 
     Natural widths when they fit.  Else, first, words wrap: the column with
     the most room above its longest word gives way first (headers, tunnel
     details, "0 draining").  If that is not enough, the widest column folds
-    one cell at a time, never below 12 cells for the first column
-    (addresses) or 5 for the others (numbers), so what is folded is what
-    is longest.  The result exceeds ``max_width`` only when nothing can give
-    way any more.
+    one cell at a time (so what is folded is what is longest), never below
+    12 cells for the first column (addresses) nor below its floor for the
+    others.  The result exceeds ``max_width`` only when nothing can give way.
     """
-    widths = [n for n, _ in measures]
+    measures = [tuple(mm) + (5,) * (3 - len(mm)) for mm in measures]
+    if not measures:
+        return []
+    widths = [mm[0] for mm in measures]
     budget = max_width - gap * (len(widths) - 1)
     while sum(widths) > budget:
-        slack = [(w - mn, i) for i, ((_, mn), w) in enumerate(zip(measures, widths)) if i and w > mn]
+        slack = [(w - mm[1], i) for i, (mm, w) in enumerate(zip(measures, widths)) if i and w > mm[1]]
         if not slack:
             break
         _, i = max(slack)
         widths[i] -= 1
-    floors = [12] + [5] * (len(widths) - 1)
+    floors = [min(12, measures[0][0])] + [mm[2] for mm in measures[1:]]
     while sum(widths) > budget:
         # widest first; on a tie the rightmost, so an address folds last
         foldable = [(w, i) for i, w in enumerate(widths) if w > floors[i]]
@@ -361,9 +370,19 @@ def fit_widths(measures: list[tuple[int, int]], max_width: int, gap: int = GAP) 
     return widths
 
 
+def fit(measures, max_width: int) -> tuple[list[int], int]:
+    """(widths, gap): two cells between columns, or one when that is what fits."""
+    widths = fit_widths(measures, max_width, GAP)
+    if sum(widths) + GAP * (len(widths) - 1) > max_width:
+        narrow = fit_widths(measures, max_width, 1)
+        if sum(narrow) + len(narrow) - 1 < sum(widths) + GAP * (len(widths) - 1):
+            return narrow, 1
+    return widths, GAP
+
+
 def column_widths(table, stats: bool = False, rate: bool = False, exact: bool = False,
-                  max_width: int = 10**6) -> dict:
-    """header -> width, shared by every service's table so that they line up."""
+                  max_width: int = 10**6) -> tuple[dict, int]:
+    """(header -> width, gap), shared by every service's table so that they line up."""
     counters = (_STATS_COLUMNS if stats else ()) + (_RATE_COLUMNS if rate else ())
     titles: list[str] = []
     cells: dict[str, list] = {}
@@ -380,7 +399,8 @@ def column_widths(table, stats: bool = False, rate: bool = False, exact: bool = 
             for (title, _), cell in zip(cols, row):
                 cells[title].append(cell)
     measures = [_measure(t, cells[t]) for t in titles]
-    return dict(zip(titles, fit_widths(measures, max_width)))
+    widths, gap = fit(measures, max_width)
+    return dict(zip(titles, widths)), gap
 
 
 class ListView:
@@ -397,12 +417,12 @@ class ListView:
     def __rich_console__(self, console, options):
         from rich.text import Text
 
-        widths = column_widths(self.table, self.stats, self.rate, self.exact, options.max_width)
+        widths, gap = column_widths(self.table, self.stats, self.rate, self.exact, options.max_width)
         for i, (svc, dests) in enumerate(self.table):
             if i:
                 yield Text("")
             yield service_heading(svc, dests)
-            t = service_table(svc, dests, self.stats, self.rate, self.exact, widths)
+            t = service_table(svc, dests, self.stats, self.rate, self.exact, widths, gap)
             if t is not None:
                 yield t
         if not self.table:

@@ -207,6 +207,24 @@ def test_fit_widths_wraps_slack_first_then_folds_the_first_column():
     assert tv.fit_widths([(30, 30), (8, 8)], 10) == [12, 5]
     # numbers wider than the address fold first; on a tie the address folds last
     assert tv.fit_widths([(14, 14), (20, 20), (20, 20)], 44) == [14, 13, 13]
+    # a column is not folded below its floor (a whole header word, "draining")
+    assert tv.fit_widths([(20, 20, 12), (10, 8, 8), (9, 9, 8)], 20) == [12, 8, 8]
+
+
+def test_fit_narrows_the_gap_when_that_is_what_fits():
+    measures = [(17, 17, 12), (8, 8, 8), (8, 8, 8)]
+    assert tv.fit(measures, 40) == ([17, 8, 8], 2)
+    assert tv.fit(measures, 30) == ([12, 8, 8], 1)
+
+
+def test_narrow_terminal_keeps_words_whole():
+    """60 columns: gaps of one, addresses folded, but no header word or
+    'draining' broken and nothing wider than asked."""
+    table = [FIXED_TABLE[0], FIXED_TABLE[4]]
+    text = tv.render_text(tv.list_view(table), 60)
+    assert max(len(line) for line in text.splitlines()) <= 60
+    for word in ("Forward", "Weight", "Active", "Inactive", "Persist", "draining"):
+        assert word in text, (word, text)
 
 
 def test_labels():
