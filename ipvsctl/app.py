@@ -236,20 +236,21 @@ def list_command(tcp, udp, sctp, fwmark, ipv6, protocol, address, stats, rate, e
 @cli.command("watch")
 @selection_options
 @click.option("-i", "--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
-              metavar="SECONDS", help="Time between two samples (the kernel updates its "
-                                      "counters every 2 s).")
-@click.option("--once", is_flag=True, help="Show one frame (two samples an interval apart), then exit.")
+              metavar="SECONDS", help="Time between two frames (the kernel updates its rate "
+                                      "estimates every 2 s).")
+@click.option("--once", is_flag=True, help="Show one frame, then exit.")
 @click.option("-n", "--iterations", type=click.IntRange(min=1), metavar="N",
               help="Show N frames, then exit.")
 @output_options
 @netns_option
 def watch_command(tcp, udp, sctp, fwmark, ipv6, protocol, address, interval, once, iterations,
                   width, no_color, netns):
-    """Live connection, packet and byte rates per service and real server.
+    """Live connection and byte rates per service and real server.
 
-    Busiest first (new connections per second, then bytes per second);
-    refreshed in place every interval until Ctrl-C.  Off a terminal, or with
-    --once / --iterations, each frame is printed after the last.
+    The kernel's rate estimates (as ipvsadm -Ln --rate), busiest first (new
+    connections per second, then bytes per second), redrawn in place every
+    interval until Ctrl-C.  Off a terminal, or with --once / --iterations,
+    each frame is printed after the last.
     """
     from ipvsctl import watch
 

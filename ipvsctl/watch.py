@@ -1,21 +1,25 @@
 """``ipvsctl watch``: connection and byte rates, live, busiest first.
 
-Strategy: sample the whole table (``Backend.table()``, one consistent read)
-every interval, and turn the difference of two samples into rates per
-service and per real server: new connections, packets and bytes per second,
-computed here from the kernel's exact 64-bit counters rather than read from
-its rate estimators (which are smoothed over several seconds).  The math
-(``rates``) and the drawing (``frame``) are pure functions, so tests feed
-them fixed samples; ``run`` owns the clock, the backend and the terminal.
+Strategy: read the whole table (``Backend.table()``, one consistent read)
+every interval and show, per service and per real server, the kernel's own
+rate estimates (new connections, packets and bytes per second: what
+``ipvsadm -Ln --rate`` shows), busiest first.  The drawing (``frame``) is
+a pure function of the table, so tests feed it fixed tables; ``run`` owns
+the clock, the backend and the terminal.
+
+Why the kernel's estimates and not differences of the exact counters
+between two reads: the kernel folds its per-CPU counters into the totals a
+program can read only on its estimator tick (every 2 s), so the difference
+of two reads taken ``interval`` apart holds 0, 1 or 2 ticks' worth of
+traffic depending on where the ticks fall: a steady 40 connections/s shows
+as 0, 40 or 80.  The estimator is computed on the tick itself and is
+smoothed over a few seconds, so it is steady, and it costs no second sample
+(the first frame shows at once).
 
 On a terminal the frame is redrawn in place (rich ``Live``: cursor moves
 only, no alternate screen, so it works over SSH in any VT100-ish terminal
 and leaves the last frame on screen after Ctrl-C).  Off a terminal (a pipe,
 a test, ``--once``) each frame is printed after the previous one.
-
-The kernel adds its per-CPU counters into the totals a program can read on
-its estimator timer, every 2 seconds on Linux 6.x; the default interval is
-that, and a shorter one shows rates that jump between 0 and double.
 """
 
 from __future__ import annotations
@@ -26,34 +30,18 @@ from dataclasses import dataclass, field
 from ipvsctl import model as m
 
 DEFAULT_INTERVAL = 2.0
-_FIELDS = ("conns", "inpkts", "outpkts", "inbytes", "outbytes")
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One read of the table and when it was taken (monotonic seconds)."""
-
-    at: float
-    table: list
 
 
 @dataclass
 class Rates:
-    """Per-second rates of one service or real server over one interval.
+    """Rates of one service or real server: (cps, inpps, outpps, inbps, outbps)."""
 
-    ``values`` is None when there is no rate yet: an entry that was not in
-    the previous sample, or whose counters went backwards (zeroed with -Z, or
-    deleted and re-created in between).
-    """
-
-    values: tuple[float, ...] | None
+    values: tuple[int, ...]
     active: int = 0
     inactive: int = 0
 
     @property
     def sort_key(self) -> tuple:
-        if self.values is None:
-            return (-1.0, -1.0)
         return (self.values[0], self.values[3] + self.values[4])
 
 
@@ -64,43 +52,23 @@ class ServiceRates:
     dests: list[tuple[m.Destination, Rates]] = field(default_factory=list)
 
 
-def _counters(st: m.Stats | None) -> tuple[int, ...]:
+def _estimates(st: m.Stats | None) -> tuple[int, ...]:
     st = st or m.Stats()
-    return (st.conns, st.inpkts, st.outpkts, st.inbytes, st.outbytes)
+    return (st.cps, st.inpps, st.outpps, st.inbps, st.outbps)
 
 
-def _rate(prev: tuple[int, ...] | None, cur: tuple[int, ...], dt: float) -> tuple[float, ...] | None:
-    if prev is None or dt <= 0:
-        return None
-    deltas = [c - p for c, p in zip(cur, prev)]
-    if any(d < 0 for d in deltas):
-        return None  # zeroed (ipvsadm -Z) or deleted and re-created in between
-    return tuple(d / dt for d in deltas)
-
-
-def _dest_id(d: m.Destination) -> tuple:
-    return (d.af, d.addr, d.port)
-
-
-def rates(prev: Sample, cur: Sample) -> list[ServiceRates]:
-    """Rates of every service and real server of ``cur``, busiest first.
+def rates(table) -> list[ServiceRates]:
+    """Rates of every service and real server of ``table``, busiest first.
 
     Sorted by new connections per second, then bytes per second (in + out);
-    ties keep ``cur``'s order (ipvsadm's, as read).
+    ties keep the table's order (ipvsadm's, as read).
     """
-    dt = cur.at - prev.at
-    before_svc = {svc.key: _counters(svc.stats) for svc, _ in prev.table}
-    before_dest = {(svc.key, _dest_id(d)): _counters(d.stats)
-                   for svc, dests in prev.table for d in dests}
     out = []
-    for svc, dests in cur.table:
-        active = sum(d.active_conns for d in dests)
-        inactive = sum(d.inact_conns for d in dests)
-        sr = ServiceRates(svc, Rates(_rate(before_svc.get(svc.key), _counters(svc.stats), dt),
-                                     active, inactive))
+    for svc, dests in table:
+        sr = ServiceRates(svc, Rates(_estimates(svc.stats), sum(d.active_conns for d in dests),
+                                     sum(d.inact_conns for d in dests)))
         for d in dests:
-            r = _rate(before_dest.get((svc.key, _dest_id(d))), _counters(d.stats), dt)
-            sr.dests.append((d, Rates(r, d.active_conns, d.inact_conns)))
+            sr.dests.append((d, Rates(_estimates(d.stats), d.active_conns, d.inact_conns)))
         sr.dests.sort(key=lambda dr: dr[1].sort_key, reverse=True)
         out.append(sr)
     out.sort(key=lambda s: s.rates.sort_key, reverse=True)
@@ -115,8 +83,6 @@ _COLUMNS = (("Conn/s", 0, ""), ("In B/s", 3, "B/s"), ("Out B/s", 4, "B/s"))
 def _rate_cells(r: Rates) -> list[str]:
     from ipvsctl.render.table import human
 
-    if r.values is None:
-        return ["-"] * len(_COLUMNS)
     return [human(r.values[i], unit) for _, i, unit in _COLUMNS]
 
 
@@ -185,37 +151,34 @@ def frame(rows: list[ServiceRates], title: str = "") -> Frame:
 
 def run(read_table, console, interval: float = DEFAULT_INTERVAL, iterations: int | None = None,
         title: str = "", clock=time.monotonic, sleep=time.sleep, wall=time.strftime) -> int:
-    """Sample, draw, repeat: ``iterations`` frames (None: until Ctrl-C).
+    """Read, draw, wait, repeat: ``iterations`` frames (None: until Ctrl-C).
 
-    ``read_table()`` returns the (filtered) table; it may raise KernelError,
-    which ends the watch (the caller reports it).  Returns the number of
-    frames drawn.
+    The first frame is drawn at once.  ``read_table()`` returns the
+    (filtered) table; it may raise, which ends the watch (the caller reports
+    it).  Returns the number of frames drawn.
     """
     live = None
     drawn = 0
-    prev = Sample(clock(), read_table())
-    next_at = prev.at + interval
+    next_at = clock()
     try:
         if console.is_terminal and iterations != 1:
             from rich.live import Live
 
             live = Live(console=console, auto_refresh=False, transient=False)
             live.start()
-            # Something to look at at once; rates need a second sample.
-            live.update(frame(rates(prev, prev), f"{title}measuring for {interval:g}s ..."),
-                        refresh=True)
         while iterations is None or drawn < iterations:
             delay = next_at - clock()
             if delay > 0:
                 sleep(delay)
-            cur = Sample(clock(), read_table())
+            table = read_table()
+            now = clock()
             next_at += interval
-            if next_at < cur.at:  # reading took longer than an interval: do not race
-                next_at = cur.at + interval
+            if next_at < now:  # reading took longer than an interval: do not race
+                next_at = now + interval
             heading = f"{title}every {interval:g}s at {wall('%H:%M:%S')}, busiest first"
             if iterations is None:
                 heading += " (Ctrl-C to quit)"
-            view = frame(rates(prev, cur), heading)
+            view = frame(rates(table), heading)
             if live is not None:
                 live.update(view, refresh=True)
             else:
@@ -223,7 +186,6 @@ def run(read_table, console, interval: float = DEFAULT_INTERVAL, iterations: int
                     console.print()
                 console.print(view)
             drawn += 1
-            prev = cur
     except KeyboardInterrupt:
         pass
     finally:

@@ -97,24 +97,8 @@ def test_list_view_never_wider_than_asked(width):
         assert max(len(line) for line in text.splitlines()) <= width
 
 
-def _bumped(table, k: int):
-    """The table after k more connections and k*100000 more bytes per service."""
-    out = []
-    for svc, dests in table:
-        st = svc.stats or m.Stats()
-        svc2 = dataclasses.replace(svc, stats=dataclasses.replace(
-            st, conns=st.conns + 10 * k, inbytes=st.inbytes + 100000 * k, outbytes=st.outbytes + 7 * k))
-        dests2 = []
-        for i, d in enumerate(dests):
-            ds = d.stats or m.Stats()
-            dests2.append(dataclasses.replace(d, stats=dataclasses.replace(
-                ds, conns=ds.conns + i * k, inbytes=ds.inbytes + 5000 * i * k)))
-        out.append((svc2, dests2))
-    return out
-
-
 def _watch_rows():
-    return watch.rates(watch.Sample(100.0, FIXED_TABLE), watch.Sample(102.0, _bumped(FIXED_TABLE, 7)))
+    return watch.rates(FIXED_TABLE)
 
 
 @pytest.mark.parametrize("width", [80, 120])
@@ -276,37 +260,32 @@ def test_filter_by_address_matches_virtual_or_real_server():
 # --------------------------------------------------------------------------
 
 
-def test_watch_rates_are_exact_and_busiest_first():
+def test_watch_rates_are_the_kernels_estimates_busiest_first():
     rows = _watch_rows()
-    # every service got 70 connections in 2 s; ties keep ipvsadm's order
-    assert [r.rates.values[0] for r in rows] == [35.0] * 5
-    tcp = rows[0]
-    assert tcp.rates.values == (35.0, 0.0, 0.0, 350000.0, 24.5)
-    # within a service: 2*7/2 = 7/s, then 3.5/s, then 0
-    assert [(d.addr, r.values[0]) for d, r in tcp.dests] == [
-        ("198.51.100.3", 7.0), ("198.51.100.2", 3.5), ("198.51.100.1", 0.0)]
+    # by connections per second, then bytes per second
+    assert [tv.service_label(r.service.key) for r in rows] == [
+        "TCP [2001:db8:1234:5678:9abc:def0:1234:5678]:65535", "TCP 192.0.2.10:80",
+        "UDP 192.0.2.53:53", "FWM 4294967295 IPv6", "SCTP 192.0.2.11:3868"]
+    tcp = rows[1]
+    st = FIXED_TABLE[0][0].stats
+    assert tcp.rates.values == (st.cps, st.inpps, st.outpps, st.inbps, st.outbps)
+    assert [d.addr for d, _ in tcp.dests] == ["198.51.100.2", "198.51.100.1", "198.51.100.3"]
     assert (tcp.rates.active, tcp.rates.inactive) == (12, 343)
+    # a service without stats counts as idle, ties keep the table's order
+    assert [r.rates.values for r in rows[3:]] == [(0, 0, 0, 0, 0)] * 2
+
+
+def _with_rates(entry, cps, inbps):
+    svc, dests = entry
+    return (dataclasses.replace(svc, stats=m.Stats(cps=cps, inbps=inbps)), dests)
 
 
 def test_watch_rates_sort_by_connections_then_bytes():
-    quiet, busy = FIXED_TABLE[1], FIXED_TABLE[4]
-    before = [quiet, busy]
-    after = _bumped([quiet], 1) + _bumped([busy], 3)
-    rows = watch.rates(watch.Sample(0, before), watch.Sample(1, after))
-    assert [r.service.key for r in rows] == [busy[0].key, quiet[0].key]
-
-
-def test_watch_rates_unknown_for_new_or_zeroed_entries():
-    svc, dests = FIXED_TABLE[0]
-    zeroed = dataclasses.replace(svc, stats=m.Stats())
-    extra = m.Destination(A4, "198.51.100.200", 80)
-    rows = watch.rates(watch.Sample(0, [(svc, dests)]),
-                       watch.Sample(2, [(zeroed, dests + [extra])]))
-    assert rows[0].rates.values is None
-    new = [r for d, r in rows[0].dests if d.addr == "198.51.100.200"][0]
-    assert new.values is None
-    text = tv.render_text(watch.frame(rows), 100)
-    assert "TCP 192.0.2.10:80" in text and " - " in text
+    a = _with_rates(FIXED_TABLE[1], 5, 10)
+    b_ = _with_rates(FIXED_TABLE[4], 5, 20)
+    c = _with_rates(FIXED_TABLE[0], 9, 0)
+    rows = watch.rates([a, b_, c])
+    assert [r.service.key for r in rows] == [c[0].key, b_[0].key, a[0].key]
 
 
 class _Clock:
@@ -326,19 +305,33 @@ def test_watch_run_draws_n_frames_off_a_terminal():
     import io
 
     clock = _Clock()
-    reads = iter([FIXED_TABLE, _bumped(FIXED_TABLE, 1), _bumped(FIXED_TABLE, 3)])
+    reads = iter([FIXED_TABLE, [_with_rates(FIXED_TABLE[1], 77, 0)]])
     buf = io.StringIO()
     console = tv.make_console(buf, width=100)
     n = watch.run(lambda: next(reads), console, interval=2.0, iterations=2, title="netns x: ",
                   clock=clock, sleep=clock.sleep, wall=lambda fmt: "12:00:00")
     assert n == 2
-    assert clock.sleeps == [2.0, 2.0]
+    assert clock.sleeps == [2.0]  # the first frame at once, the second an interval later
     out = buf.getvalue()
     assert out.count("netns x: every 2s at 12:00:00, busiest first") == 2
     assert "Ctrl-C" not in out  # a bounded run
     assert "\x1b[" not in out
-    # second frame: 2*10 connections per service in 2 s
-    assert "10" in out.split("netns x:")[2]
+    second = out.split("netns x:")[2]
+    assert "UDP 192.0.2.53:53" in second and "77" in second and "TCP" not in second
+
+
+def test_watch_run_keeps_its_rhythm_when_a_read_is_slow():
+    import io
+
+    clock = _Clock()
+
+    def slow_read():
+        clock.now += 3.0  # longer than the interval
+        return FIXED_TABLE
+
+    watch.run(slow_read, tv.make_console(io.StringIO(), width=100), interval=2.0, iterations=3,
+              clock=clock, sleep=clock.sleep)
+    assert clock.sleeps == [2.0, 2.0]  # no catching up in a burst
 
 
 def test_watch_run_stops_quietly_on_ctrl_c():
@@ -352,7 +345,7 @@ def test_watch_run_stops_quietly_on_ctrl_c():
     buf = io.StringIO()
     n = watch.run(lambda: FIXED_TABLE, tv.make_console(buf, width=100), interval=1.0,
                   clock=clock, sleep=sleep)
-    assert n == 0
+    assert n == 1  # the first frame, then Ctrl-C while waiting
 
 
 def test_watch_run_on_a_terminal_uses_live_and_quits_on_ctrl_c():
@@ -371,9 +364,9 @@ def test_watch_run_on_a_terminal_uses_live_and_quits_on_ctrl_c():
     console = tv.make_console(buf, width=100, color=True)  # a terminal
     n = watch.run(lambda: FIXED_TABLE, console, interval=1.0, clock=clock, sleep=sleep,
                   wall=lambda fmt: "12:00:00")
-    assert n == 2
+    assert n == 3
     out = buf.getvalue()
-    assert "measuring for 1s" in out and "(Ctrl-C to quit)" in out
+    assert "(Ctrl-C to quit)" in out
     assert "\x1b[" in out  # cursor movement / colours
 
 
