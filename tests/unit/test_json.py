@@ -497,3 +497,16 @@ def test_restore_of_ipvsadm_lines_goes_through_the_compat_restore(fake):
     assert [r.op for r in fake["backend"].applied] == ["add_service", "add_dest"]
     status, out, err = app("restore", "--dry-run", stdin="-A -t 192.0.2.1:80\n-a -t 192.0.2.1:80 -r nowhere:x\n")
     assert status == 2 and "line 2: illegal real server address[:port] specified" in err
+
+
+def test_indented_on_a_terminal(fake):
+    from ipvsctl.cli import run_compat
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Terminal()
+    assert run_compat(["-L", "-u", "192.0.2.53:53", "--json"], io.StringIO(), out, io.StringIO()) == 0
+    assert out.getvalue().startswith('{\n  "version": "1.2.1",\n  "conn_tab_size": 4096,\n')
+    assert json.loads(out.getvalue())["services"][0]["port"] == 53
