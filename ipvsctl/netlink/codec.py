@@ -262,23 +262,50 @@ def encode_flush(family: int, *, seq: int = 0, flags: int = FLAGS_ACK) -> bytes:
 
 # A full destination (add/edit): every attribute ip_vs_genl_parse_dest reads
 # for a full entry, in libipvs' order.  TUN_PORT is __be16 (nla_get_be16).
+# Each constant attribute header (u16 length, u16 type) is passed as one
+# native u32 word ("I"): fewer arguments to pack, same bytes.
 _DEST_FULL_FMT = (
-    "HH"      # IPVS_CMD_ATTR_DEST nest header (len 96)
-    "HHH2x"   # ADDR_FAMILY u16
-    "HH16s"   # ADDR union nf_inet_addr
-    "HHH2x"   # PORT be16
-    "HHI"     # FWD_METHOD u32
-    "HHi"     # WEIGHT (int in the kernel)
-    "HHB3x"   # TUN_TYPE u8
-    "HHH2x"   # TUN_PORT be16
-    "HHH2x"   # TUN_FLAGS u16
-    "HHI"     # U_THRESH u32
-    "HHI"     # L_THRESH u32
+    "I"       # IPVS_CMD_ATTR_DEST nest header (len 96)
+    "IH2x"    # ADDR_FAMILY u16
+    "I16s"    # ADDR union nf_inet_addr
+    "IH2x"    # PORT be16
+    "II"      # FWD_METHOD u32
+    "Ii"      # WEIGHT (int in the kernel)
+    "IB3x"    # TUN_TYPE u8
+    "IH2x"    # TUN_PORT be16
+    "IH2x"    # TUN_FLAGS u16
+    "II"      # U_THRESH u32
+    "II"      # L_THRESH u32
 )
 _DEST_FULL_LEN = struct.calcsize("=" + _DEST_FULL_FMT)  # 96
-# Whole messages, one Struct per service-identity size: header, service nest, dest nest.
-_DEST_MSG_ADDR = struct.Struct(f"=IHHIIBBH{_SVC_ID_ADDR_LEN + 4}s" + _DEST_FULL_FMT)
-_DEST_MSG_FWM = struct.Struct(f"=IHHIIBBH{_SVC_ID_FWM_LEN + 4}s" + _DEST_FULL_FMT)
+
+
+def _hdr_word(length: int, atype: int) -> int:
+    """An attribute header as the native u32 with the same bytes as (u16 len, u16 type)."""
+    return _U32.unpack(NLA.pack(length, atype))[0]
+
+
+def _genl_word(cmd: int) -> int:
+    """A genlmsghdr (cmd, version 1, reserved 0) as one native u32."""
+    return _U32.unpack(bytes((cmd, _VERSION, 0, 0)))[0]
+
+
+_W_DEST = _hdr_word(_DEST_FULL_LEN, C.IPVS_CMD_ATTR_DEST)
+_W_D_AF = _hdr_word(6, C.IPVS_DEST_ATTR_ADDR_FAMILY)
+_W_D_ADDR = _hdr_word(20, C.IPVS_DEST_ATTR_ADDR)
+_W_D_PORT = _hdr_word(6, C.IPVS_DEST_ATTR_PORT)
+_W_D_FWD = _hdr_word(8, C.IPVS_DEST_ATTR_FWD_METHOD)
+_W_D_WEIGHT = _hdr_word(8, C.IPVS_DEST_ATTR_WEIGHT)
+_W_D_TUN_TYPE = _hdr_word(5, C.IPVS_DEST_ATTR_TUN_TYPE)
+_W_D_TUN_PORT = _hdr_word(6, C.IPVS_DEST_ATTR_TUN_PORT)
+_W_D_TUN_FLAGS = _hdr_word(6, C.IPVS_DEST_ATTR_TUN_FLAGS)
+_W_D_U_THRESH = _hdr_word(8, C.IPVS_DEST_ATTR_U_THRESH)
+_W_D_L_THRESH = _hdr_word(8, C.IPVS_DEST_ATTR_L_THRESH)
+_W_GENL = {cmd: _genl_word(cmd) for cmd in (C.IPVS_CMD_NEW_DEST, C.IPVS_CMD_SET_DEST)}
+# Whole messages, one Struct per service-identity size: nlmsghdr, genlmsghdr
+# word, service nest, dest nest.
+_DEST_MSG_ADDR = struct.Struct(f"=IHHIII{_SVC_ID_ADDR_LEN + 4}s" + _DEST_FULL_FMT)
+_DEST_MSG_FWM = struct.Struct(f"=IHHIII{_SVC_ID_FWM_LEN + 4}s" + _DEST_FULL_FMT)
 # Identifying part only (delete): ADDR_FAMILY, ADDR, PORT.
 _DEST_ID = struct.Struct("=HH" "HHH2x" "HH16s" "HHH2x")
 
@@ -286,22 +313,20 @@ _DEST_ID = struct.Struct("=HH" "HHH2x" "HH16s" "HHH2x")
 def _encode_dest_full(family: int, cmd: int, key: ServiceKey, d: Destination, flags: int, seq: int) -> bytes:
     svc_nest = _service_ident(key)[1]
     S = _DEST_MSG_FWM if key.fwmark else _DEST_MSG_ADDR
-    af = d.af
-    raw = inet_pton(af, d.addr)
     return S.pack(
-        S.size, family, flags, seq, 0, cmd, _VERSION, 0,
+        S.size, family, flags, seq, 0, _W_GENL[cmd],
         svc_nest,
-        _DEST_FULL_LEN, C.IPVS_CMD_ATTR_DEST,
-        6, C.IPVS_DEST_ATTR_ADDR_FAMILY, af,
-        20, C.IPVS_DEST_ATTR_ADDR, raw,  # "16s" zero-fills an IPv4 address
-        6, C.IPVS_DEST_ATTR_PORT, htons(d.port),
-        8, C.IPVS_DEST_ATTR_FWD_METHOD, d.fwd,
-        8, C.IPVS_DEST_ATTR_WEIGHT, d.weight,
-        5, C.IPVS_DEST_ATTR_TUN_TYPE, d.tun_type,
-        6, C.IPVS_DEST_ATTR_TUN_PORT, htons(d.tun_port),
-        6, C.IPVS_DEST_ATTR_TUN_FLAGS, d.tun_flags,
-        8, C.IPVS_DEST_ATTR_U_THRESH, d.u_threshold,
-        8, C.IPVS_DEST_ATTR_L_THRESH, d.l_threshold,
+        _W_DEST,
+        _W_D_AF, d.af,
+        _W_D_ADDR, inet_pton(d.af, d.addr),  # "16s" zero-fills an IPv4 address
+        _W_D_PORT, htons(d.port),
+        _W_D_FWD, d.fwd,
+        _W_D_WEIGHT, d.weight,
+        _W_D_TUN_TYPE, d.tun_type,
+        _W_D_TUN_PORT, htons(d.tun_port),
+        _W_D_TUN_FLAGS, d.tun_flags,
+        _W_D_U_THRESH, d.u_threshold,
+        _W_D_L_THRESH, d.l_threshold,
     )
 
 
@@ -536,6 +561,18 @@ def _nested(payload, table: dict, atype: int, what: str) -> tuple[int, int]:
 
 # ----- stats ------------------------------------------------------------------
 
+
+class _Layout:
+    """A learned attribute layout: header check, value Struct, reordering (see below)."""
+
+    __slots__ = ("hdrs", "expected", "vals", "order")
+
+    def __init__(self, hdrs: struct.Struct, expected: tuple, vals: struct.Struct, order):
+        self.hdrs, self.expected, self.vals, self.order = hdrs, expected, vals, order
+
+
+_INT_FMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
+
 _STATS_ORDER = (
     C.IPVS_STATS_ATTR_CONNS,
     C.IPVS_STATS_ATTR_INPKTS,
@@ -557,12 +594,15 @@ def _stats_from(values: tuple) -> Stats:
     return ZERO_STATS if values == _ZERO10 else Stats(*values)
 
 # Building a frozen dataclass through __init__ costs one object.__setattr__
-# per field, by name (about half of decoding a destination).  For the
-# hundred-thousand-entry dumps, Destination and Stats are built the way copy
-# and pickle build them: a bare instance whose slots are set through their
-# descriptors.  Guarded: if the model's fields ever differ from the ones
-# listed here, the ordinary constructors are used instead.
-_new = object.__new__
+# per field, by name: most of the time of decoding a destination.  For the
+# hundred-thousand-entry dumps, Destination and Stats are built as an
+# instance of a plain twin class with the very same __slots__ (ordinary,
+# specialised attribute stores), whose __class__ is then set to the real
+# one: CPython allows that between classes of identical layout, and the
+# result is an ordinary frozen instance (same type, equality, hash,
+# immutability).  About 4x faster than __init__.  Guarded: if the model's
+# fields or slots ever differ from the ones written here, or the check
+# below fails, the ordinary constructors are used.
 _STATS_FIELDS = ("conns", "inpkts", "outpkts", "inbytes", "outbytes", "cps", "inpps", "outpps", "inbps", "outbps")
 _DEST_NAMES = (
     "af", "addr", "port", "fwd", "weight", "u_threshold", "l_threshold", "tun_type", "tun_port",
@@ -570,42 +610,131 @@ _DEST_NAMES = (
 )
 
 
-def _slot_setters(cls, names: tuple) -> tuple | None:
-    if tuple(f.name for f in _dc_fields(cls)) != names or not hasattr(cls, "__slots__"):
+def _twin(cls, names: tuple):
+    """A mutable class with cls's exact slot layout, or None if cls is not as expected."""
+    if tuple(f.name for f in _dc_fields(cls)) != names or getattr(cls, "__slots__", None) != names:
         return None
-    return tuple(getattr(cls, n).__set__ for n in names)
+    if cls.__bases__ != (object,) or hasattr(cls, "__dict__") and "__dict__" in cls.__dict__:
+        return None
+    return type(f"_{cls.__name__}Twin", (), {"__slots__": names})
 
 
-_SS = _slot_setters(Stats, _STATS_FIELDS)
-_DS = _slot_setters(Destination, _DEST_NAMES)
+_StatsTwin = _twin(Stats, _STATS_FIELDS)
+_DestTwin = _twin(Destination, _DEST_NAMES)
 
-if _SS is not None:
-    _s0, _s1, _s2, _s3, _s4, _s5, _s6, _s7, _s8, _s9 = _SS
 
-    def _make_stats(a, b, c, d, e, f, g, h, i, j) -> Stats:
-        o = _new(Stats)
-        _s0(o, a), _s1(o, b), _s2(o, c), _s3(o, d), _s4(o, e)
-        _s5(o, f), _s6(o, g), _s7(o, h), _s8(o, i), _s9(o, j)
-        return o
-else:  # pragma: no cover - the model changed
-    _make_stats = Stats
+def _make_stats(conns, inpkts, outpkts, inbytes, outbytes, cps, inpps, outpps, inbps, outbps) -> Stats:
+    o = _StatsTwin()
+    o.conns = conns
+    o.inpkts = inpkts
+    o.outpkts = outpkts
+    o.inbytes = inbytes
+    o.outbytes = outbytes
+    o.cps = cps
+    o.inpps = inpps
+    o.outpps = outpps
+    o.inbps = inbps
+    o.outbps = outbps
+    o.__class__ = Stats
+    return o
 
-if _DS is not None:
-    _d0, _d1, _d2, _d3, _d4, _d5, _d6, _d7, _d8, _d9, _d10, _d11, _d12, _d13 = _DS
 
-    def _make_dest(af, addr, port, fwd, weight, u_th, l_th, tun_type, tun_port, tun_flags,
-                   active, inact, persist, stats) -> Destination:
-        o = _new(Destination)
-        _d0(o, af), _d1(o, addr), _d2(o, port), _d3(o, fwd), _d4(o, weight)
-        _d5(o, u_th), _d6(o, l_th), _d7(o, tun_type), _d8(o, tun_port), _d9(o, tun_flags)
-        _d10(o, active), _d11(o, inact), _d12(o, persist), _d13(o, stats)
-        return o
-else:  # pragma: no cover - the model changed
-    _make_dest = Destination
+def _make_dest(af, addr, port, fwd, weight, u_threshold, l_threshold, tun_type, tun_port, tun_flags,
+               active_conns, inact_conns, persist_conns, stats) -> Destination:
+    o = _DestTwin()
+    o.af = af
+    o.addr = addr
+    o.port = port
+    o.fwd = fwd
+    o.weight = weight
+    o.u_threshold = u_threshold
+    o.l_threshold = l_threshold
+    o.tun_type = tun_type
+    o.tun_port = tun_port
+    o.tun_flags = tun_flags
+    o.active_conns = active_conns
+    o.inact_conns = inact_conns
+    o.persist_conns = persist_conns
+    o.stats = stats
+    o.__class__ = Destination
+    return o
+
+
+def _fast_constructors_work() -> bool:
+    try:
+        st = _make_stats(*range(10))
+        d = _make_dest(AF_INET, "192.0.2.1", 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, st)
+    except (TypeError, AttributeError):
+        return False
+    want = Destination(AF_INET, "192.0.2.1", 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, Stats(*range(10)))
+    return (
+        type(d) is Destination
+        and type(st) is Stats
+        and d == want
+        and st == want.stats
+        and (d.active_conns, d.inact_conns, d.persist_conns) == (9, 10, 11)
+    )
+
+
+if _StatsTwin is None or _DestTwin is None or not _fast_constructors_work():  # pragma: no cover
+    _make_stats = Stats  # noqa: F811 - the model changed: stay correct, just slower
+    _make_dest = Destination  # noqa: F811
+
+
+def _learn_stats_layout(buf, start: int, end: int) -> _Layout | None:
+    """The layout of one STATS/STATS64 container (see the destination fast path)."""
+    hdr_fmt, val_fmt, headers, slots = [], [], [], []
+    pos = start
+    for atype, s, e in attrs(buf, start, end):
+        if s - C.NLA_HDRLEN != pos:
+            return None
+        alen = e - s
+        padded = (alen + 3) & ~3
+        pos = s + padded
+        if atype not in _STATS_ORDER:  # PAD, or something new
+            hdr_fmt.append(f"{padded + 4}x")
+            val_fmt.append(f"{padded + 4}x")
+            continue
+        idx = _STATS_ORDER.index(atype)
+        fmt = _INT_FMT.get(alen)
+        if fmt not in ("I", "Q") or idx in slots:
+            return None
+        slots.append(idx)
+        headers.extend((alen + C.NLA_HDRLEN, atype))
+        hdr_fmt.append(f"I{padded}x")
+        val_fmt.append(f"4x{fmt}" + (f"{padded - alen}x" if padded > alen else ""))
+    if pos != end or len(slots) != len(_STATS_ORDER):
+        return None
+    hdrs = struct.Struct("=" + "".join(hdr_fmt))
+    vals = struct.Struct("=" + "".join(val_fmt))
+    expected = struct.unpack(f"={len(headers) // 2}I", struct.pack(f"={len(headers)}H", *headers))
+    order = None if slots == list(range(len(_STATS_ORDER))) else itemgetter(*(slots.index(i) for i in range(10)))
+    return _Layout(hdrs, expected, vals, order)
+
+
+_STATS_LAYOUTS: dict[int, _Layout] = {}
 
 
 def decode_stats(buf, start: int, end: int) -> Stats:
     """A STATS or STATS64 container (integer width taken from each attribute)."""
+    n = end - start
+    lay = _STATS_LAYOUTS.get(n)
+    if lay is None or lay.hdrs.unpack_from(buf, start) != lay.expected:
+        lay = _learn_stats_layout(buf, start, end)
+        if lay is None:
+            t = attr_table(buf, start, end)
+            return _stats_from(tuple(_get_uint(buf, t[a]) if a in t else 0 for a in _STATS_ORDER))
+        if len(_STATS_LAYOUTS) >= 16:
+            _STATS_LAYOUTS.clear()
+        _STATS_LAYOUTS[n] = lay
+    v = lay.vals.unpack_from(buf, start)
+    if lay.order is not None:
+        v = lay.order(v)
+    return ZERO_STATS if v == _ZERO10 else _make_stats(*v)
+
+
+def decode_stats_generic(buf, start: int, end: int) -> Stats:
+    """decode_stats without the fast path (the reference it is tested against)."""
     t = attr_table(buf, start, end)
     return _stats_from(tuple(_get_uint(buf, t[a]) if a in t else 0 for a in _STATS_ORDER))
 
@@ -729,16 +858,8 @@ _DEST_FIELDS = {
     C.IPVS_DEST_ATTR_ADDR_FAMILY: 12,
 }
 _N_DEST_FIELDS = len(_DEST_FIELDS) + len(_STATS_ORDER)
-# struct format of each field by its attribute length.
-_INT_FMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
+# struct format of each field by its attribute length (_INT_FMT otherwise).
 _DEST_FIELD_FMT = {C.IPVS_DEST_ATTR_WEIGHT: {4: "i"}, C.IPVS_DEST_ATTR_ADDR: {4: "4s", 16: "16s"}}
-
-
-class _Layout:
-    __slots__ = ("hdrs", "expected", "vals", "order")
-
-    def __init__(self, hdrs: struct.Struct, expected: tuple, vals: struct.Struct, order):
-        self.hdrs, self.expected, self.vals, self.order = hdrs, expected, vals, order
 
 
 def _learn_dest_layout(payload) -> _Layout | None:
@@ -757,27 +878,33 @@ def _learn_dest_layout(payload) -> _Layout | None:
             alen = e - s
             padded = (alen + 3) & ~3
             pos = s + padded
-            headers.extend((alen + C.NLA_HDRLEN, atype))
-            hdr_fmt.append("I")  # the header as one word: half the values to compare
-            val_fmt.append("4x")
-            if ctx == 0:  # first level: the destination container only
-                if atype != C.IPVS_CMD_ATTR_DEST or not walk(s, e, 1):
-                    return False
-                continue
-            if ctx == 1 and atype == C.IPVS_DEST_ATTR_STATS64:
-                if not walk(s, e, 2):
-                    return False
-                continue
+            container = (ctx == 0 and atype == C.IPVS_CMD_ATTR_DEST) or (
+                ctx == 1 and atype == C.IPVS_DEST_ATTR_STATS64
+            )
             if ctx == 1 and atype in _DEST_FIELDS:
                 idx = _DEST_FIELDS[atype]
                 fmt = _DEST_FIELD_FMT.get(atype, _INT_FMT).get(alen)
             elif ctx == 2 and atype in _STATS_ORDER:
                 idx = len(_DEST_FIELDS) + _STATS_ORDER.index(atype)
                 fmt = "Q" if alen == 8 else None
-            else:  # STATS (32-bit), PAD, or something new: skip its bytes
-                if padded:
-                    hdr_fmt.append(f"{padded}x")
-                    val_fmt.append(f"{padded}x")
+            elif container:
+                idx, fmt = -1, ""
+            elif ctx == 0:
+                return False  # the first level holds the destination only
+            else:
+                # STATS (32-bit, superseded by STATS64), PAD, or something
+                # new: neither its header nor its bytes matter, as long as
+                # every header that does is checked where it is.
+                hdr_fmt.append(f"{padded + 4}x")
+                val_fmt.append(f"{padded + 4}x")
+                continue
+            # The header of everything read is checked (one u32 word each).
+            headers.extend((alen + C.NLA_HDRLEN, atype))
+            hdr_fmt.append("I")
+            val_fmt.append("4x")
+            if container:
+                if not walk(s, e, ctx + 1):
+                    return False
                 continue
             if fmt is None or idx in seen:
                 return False

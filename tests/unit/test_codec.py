@@ -498,6 +498,20 @@ def test_kernel_service_entries_decode(svc, pad):
     assert not got.flags & C.IP_VS_SVC_F_HASHED
 
 
+@pytest.mark.parametrize("pad", [False, True])
+@pytest.mark.parametrize("stats", [Stats(), BIG, Stats(1, 2, 3, 4, 5, 6, 7, 8, 9, 10)], ids=str)
+def test_stats_fast_path_matches_the_generic_decoder(stats, pad):
+    for build, atype in ((k_stats, C.IPVS_DEST_ATTR_STATS), (k_stats64, C.IPVS_DEST_ATTR_STATS64)):
+        raw = build(atype, stats, pad)
+        want = codec.decode_stats_generic(raw, 4, len(raw))
+        for _ in range(2):  # learn, then use
+            assert codec.decode_stats(raw, 4, len(raw)) == want
+        if build is k_stats64:
+            assert want == stats
+        else:  # the 32-bit container truncates the 32-bit counters
+            assert want.inbytes == stats.inbytes and want.conns == stats.conns & 0xFFFFFFFF
+
+
 def test_stats_prefers_stats64():
     s32 = Stats(1, 1, 1, 1, 1, 1, 1, 1, 1, 1)
     s64 = Stats(2**33, 2, 2, 2, 2, 2, 2, 2, 2, 2)
