@@ -47,7 +47,13 @@ from ipvsctl.backend import (
 )
 from ipvsctl.model import Daemon, Destination, Info, Service, ServiceKey, Timeouts
 from ipvsctl.netlink import codec
-from ipvsctl.netlink.transport import DumpInterrupted, Transport
+from ipvsctl.netlink.transport import (  # noqa: F401 - re-exported for the CLI
+    BatchOverrun,
+    DumpInterrupted,
+    IPVSUnavailable,
+    NetnsNotFound,
+    Transport,
+)
 
 #: How many times a read is started over when the table changed under it.
 READ_RETRIES = 5
@@ -251,3 +257,14 @@ class NetlinkBackend:
 def open_backend(netns: str | None = None) -> NetlinkBackend:
     """The netlink backend, in the named network namespace when given."""
     return NetlinkBackend(netns)
+
+
+__all__ = [
+    "BatchOverrun",
+    "DumpInterrupted",
+    "IPVSUnavailable",
+    "NetlinkBackend",
+    "NetnsNotFound",
+    "encode_request",
+    "open_backend",
+]

@@ -192,8 +192,13 @@ class Transport:
             sock = _socket_in_netns(netns) if netns else _new_socket()
             try:
                 sock.bind((0, 0))
-                # Error reports carry only the failing request's header.
-                sock.setsockopt(C.SOL_NETLINK, C.NETLINK_CAP_ACK, 1)
+                # Error reports carry only the failing request's header
+                # (Linux 4.3+; older kernels echo the whole request, which
+                # ERROR_REPORT_COST still covers).
+                try:
+                    sock.setsockopt(C.SOL_NETLINK, C.NETLINK_CAP_ACK, 1)
+                except OSError:
+                    pass
                 _set_buffer(sock, C.SO_RCVBUFFORCE, C.SO_RCVBUF, SOCKET_RCVBUF)
                 _set_buffer(sock, C.SO_SNDBUFFORCE, C.SO_SNDBUF, SOCKET_SNDBUF)
             except BaseException:

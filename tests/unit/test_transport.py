@@ -360,3 +360,15 @@ def test_apply_many_sends_nothing_when_a_request_is_malformed():
     with pytest.raises(ValueError):
         b.apply_many([Request("add_service", KEY)])  # a key is not a full service
     assert k.sent == []
+
+
+def test_the_netlink_backend_imports_nothing_heavy():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ipvsctl.netlink.backend as b; "
+        "print(' '.join(m for m in ('pyroute2', 'json', 'rich', 'ctypes', 'subprocess', 'click') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ""
