@@ -690,5 +690,35 @@ def test_pyroute2_leaves_daemon_and_timeouts_raw(ipvsmsg):
     assert inner[t[C.IPVS_DAEMON_ATTR_MCAST_GROUP][0] :][:4] == socket.inet_aton("239.255.0.1")
 
 
+def test_pyroute2_update_sends_the_delete_commands(ipvsmsg):
+    # Schema bug: pyroute2's IPVS "update" is mapped to DEL_SERVICE/DEL_DEST.
+    import asyncio
+
+    from pyroute2.ipvs import AsyncIPVS, IPVSDest, IPVSService
+
+    class Capture:
+        async def _do_request(self, msg, msg_flags=None):
+            self.cmd = msg["cmd"]
+            return []
+
+    c = Capture()
+    svc = IPVSService(addr="10.0.0.1", port=80, protocol=IPPROTO_TCP)
+    asyncio.run(AsyncIPVS.service(c, "update", service=svc))
+    assert c.cmd == C.IPVS_CMD_DEL_SERVICE
+    asyncio.run(AsyncIPVS.dest(c, "update", service=svc, dest=IPVSDest(addr="10.1.1.1", port=80)))
+    assert c.cmd == C.IPVS_CMD_DEL_DEST
+
+
+def test_pyroute2_misreads_the_info_reply(ipvsmsg):
+    # Schema gap: the SET_INFO reply's first-level VERSION/CONN_TAB_SIZE (1, 2)
+    # are read by pyroute2 as the SERVICE and DEST nests; we read them right.
+    p = bytes([C.IPVS_CMD_SET_INFO, 1, 0, 0]) + codec.nla_u32(C.IPVS_INFO_ATTR_VERSION, 0x010201) + codec.nla_u32(
+        C.IPVS_INFO_ATTR_CONN_TAB_SIZE, 4096
+    )
+    m = p2(ipvsmsg, codec.NLMSGHDR.pack(16 + len(p), FAMILY, 0, 1, 0) + p)
+    assert [k for k, _v in m["attrs"]] == ["IPVS_CMD_ATTR_SERVICE", "IPVS_CMD_ATTR_DEST"]
+    assert codec.decode_info(p) == Info(0x010201, 4096)
+
+
 def _asdict(obj) -> dict:
     return {f: getattr(obj, f) for f in obj.__slots__}
