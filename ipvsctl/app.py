@@ -134,23 +134,14 @@ def open_backend(netns: str | None):
     """The backend (in ``netns``), closed afterwards; errors become Failures."""
     from ipvsctl import cli as compat
     from ipvsctl.backend import KernelError
-    from ipvsctl.errors import IPVS_UNAVAILABLE
+    from ipvsctl.errors import IPVS_UNAVAILABLE, netns_open_error
 
     try:
         backend = compat.open_backend(netns)
-    except FileNotFoundError as e:
-        if netns:
-            raise Failure(f"network namespace {netns!r} not found ({e.filename or netns}); "
-                          "`ip netns list` shows the names", EXIT_BAD_INPUT) from None
-        raise Failure(str(e), EXIT_BAD_INPUT) from None
-    except PermissionError:
-        raise Failure(f"cannot enter network namespace {netns!r}: permission denied "
-                      "(you must be root)" if netns else "permission denied (you must be root)",
-                      EXIT_BAD_INPUT) from None
+    except OSError as e:
+        raise Failure(netns_open_error(netns, e), EXIT_BAD_INPUT) from None
     except KernelError as e:
         raise Failure(IPVS_UNAVAILABLE.format(reason=os.strerror(e.errno)), EXIT_BAD_INPUT) from None
-    except OSError as e:
-        raise Failure(str(e), EXIT_BAD_INPUT) from None
     try:
         yield backend
     finally:

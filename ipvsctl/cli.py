@@ -110,8 +110,10 @@ def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") ->
     except KernelError as e:
         stderr.write(IPVS_UNAVAILABLE.format(reason=os.strerror(e.errno)) + "\n")
         return EXIT_INVALID
-    except FileNotFoundError as e:
-        stderr.write(f"{e}\n")
+    except OSError as e:
+        from ipvsctl.errors import netns_open_error
+
+        stderr.write(f"{prog}: {netns_open_error(netns, e)}\n")
         return EXIT_INVALID
     try:
         if cmd.name == "restore":

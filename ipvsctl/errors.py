@@ -57,3 +57,14 @@ def kernel_message(op: str, err: int) -> str:
     """ipvsadm's sentence for errno ``err`` raised by operation ``op``."""
     msg = _MESSAGES.get((op, err)) or _MESSAGES.get((None, err))
     return msg if msg is not None else os.strerror(err)
+
+
+def netns_open_error(netns: str | None, exc: OSError) -> str:
+    """What to say when the backend could not be opened in ``netns``."""
+    if isinstance(exc, FileNotFoundError) and netns:
+        return (f"network namespace {netns!r} not found ({exc.filename or netns}); "
+                "`ip netns list` shows the names")
+    if isinstance(exc, PermissionError):
+        where = f"network namespace {netns!r}" if netns else "IPVS"
+        return f"cannot enter {where}: permission denied (you must be root)"
+    return str(exc)

@@ -68,7 +68,7 @@ Options:
   --daemon                            list the sync daemons
   --stats                             list with counters
   --rate                              list with rates
-  --exact                             print numbers in full
+  --exact        -X                   print numbers in full
   --thresholds                        list with thresholds
   --persistent-conn                   list with persistent connections
   --tun-info                          list with tunnel details
@@ -79,9 +79,9 @@ Options:
   --sched-flags  -b flags             scheduler flags, comma-separated
   --netns        name                 work on the table of a named network namespace
 Daemon Options:
-  --syncid sid                        sync id (default=255)
-  --sync-maxlen length                largest sync message (default=1472)
-  --mcast-interface interface         multicast interface for the sync traffic
+  --syncid sid                        sync id, 0-255 (default=0)
+  --sync-maxlen length                largest sync message (default: the kernel's, from the MTU)
+  --mcast-interface interface         multicast interface for the sync traffic (default=eth0)
   --mcast-group address               IPv4/IPv6 group (default=224.0.0.81)
   --mcast-port port                   UDP port (default=8848)
   --mcast-ttl ttl                     multicast TTL (default=1)
