@@ -21,6 +21,7 @@ module anyway).
 from __future__ import annotations
 
 from ipvsctl import model as m
+from ipvsctl.render.text import ipv4_mask_text
 
 FAMILY_NAMES = {m.AF_INET: "inet", m.AF_INET6: "inet6"}
 PROTOCOL_KEYS = {m.IPPROTO_TCP: "tcp", m.IPPROTO_UDP: "udp", m.IPPROTO_SCTP: "sctp"}
@@ -47,10 +48,6 @@ def rates_dict(st: m.Stats | None) -> dict:
     st = st or m.Stats()
     return {"cps": st.cps, "inpps": st.inpps, "outpps": st.outpps,
             "inbps": st.inbps, "outbps": st.outbps}
-
-
-def ipv4_mask_text(mask: int) -> str:
-    return "%d.%d.%d.%d" % (mask >> 24 & 255, mask >> 16 & 255, mask >> 8 & 255, mask & 255)
 
 
 def sched_flag_list(svc: m.Service) -> list[str]:

@@ -170,7 +170,7 @@ def filter_table(table, key: m.ServiceKey | None = None, protocol: str | None = 
 def service_heading(svc: m.Service, dests: list[m.Destination]):
     from rich.text import Text
 
-    from ipvsctl.render.text import sched_flag_names
+    from ipvsctl.render.text import persistence_mask, sched_flag_names
 
     k = svc.key
     t = Text()
@@ -189,12 +189,9 @@ def service_heading(svc: m.Service, dests: list[m.Destination]):
         t.append(f" ({flags})", S_FLAGS)
     if svc.flags & m.SVC_F_PERSISTENT:
         persist = f"persistent {svc.timeout}s"
-        if k.af == m.AF_INET and svc.netmask != m.IPV4_FULL_MASK:
-            from ipvsctl.render.json import ipv4_mask_text
-
-            persist += f" mask {ipv4_mask_text(svc.netmask)}"
-        elif k.af == m.AF_INET6 and svc.netmask != 128:
-            persist += f" mask /{svc.netmask}"
+        mask = persistence_mask(svc)
+        if mask:
+            persist += f" mask {'/' if k.af == m.AF_INET6 else ''}{mask}"
         t.append("  ")
         t.append(persist, S_PERSIST)
     if svc.pe_name:

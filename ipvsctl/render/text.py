@@ -76,7 +76,7 @@ def sched_flag_names(svc: m.Service) -> str:
     return ",".join(name for name, bit in names if f & bit)
 
 
-def _ipv4_mask(mask: int) -> str:
+def ipv4_mask_text(mask: int) -> str:
     return "%d.%d.%d.%d" % (mask >> 24 & 255, mask >> 16 & 255, mask >> 8 & 255, mask & 255)
 
 
@@ -93,15 +93,21 @@ def service_name(svc: m.Service, fmt: Format) -> str:
     return name if k.af == m.AF_INET6 else name[:33]
 
 
+def persistence_mask(svc: m.Service) -> str | None:
+    """The persistence mask as ipvsadm shows it, None when it is the full one."""
+    if svc.key.af == m.AF_INET6:
+        return None if svc.netmask == 128 else "%d" % svc.netmask
+    return None if svc.netmask == m.IPV4_FULL_MASK else ipv4_mask_text(svc.netmask)
+
+
 def _service_line(svc: m.Service, name: str, fmt: Format) -> str:
+    mask = persistence_mask(svc) if svc.flags & m.SVC_F_PERSISTENT else None
     if fmt.rule:
         parts = ["-A %s -s %s" % (name, svc.scheduler)]
         if svc.flags & m.SVC_F_PERSISTENT:
             parts.append(" -p %d" % svc.timeout)
-            if svc.key.af == m.AF_INET and svc.netmask != m.IPV4_FULL_MASK:
-                parts.append(" -M %s" % _ipv4_mask(svc.netmask))
-            if svc.key.af == m.AF_INET6 and svc.netmask != 128:
-                parts.append(" -M %d" % svc.netmask)
+        if mask:
+            parts.append(" -M %s" % mask)
         if svc.pe_name:
             parts.append(" --pe %s" % svc.pe_name)
         if svc.flags & m.SVC_F_ONEPACKET:
@@ -119,10 +125,8 @@ def _service_line(svc: m.Service, name: str, fmt: Format) -> str:
         parts.append(" (%s)" % sched_flag_names(svc))
     if svc.flags & m.SVC_F_PERSISTENT:
         parts.append(" persistent %d" % svc.timeout)
-        if svc.key.af == m.AF_INET and svc.netmask != m.IPV4_FULL_MASK:
-            parts.append(" mask %s" % _ipv4_mask(svc.netmask))
-        if svc.key.af == m.AF_INET6 and svc.netmask != 128:
-            parts.append(" mask %d" % svc.netmask)
+        if mask:
+            parts.append(" mask %s" % mask)
         if svc.pe_name:
             parts.append(" pe %s" % svc.pe_name)
     if svc.flags & m.SVC_F_ONEPACKET:
