@@ -83,7 +83,7 @@ def compare_lines(ns_ref: NetNS, ns_ours: NetNS, lines) -> list[str]:
         want = ipvsadm(ns_ref, args)
         got = ipvsctl(ns_ours, args)
         if _differs(args, want, got):
-            problems.append(f"$ ipvsadm {line}\n  ipvsadm: {want}\n  ipvsctl: {got}")
+            problems.append(f"$ ipvsadm {' '.join(args)}\n--- ipvsadm\n{want}\n--- ipvsctl\n{got}")
     return problems
 
 
@@ -122,14 +122,7 @@ def compare_views(ns: NetNS, views) -> list[str]:
     Same namespace for both: the kernel's own order (--nosort) and the
     counters differ from one namespace to another.
     """
-    problems = []
-    for view in views:
-        args = split(view) if isinstance(view, str) else list(view)
-        want = ipvsadm(ns, args)
-        got = ipvsctl(ns, args)
-        if _differs(args, want, got):
-            problems.append(f"listing {' '.join(args)} differs:\n--- ipvsadm\n{want}\n--- ipvsctl\n{got}")
-    return problems
+    return compare_lines(ns, ns, views)
 
 
 def unsigned_fwmarks(text: str) -> str:
