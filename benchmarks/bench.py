@@ -996,6 +996,22 @@ def sc_startup(t: Tools, rep: Report, p, a):
 # --------------------------------------------------------------------------
 
 
+def host_facts(rep: Report):
+    """The machine as seen natively (inside UML, /proc/cpuinfo says "UML")."""
+    model = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    rep.note(f"host: CPU {model}, {os.cpu_count()} cores, kernel {os.uname().release}, "
+             f"load average {load} at the start (the machine is shared: other work "
+             f"running at the same time shows up as spread between min and max)")
+
+
 def describe(rep: Report, t: Tools):
     def first(path, key):
         try:
@@ -1011,7 +1027,13 @@ def describe(rep: Report, t: Tools):
     rep.note(f"kernel {os.uname().release} ({'User-Mode Linux' if os.environ.get('IPVSCTL_UML') else 'native'}),"
              f" CPU {first('/proc/cpuinfo', 'model name')}, {os.cpu_count()} CPU(s) visible, "
              f"python {sys.version.split()[0]}")
-    rep.note(f"{adm_v}; ipvsctl: {(ctl_v.stdout or ctl_v.stderr).strip().splitlines()[0] if (ctl_v.stdout or ctl_v.stderr).strip() else '?'}")
+    ctl_text = (ctl_v.stdout or ctl_v.stderr).strip()
+    ipt = subprocess.run(["iptables-legacy", "--version"], capture_output=True, text=True).stdout.strip() \
+        if shutil.which("iptables-legacy") else "iptables not installed"
+    head = subprocess.run(["git", "-C", str(PROJECT), "log", "-1", "--format=%h %s"],
+                          capture_output=True, text=True).stdout.strip()
+    rep.note(f"{adm_v}; ipvsctl: {ctl_text.splitlines()[0] if ctl_text else '?'} "
+             f"(git {head or '?'}); {ipt}")
 
 
 def main(argv=None) -> int:
@@ -1055,6 +1077,8 @@ def main(argv=None) -> int:
     rep = Report()
     if a.merge and a.merge.exists():
         rep.merge(json.loads(a.merge.read_text()))
+    if a.phase == "host":
+        host_facts(rep)
     if not chosen:
         if a.save:
             a.save.write_text(json.dumps(rep.to_json()))
