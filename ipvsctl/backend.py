@@ -87,6 +87,10 @@ class Backend(Protocol):
 
     def daemons(self) -> list[Daemon]: ...
 
+    def read_proc_net(self, name: str) -> str:
+        """/proc/net/NAME as seen from the backend's network namespace
+        (IPVS connections have no netlink dump)."""
+
     # --- single changes (raise KernelError) --------------------------------
     def apply(self, request: Request) -> None: ...
 

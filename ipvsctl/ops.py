@@ -145,12 +145,17 @@ def list_service(backend: b.Backend, key: m.ServiceKey, fmt) -> Outcome:
 CONN_FILE = "/proc/net/ip_vs_conn"
 
 
+def read_connections(backend: b.Backend) -> tuple[str | None, Outcome | None]:
+    """The raw connection table of the backend's namespace, or the failure
+    ipvsadm reports when it cannot read it."""
+    try:
+        return backend.read_proc_net("ip_vs_conn"), None
+    except OSError:
+        return None, Outcome(EXIT_LIST_FAILED, "", f"cannot open file {CONN_FILE}\n")
+
+
 def list_connections(backend: b.Backend, fmt) -> Outcome:
     from ipvsctl.render.connections import render_connections
 
-    read = getattr(backend, "read_proc_net", None)
-    try:
-        raw = read("ip_vs_conn") if read else open(CONN_FILE).read()
-    except OSError:
-        return Outcome(EXIT_LIST_FAILED, "", f"cannot open file {CONN_FILE}\n")
-    return Outcome(out=render_connections(raw, fmt))
+    raw, failed = read_connections(backend)
+    return failed or Outcome(out=render_connections(raw, fmt))

@@ -145,6 +145,7 @@ class NetlinkBackend:
     def __init__(self, netns: str | None = None, *, transport: Transport | None = None):
         self._t = transport if transport is not None else Transport(netns)
         self.family = self._t.family
+        self.netns = netns
 
     # --- reads -------------------------------------------------------------
 
@@ -215,6 +216,18 @@ class NetlinkBackend:
         fam = self.family
         msgs = [encode_request(fam, r) for r in reqs]
         return {i: KernelError(err, reqs[i].op) for i, err in self._t.batch(msgs).items()}
+
+    def read_proc_net(self, name: str) -> str:
+        """/proc/net/NAME of this backend's namespace (connections have no
+        netlink dump: ipvsadm -c reads /proc/net/ip_vs_conn too).  The file
+        shows the namespace of whoever opened it, so open it from inside."""
+        if self.netns is None:
+            with open(f"/proc/net/{name}") as f:
+                return f.read()
+        from ipvsctl.netlink.transport import in_netns
+
+        with in_netns(self.netns, lambda: open(f"/proc/thread-self/net/{name}")) as f:
+            return f.read()
 
     def close(self) -> None:
         self._t.close()

@@ -102,11 +102,12 @@ def _new_socket() -> socket.socket:
     return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, C.NETLINK_GENERIC)
 
 
-def _socket_in_netns(netns: str) -> socket.socket:
-    """Create the socket inside ``netns``: setns this thread in, create, setns back.
+def in_netns(netns: str, action):
+    """Run ``action()`` with this thread inside ``netns``, then move back.
 
-    A socket stays in the namespace it was created in; only the calling
-    thread moves, and only for the duration of socket().
+    What ``action`` opens (a socket, a /proc/thread-self/net file) stays
+    bound to that namespace; only the calling thread moves, and only for the
+    duration of the call.
     """
     import ctypes  # only on this path: keeps ordinary commands light
 
@@ -126,7 +127,7 @@ def _socket_in_netns(netns: str) -> socket.socket:
                 e = ctypes.get_errno()
                 raise OSError(e, f"cannot enter network namespace {netns!r}: {os.strerror(e)}", path)
             try:
-                return _new_socket()
+                return action()
             finally:
                 if libc.setns(own, C.CLONE_NEWNET) != 0:  # pragma: no cover
                     e = ctypes.get_errno()
@@ -135,6 +136,10 @@ def _socket_in_netns(netns: str) -> socket.socket:
             os.close(own)
     finally:
         os.close(target)
+
+
+def _socket_in_netns(netns: str) -> socket.socket:
+    return in_netns(netns, _new_socket)
 
 
 def _modprobe_ipvs() -> None:

@@ -204,16 +204,12 @@ def list_outcome(cmd, backend, pretty: bool = False):
     """
     from ipvsctl import backend as b
     from ipvsctl.errors import EXIT_LIST_FAILED, kernel_message
-    from ipvsctl.ops import CONN_FILE, Outcome
+    from ipvsctl.ops import Outcome, read_connections
 
     o = cmd.options
     if "connection" in o:
-        read = getattr(backend, "read_proc_net", None)
-        try:
-            raw = read("ip_vs_conn") if read else open(CONN_FILE).read()
-        except OSError:
-            return Outcome(EXIT_LIST_FAILED, "", f"cannot open file {CONN_FILE}\n")
-        return Outcome(out=dumps(connections_doc(raw), pretty))
+        raw, failed = read_connections(backend)
+        return failed or Outcome(out=dumps(connections_doc(raw), pretty))
     if "timeout" in o:
         try:
             return Outcome(out=dumps(timeouts_doc(backend.timeouts()), pretty))

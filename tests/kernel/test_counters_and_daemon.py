@@ -3,11 +3,21 @@ ipvsctl's listings against ipvsadm's listings of the same table."""
 
 from __future__ import annotations
 
+import io
 import re
 import time
 
-from differential import compare_lines, compare_state, compare_views, ipvsadm, ipvsctl
+from differential import (
+    Result,
+    compare_lines,
+    compare_state,
+    compare_views,
+    ipvsadm,
+    ipvsctl,
+)
 from nsutil import wait_for
+
+from ipvsctl.cli import run_compat
 
 # The rate estimator ticks every 2 s and connection timers count down every
 # second, so two listings taken a moment apart can differ honestly: compare
@@ -28,10 +38,18 @@ def _agree(ns, view: str) -> list[str]:
 _EXPIRE = re.compile(r"^(\S+ )(\d\d):(\d\d)( .*)$")
 
 
-def _connections_agree(ns, view: str) -> list[str]:
+def _from_outside(ns, args):
+    """ipvsctl run from this (root) namespace, reaching ``ns`` by --netns."""
+    out, err = io.StringIO(), io.StringIO()
+    status = run_compat(["--netns", ns.name, *args], io.StringIO(), out, err, prog="ipvsadm")
+    return Result(status, out.getvalue(), err.getvalue())
+
+
+def _connections_agree(ns, view: str, through_netns: bool = False) -> list[str]:
     """-c listings, allowing each entry's timer to have ticked by one second
     between the two reads (the rest of every line must be identical)."""
-    want, got = ipvsadm(ns, view.split()), ipvsctl(ns, view.split())
+    want = ipvsadm(ns, view.split())
+    got = _from_outside(ns, view.split()) if through_netns else ipvsctl(ns, view.split())
     a, b = want.out.splitlines(), got.out.splitlines()
     ok = (want.status, want.err) == (got.status, got.err) and len(a) == len(b)
     for x, y in zip(a, b) if ok else ():
@@ -75,6 +93,9 @@ def test_counters_rates_and_connections_after_traffic(traffic_topology):
         problems += _agree(d, view)
     for view in ["-Lnc", "-Lc", "-Lnc --persistent-conn", "-L -c -n --exact"]:
         problems += _connections_agree(d, view)
+    # --netns reads the connections of the named namespace, not its own.
+    problems += _connections_agree(d, "-Lnc", through_netns=True)
+    assert len(_from_outside(d, ["-Lnc"]).out.splitlines()) > 30
     assert not problems, "\n\n".join(problems)
 
     # Zeroing: both tools read back the same zeroed counters.
