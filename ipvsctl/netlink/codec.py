@@ -432,6 +432,20 @@ def encode_get_family(name: str = C.IPVS_GENL_NAME, *, seq: int = 0, flags: int 
     )
 
 
+#: Length of a barrier message (a bare nlmsghdr).
+BARRIER_LEN = C.NLMSG_HDRLEN
+
+
+def encode_barrier(seq: int) -> bytes:
+    """NLMSG_NOOP with NLM_F_REQUEST|NLM_F_ACK: always acked, after what precedes it.
+
+    netlink_rcv_skb acknowledges control messages itself, without handing
+    them to a family, so the ACK comes back whatever the kernel did with the
+    messages before it in the same send (see transport.py).
+    """
+    return NLMSGHDR.pack(C.NLMSG_HDRLEN, C.NLMSG_NOOP, FLAGS_ACK, seq, 0)
+
+
 # ---------------------------------------------------------------------------
 # Decoding: messages and attributes
 # ---------------------------------------------------------------------------

@@ -6,8 +6,8 @@ One ``AF_NETLINK``/``NETLINK_GENERIC`` socket per backend, opened (optionally
 inside a named network namespace), with the IPVS family id resolved once per
 process and namespace.  Three ways to talk:
 
-* ``request(msg)``: one request with NLM_F_ACK; returns the reply payloads
-  that came before the ACK, or raises ``KernelError``.
+* ``request(msg)``: one request; returns the reply payloads, or raises
+  ``KernelError``.
 * ``dump(msg)``: one NLM_F_DUMP request; yields every entry of the multi-part
   reply, drains the socket even when the caller stops early, and raises
   ``DumpInterrupted`` at the end if the kernel flagged NLM_F_DUMP_INTR.
@@ -15,10 +15,19 @@ process and namespace.  Three ways to talk:
   one ``sendmsg`` in order, synchronously, inside the send (genetlink's
   ``netlink_rcv_skb``), continues after a failing message, and answers a
   message only when it failed or asked for an ACK; each error carries the
-  failing message's sequence number.  So: pack a window of messages into one
-  buffer, ask for an ACK only on the last one, send, then read error reports
-  until that last ACK arrives; the result is exactly what applying each
-  request alone, in order, would give.
+  failing message's sequence number.  So: pack a window of requests into one
+  buffer, none asking for an ACK, end it with a barrier, send, then read
+  error reports until the barrier's ACK arrives; the result is exactly what
+  applying each request alone, in order, would give.
+
+The barrier is an NLMSG_NOOP with NLM_F_ACK: ``netlink_rcv_skb`` acks
+control messages without handing them to any family, so it is always
+answered, after everything before it.  Asking for an ACK on the last real
+request instead is not safe: when a handler returns -EINTR the kernel sends
+neither ACK nor error (meant for dump starts, but stopping a sync daemon
+whose thread has not run yet returns kthread_stop's -EINTR too), and the
+reader would wait forever.  Seen on Linux 6.1 (UML): start a master daemon,
+list daemons, stop it at once.  ``request`` uses the same barrier.
 
 Sizing the window: every error report queued on our socket costs its skb's
 truesize against the receive buffer; if the buffer overflows, reports are
@@ -288,24 +297,33 @@ class Transport:
     # -- one request --------------------------------------------------------
 
     def request(self, msg: bytes, op: str = "") -> list[memoryview]:
-        """Send ``msg`` with NLM_F_ACK; return the payloads replied before the ACK."""
-        seq = self._next_seq()
+        """Send ``msg``; return the payloads it was answered with, or raise KernelError.
+
+        The request goes without NLM_F_ACK, followed in the same send by a
+        barrier (see ``codec.encode_barrier``) whose ACK ends the exchange:
+        an error report for the request arrives before it, and so do any
+        replies.  No report means success.
+        """
+        seq = self._next_seq(2)
+        barrier = (seq + 1) & _SEQ_MASK
         buf = bytearray(msg)
-        codec.FLAGS_SEQ.pack_into(buf, codec.FLAGS_SEQ_OFFSET, C.NLM_F_REQUEST | C.NLM_F_ACK, seq)
+        codec.FLAGS_SEQ.pack_into(buf, codec.FLAGS_SEQ_OFFSET, C.NLM_F_REQUEST, seq)
+        buf += codec.encode_barrier(barrier)
         self._send(buf)
         replies: list[memoryview] = []
+        error = 0
         while True:
             for mtype, _flags, mseq, payload in codec.iter_messages(self._recv(op)):
+                if mseq == barrier and mtype == C.NLMSG_ERROR:
+                    if error:
+                        raise KernelError(error, op)
+                    return replies
                 if mseq != seq:
                     continue  # left over from an earlier, abandoned exchange
                 if mtype == C.NLMSG_ERROR:
-                    err, _ = codec.decode_error(payload)
-                    if err:
-                        raise KernelError(err, op)
-                    return replies
-                if mtype < C.NLMSG_MIN_TYPE:
-                    continue  # NOOP / DONE / OVERRUN carry nothing for us
-                replies.append(payload)
+                    error = codec.decode_error(payload)[0]
+                elif mtype >= C.NLMSG_MIN_TYPE:
+                    replies.append(payload)
 
     # -- dumps --------------------------------------------------------------
 
@@ -368,28 +386,28 @@ class Transport:
         pack_into = codec.FLAGS_SEQ.pack_into
         off_fs = codec.FLAGS_SEQ_OFFSET
         request_flag = C.NLM_F_REQUEST
-        max_bytes, max_msgs = self.window_bytes, self.window_msgs
+        max_bytes = self.window_bytes - codec.BARRIER_LEN
+        max_msgs = self.window_msgs
         i = 0
         while i < total:
             start = i
             buf = bytearray()
-            last_off = 0
             while i < total and i - start < max_msgs:
                 m = msgs[i]
                 if buf and len(buf) + len(m) > max_bytes:
                     break
-                last_off = len(buf)
+                off = len(buf)
                 buf += m
-                pack_into(buf, last_off + off_fs, request_flag, (base + i) & _SEQ_MASK)
+                pack_into(buf, off + off_fs, request_flag, (base + i) & _SEQ_MASK)
                 i += 1
-            last_seq = (base + i - 1) & _SEQ_MASK
-            pack_into(buf, last_off + off_fs, request_flag | C.NLM_F_ACK, last_seq)
+            barrier = self._next_seq()
+            buf += codec.encode_barrier(barrier)
             self._send(buf)
-            self._collect(base, start, i, last_seq, errors)
+            self._collect(base, start, i, barrier, errors)
         return errors
 
-    def _collect(self, base: int, start: int, stop: int, last_seq: int, errors: dict[int, int]) -> None:
-        """Read the error reports of messages [start, stop) up to the final ACK."""
+    def _collect(self, base: int, start: int, stop: int, barrier: int, errors: dict[int, int]) -> None:
+        """Read the error reports of messages [start, stop) up to the barrier's ACK."""
         nlmsg_error = C.NLMSG_ERROR
         decode_error = codec.decode_error
         while True:
@@ -402,11 +420,11 @@ class Transport:
             for mtype, _flags, mseq, payload in codec.iter_messages(chunk):
                 if mtype != nlmsg_error:
                     continue
+                if mseq == barrier:
+                    return
                 idx = (mseq - base) & _SEQ_MASK
                 if not start <= idx < stop:
                     continue  # stale
                 err, _ = decode_error(payload)
                 if err:
                     errors[idx] = err
-                if mseq == last_seq:
-                    return

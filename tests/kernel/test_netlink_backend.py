@@ -540,6 +540,24 @@ def test_daemons_start_list_stop(backend, netns):
     backend.apply(Request(OP_STOP_DAEMON, daemon=Daemon(DAEMON_MASTER)))
 
 
+def test_stopping_a_daemon_the_kernel_does_not_ack(backend, netns):
+    # Stopping a sync daemon whose kernel thread has not run yet makes the
+    # kernel skip its ACK (kthread_stop's -EINTR, which netlink_rcv_skb
+    # swallows).  Start, list, stop at once reproduced it on Linux 6.1 (UML)
+    # and hung a reader waiting for that ACK; the barrier ends the wait.
+    netns.ip("link add ipvsd0 type dummy", "link set ipvsd0 up")
+    for _ in range(3):
+        backend.apply(Request(OP_START_DAEMON, daemon=Daemon(DAEMON_MASTER, "ipvsd0", 1)))
+        assert [d.state for d in backend.daemons()] == [DAEMON_MASTER]
+        backend.apply(Request(OP_STOP_DAEMON, daemon=Daemon(DAEMON_MASTER)))
+        assert backend.daemons() == []
+    # The same through a batch, the stop last in its window.
+    start = Request(OP_START_DAEMON, daemon=Daemon(DAEMON_MASTER, "ipvsd0", 1))
+    stop = Request(OP_STOP_DAEMON, daemon=Daemon(DAEMON_MASTER))
+    assert backend.apply_many([start, stop, start, stop]) == {}
+    assert backend.daemons() == []
+
+
 def test_info(backend, netns):
     info = backend.info()
     assert info.version_text == "1.2.1"

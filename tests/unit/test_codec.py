@@ -200,6 +200,11 @@ EXACT = [
         """,
     ),
     (
+        "barrier: NLMSG_NOOP asking for an ACK",
+        lambda: codec.encode_barrier(11),
+        "10000000 0100 0500 0b000000 00000000   # len 16, NOOP, REQUEST|ACK, seq 11",
+    ),
+    (
         "resolve the IPVS family",
         lambda: codec.encode_get_family(seq=10),
         """

@@ -3,7 +3,9 @@
 The fake follows netlink_rcv_skb's contract (what the kernel tier proves on
 a real kernel): every message of one send is processed in order; a message
 gets an NLMSG_ERROR when it fails (error < 0) or asked for NLM_F_ACK (error
-0); with NETLINK_CAP_ACK the report echoes only the request's header.  Here
+0), except that a handler returning -EINTR gets neither; control messages
+(NLMSG_NOOP, our barrier) are acked without reaching any handler; with
+NETLINK_CAP_ACK the report echoes only the request's header.  Here
 we check what is ours: sequence numbers, windows, ACK placement, mapping of
 errors back to request indices, dumps and their draining, family resolution.
 """
@@ -18,7 +20,7 @@ from collections import deque
 import pytest
 
 from ipvsctl.backend import OP_ADD_DEST, OP_DEL_SERVICE, KernelError, Request
-from ipvsctl.model import AF_INET, IPPROTO_TCP, Destination, Service, ServiceKey
+from ipvsctl.model import AF_INET, IPPROTO_TCP, Daemon, Destination, Service, ServiceKey
 from ipvsctl.netlink import codec
 from ipvsctl.netlink import constants as C
 from ipvsctl.netlink import transport as T
@@ -63,12 +65,18 @@ class FakeKernel:
             assert mflags & C.NLM_F_REQUEST
             hdr = codec.NLMSGHDR.pack(16 + len(payload), mtype, mflags, seq, 0)
             msg = hdr + bytes(payload)
+            if mtype < C.NLMSG_MIN_TYPE:  # control message: acked, never handled
+                if mflags & C.NLM_F_ACK:
+                    self.queue.append(error_report(hdr, 0))
+                continue
             if mflags & C.NLM_F_DUMP == C.NLM_F_DUMP:
                 self.dump_reply(seq, msg)
                 continue
             err, replies = self.handler(payload[0], msg)
             for r in replies:
                 self.queue.append(nlmsg(FAMILY, 0, seq, r))
+            if err == errno.EINTR:
+                continue  # netlink_rcv_skb: "goto skip", no ACK, no report
             if err or mflags & C.NLM_F_ACK:
                 self.queue.append(error_report(hdr, -err))
         return len(buf)
@@ -104,7 +112,13 @@ def transport(kernel: FakeKernel, **kw) -> T.Transport:
 
 
 def msg_seq_flags(raw: bytes):
-    return [(f, s) for _t, f, s, _p in codec.iter_messages(raw)]
+    """(flags, seq) of the real requests in one send (the barrier left out)."""
+    return [(f, s) for t, f, s, _p in codec.iter_messages(raw) if t != C.NLMSG_NOOP]
+
+
+def ends_with_barrier(raw: bytes) -> bool:
+    *_, (t, f, _s, p) = codec.iter_messages(raw)
+    return t == C.NLMSG_NOOP and f == C.NLM_F_REQUEST | C.NLM_F_ACK and len(p) == 0
 
 
 KEY = ServiceKey(AF_INET, IPPROTO_TCP, "10.0.0.1", 80)
@@ -138,7 +152,7 @@ def test_batch_maps_errors_to_request_indices_across_windows():
     assert len(k.sent) == 10
 
 
-def test_batch_asks_for_an_ack_only_on_the_last_message_of_each_window():
+def test_batch_windows_end_with_a_barrier_and_ask_no_other_ack():
     k = FakeKernel()
     t = transport(k, window_msgs=7)
     assert t.batch(dest_msgs(20)) == {}
@@ -147,12 +161,24 @@ def test_batch_asks_for_an_ack_only_on_the_last_message_of_each_window():
     for raw in k.sent:
         fs = msg_seq_flags(raw)
         sizes.append(len(fs))
-        assert [f for f, _s in fs[:-1]] == [C.NLM_F_REQUEST] * (len(fs) - 1)
-        assert fs[-1][0] == C.NLM_F_REQUEST | C.NLM_F_ACK
+        assert [f for f, _s in fs] == [C.NLM_F_REQUEST] * len(fs)
+        assert ends_with_barrier(raw)
         seqs += [s for _f, s in fs]
     assert sizes == [7, 7, 6]
     # Consecutive, unique sequence numbers, one per request.
     assert seqs == list(range(seqs[0], seqs[0] + 20))
+    assert not k.queue  # every report and ack was read
+
+
+def test_a_request_the_kernel_never_acks_does_not_hang():
+    # A handler returning -EINTR gets no ACK and no error report (the kernel
+    # does that for a sync daemon stopped before its thread ran): it is a
+    # success, and the barrier still ends the exchange.
+    k = FakeKernel(lambda cmd, msg: (errno.EINTR, []))
+    t = transport(k, window_msgs=3)
+    assert t.batch(dest_msgs(6)) == {}
+    assert t.request(codec.encode_del_daemon(FAMILY, Daemon(1)), "stop_daemon") == []
+    assert not k.queue
 
 
 def test_batch_windows_are_bounded_in_bytes():
@@ -160,8 +186,8 @@ def test_batch_windows_are_bounded_in_bytes():
     k = FakeKernel()
     t = transport(k, window_bytes=len(msgs[0]) * 8 + 10)
     t.batch(msgs)
-    assert [len(msg_seq_flags(raw)) for raw in k.sent] == [8] * 6 + [2]
-    assert all(len(raw) <= t.window_bytes for raw in k.sent)
+    assert [len(msg_seq_flags(raw)) for raw in k.sent] == [7] * 7 + [1]
+    assert all(len(raw) <= t.window_bytes for raw in k.sent)  # barrier included
 
 
 def test_window_follows_the_receive_buffer():
@@ -178,7 +204,7 @@ def test_every_request_failing_is_reported():
     assert t.batch(dest_msgs(300)) == {i: errno.ESRCH for i in range(300)}
 
 
-def test_failure_of_the_last_message_ends_the_window():
+def test_failure_of_the_last_message_of_a_window_is_reported():
     k = FakeKernel(lambda cmd, msg: (errno.ENOENT if dest_index(msg) == 9 else 0, []))
     t = transport(k, window_msgs=10)
     assert t.batch(dest_msgs(20)) == {9: errno.ENOENT}
@@ -232,9 +258,10 @@ def test_request_returns_replies_and_raises_kernel_errors():
     with pytest.raises(KernelError) as e:
         t.request(codec.encode_del_service(FAMILY, KEY), OP_DEL_SERVICE)
     assert (e.value.errno, e.value.op) == (errno.ESRCH, OP_DEL_SERVICE)
-    # Every request asked for an ACK, each with its own seq.
+    # Each request went alone, without NLM_F_ACK, followed by a barrier.
     flags_seqs = [msg_seq_flags(raw)[0] for raw in k.sent]
-    assert all(f == C.NLM_F_REQUEST | C.NLM_F_ACK for f, _ in flags_seqs)
+    assert all(f == C.NLM_F_REQUEST for f, _ in flags_seqs)
+    assert all(ends_with_barrier(raw) for raw in k.sent)
     assert len({s for _, s in flags_seqs}) == 2
 
 
@@ -293,7 +320,7 @@ def test_family_is_resolved_once_per_namespace(monkeypatch):
     assert T.Transport(sock=k).family == 0x33
     assert T.Transport(sock=FakeKernel()).family == 0x33  # cached: no request
     assert len(k.sent) == 1
-    ((mtype, _f, _s, p),) = list(codec.iter_messages(k.sent[0]))
+    ((mtype, _f, _s, p), _barrier) = list(codec.iter_messages(k.sent[0]))
     assert mtype == C.GENL_ID_CTRL and p[0] == C.CTRL_CMD_GETFAMILY
 
 
