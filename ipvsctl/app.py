@@ -134,14 +134,14 @@ def open_backend(netns: str | None):
     """The backend (in ``netns``), closed afterwards; errors become Failures."""
     from ipvsctl import cli as compat
     from ipvsctl.backend import KernelError
-    from ipvsctl.errors import IPVS_UNAVAILABLE, netns_open_error
+    from ipvsctl.errors import ipvs_unavailable, netns_open_error
 
     try:
         backend = compat.open_backend(netns)
     except OSError as e:
         raise Failure(netns_open_error(netns, e), EXIT_BAD_INPUT) from None
     except KernelError as e:
-        raise Failure(IPVS_UNAVAILABLE.format(reason=os.strerror(e.errno)), EXIT_BAD_INPUT) from None
+        raise Failure(ipvs_unavailable(e.errno), EXIT_BAD_INPUT) from None
     try:
         yield backend
     finally:

@@ -14,7 +14,7 @@ import os
 import sys
 
 from ipvsctl import __version__
-from ipvsctl.errors import EXIT_INVALID, IPVS_UNAVAILABLE, EXIT_OK
+from ipvsctl.errors import EXIT_INVALID, EXIT_OK, ipvs_unavailable
 
 SUBCOMMANDS: tuple[str, ...] = ("list", "ls", "watch", "restore", "completion")  # ipvsctl.app
 
@@ -71,9 +71,19 @@ def extract_json(args: list[str]) -> tuple[list[str], bool]:
 
 
 def open_backend(netns: str | None):
+    """The kernel backend, checked the way ipvsadm starts: by asking IPVS for
+    its version.  Without the rights (EPERM) or the module this raises
+    KernelError, which both surfaces report as "Can't initialize ipvs"."""
+    from ipvsctl.backend import KernelError
     from ipvsctl.netlink.backend import NetlinkBackend
 
-    return NetlinkBackend(netns=netns)
+    backend = NetlinkBackend(netns=netns)
+    try:
+        backend.info()
+    except KernelError:
+        backend.close()
+        raise
+    return backend
 
 
 def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") -> int:
@@ -108,7 +118,7 @@ def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") ->
     try:
         backend = open_backend(netns)
     except KernelError as e:
-        stderr.write(IPVS_UNAVAILABLE.format(reason=os.strerror(e.errno)) + "\n")
+        stderr.write(ipvs_unavailable(e.errno) + "\n")
         return EXIT_INVALID
     except OSError as e:
         from ipvsctl.errors import netns_open_error

@@ -53,6 +53,11 @@ IPVS_UNAVAILABLE = (
 )
 
 
+def ipvs_unavailable(err: int) -> str:
+    """ipvsadm's two lines for an IPVS it cannot reach (no module, no rights)."""
+    return IPVS_UNAVAILABLE.format(reason=kernel_message("get_info", err))
+
+
 def kernel_message(op: str, err: int) -> str:
     """ipvsadm's sentence for errno ``err`` raised by operation ``op``."""
     msg = _MESSAGES.get((op, err)) or _MESSAGES.get((None, err))

@@ -146,11 +146,16 @@ class NetlinkBackend:
         self._t = transport if transport is not None else Transport(netns)
         self.family = self._t.family
         self.netns = netns
+        self._info: Info | None = None
 
     # --- reads -------------------------------------------------------------
 
     def info(self) -> Info:
-        return codec.decode_info(self._one(codec.encode_get_info(self.family), OP_GET_INFO))
+        # Version and connection-table size are fixed while the module is
+        # loaded: asked once (open_backend asks first, as ipvsadm's init does).
+        if self._info is None:
+            self._info = codec.decode_info(self._one(codec.encode_get_info(self.family), OP_GET_INFO))
+        return self._info
 
     def timeouts(self) -> Timeouts:
         return codec.decode_timeouts(self._one(codec.encode_get_timeouts(self.family), OP_GET_TIMEOUTS))
