@@ -166,6 +166,11 @@ def main(argv: list[str] | None = None) -> None:
         from ipvsctl.app import run_app
 
         sys.exit(run_app(args, prog))
+    # Bytes that are not UTF-8 (in a -R stream) pass through as ipvsadm's do,
+    # instead of ending the run with a decoding traceback.
+    for stream in (sys.stdin, sys.stdout, sys.stderr):
+        if stream is not None and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     try:
         status = run_compat(args, sys.stdin, sys.stdout, sys.stderr, prog)
     except BrokenPipeError:

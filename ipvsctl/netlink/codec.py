@@ -129,7 +129,9 @@ def nla_be16(atype: int, v: int) -> bytes:
 
 def nla_str(atype: int, s: str) -> bytes:
     # NLA_NUL_STRING in the kernel's policy: the terminating NUL is required.
-    return nla(atype, s.encode() + b"\0")
+    # surrogateescape: a name given as raw bytes on argv or stdin goes to the
+    # kernel as those bytes, as ipvsadm passes them.
+    return nla(atype, s.encode(errors="surrogateescape") + b"\0")
 
 
 def nest(atype: int, *parts: bytes) -> bytes:
