@@ -99,5 +99,5 @@ def apply(steps, backend: b.Backend) -> RestoreResult:
         more = ", ..." if len(result.failed) > 20 else ""
         result.err.append(
             f"restore: {len(result.failed)} of {len(steps)} commands failed "
-            f"(lines {shown}{more}); every other line was applied\n")
+            f"(lines {shown}{more}), {len(steps) - len(result.failed)} applied\n")
     return result

@@ -48,5 +48,5 @@ def test_kernel_failures_are_reported_by_line_and_the_rest_applied():
     assert len(fake.batches) == 1 and len(fake.batches[0]) == 3
     assert result.failed == [3, 4]
     assert result.err == ["line 3: Service already exists\n", "line 4: Service not defined\n",
-                          "restore: 2 of 3 commands failed (lines 3, 4); every other line was applied\n"]
+                          "restore: 2 of 3 commands failed (lines 3, 4), 1 applied\n"]
     assert result.status == 255 and result.applied == 1
