@@ -43,12 +43,17 @@ def plan(lines, program: str = "ipvsctl"):
 
     Raises RestoreLineError for the first line that does not parse.
     """
+    from ipvsctl.fastline import request as fast_request
     from ipvsctl.ops import is_change, to_request
 
     steps = []
     for line_no, line in enumerate(lines, 1):
         words = split_restore_line(line)
         if not words or words[0].startswith("#"):
+            continue
+        req = fast_request(words)
+        if req is not None:
+            steps.append((line_no, req))
             continue
         try:
             cmd = parse(words)
