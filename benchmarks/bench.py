@@ -124,7 +124,6 @@ class Tools:
         self.python = str(args.python)
         self.adm = [shutil.which("ipvsadm") or "/usr/sbin/ipvsadm"]
         self.ctl = args.ctl.split() if args.ctl else [self.python, "-m", "ipvsctl"]
-        self.ctl_name = "ipvsctl" if not args.ctl else f"ipvsctl[{args.ctl}]"
         self.n = 0
         # How users run it: bytecode may be written (the guest's init sets
         # PYTHONDONTWRITEBYTECODE for the test suite; a user has no such thing).
@@ -173,9 +172,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 class Netns:
     """`with Netns(tools):` runs the block in a fresh, empty network namespace."""
 
-    count = 0
-
-    def __init__(self, tools: Tools | None, iptables: bool = False):
+    def __init__(self, tools: Tools, iptables: bool = False):
         self.tools = tools
         self.iptables = iptables
 
@@ -184,7 +181,6 @@ class Netns:
         if _libc.unshare(CLONE_NEWNET) != 0:
             e = ctypes.get_errno()
             raise OSError(e, f"unshare(CLONE_NEWNET): {os.strerror(e)}")
-        Netns.count += 1
         check(["ip", "link", "set", "lo", "up"])
         return self
 
@@ -192,7 +188,7 @@ class Netns:
         # Empty the table here, so the namespace's asynchronous clean-up has
         # nothing left to do while the next measurement runs.
         try:
-            subprocess.run(["ipvsadm", "-C"], capture_output=True)
+            subprocess.run(self.tools.adm + ["-C"], capture_output=True)
             if self.iptables:
                 subprocess.run(["iptables-legacy", "-t", "nat", "-F"], capture_output=True)
                 subprocess.run(["iptables-legacy", "-t", "nat", "-X"], capture_output=True)
@@ -460,7 +456,7 @@ def sc_restore(t: Tools, rep: Report, p, a):
                         note=f"{peak:.1f} MB max over {len(rss)} runs "
                              f"(median {statistics.median(rss) / 1024:.1f} MB)"))
     log(f"  peak RSS {peak:.1f} MB")
-    expect_lines = n + 0  # -Sn prints one line per service and per destination
+    expect_lines = n  # -Sn prints one line per service and one per destination
     same = len(states["adm"]) == 1 and states["adm"] == states["ctl"]
     rep.check("1 restore", "kernel state after -R identical (ipvsadm -Sn sha256, every run)",
               same, f"ipvsadm {sorted(states['adm'])}, ipvsctl {sorted(states['ctl'])}"
@@ -774,7 +770,7 @@ def kube_name(kind: str, key: str) -> str:
     return f"KUBE-{kind}-{h}"
 
 
-def kube_service(i: int, declare: bool = True):
+def kube_service(i: int):
     """kube-proxy's nat rules for service i with one endpoint: (chains, rules)."""
     vip, ep = ip(NET_FILL, i + 1), ip(NET_POD, i + 1)
     name = f"default/svc-{i}:http"
