@@ -15,7 +15,12 @@ from __future__ import annotations
 
 import socket
 
-from ipvsctl.model import AF_INET6, Destination, Service
+from operator import itemgetter
+
+from ipvsctl.model import AF_INET, AF_INET6, Destination, Service
+
+_inet_aton = socket.inet_aton
+_addr_port = itemgetter(0, 1)
 
 _SPAN = 2**31
 
@@ -109,6 +114,16 @@ def sort_services(entries: list, service_of=lambda e: e) -> list:
 
 
 def sort_destinations(dests: list[Destination]) -> list[Destination]:
+    if len(dests) < 2:
+        return dests
+    if all(d.af == AF_INET for d in dests):
+        # The common case, cheaply: packed IPv4 bytes order like the numbers.
+        keyed4 = [(_inet_aton(d.addr), d.port, d) for d in dests]
+        lo = min(keyed4)[0]
+        hi = max(keyed4)[0]
+        if int.from_bytes(hi, "big") - int.from_bytes(lo, "big") < _SPAN:
+            keyed4.sort(key=_addr_port)
+            return [t[2] for t in keyed4]
     keyed = [(d.af, _words(d.af, d.addr), d.port, d) for d in dests]
     if len({t[0] for t in keyed}) <= 1:
         width = max((len(t[1]) for t in keyed), default=1)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ipvsctl import model as m
 from ipvsctl.grammar import Format
-from ipvsctl.names import addr_port
+from ipvsctl.names import addr_port, numeric_addr_port
 
 FWD_NAMES = {m.FWD_MASQ: "Masq", m.FWD_LOCAL: "Local", m.FWD_TUNNEL: "Tunnel",
              m.FWD_ROUTE: "Route"}
@@ -195,6 +195,25 @@ def service_block(svc: m.Service, dests: list[m.Destination], fmt: Format, out: 
     out.append(_service_line(svc, name, fmt))
     if not fmt.nosort:
         dests = sort_destinations(dests)
+    if fmt.numeric and not (fmt.stats or fmt.rate or fmt.thresholds or fmt.persistent_conn
+                            or fmt.tun_info):
+        # -Ln and -Sn of big tables: the same lines as _dest_line, built
+        # without its per-line format dispatch and name look-ups.
+        if fmt.rule:
+            for d in dests:
+                if d.fwd == m.FWD_TUNNEL or d.u_threshold or d.l_threshold:
+                    out.append(_dest_line(svc, name, d, fmt))
+                else:
+                    out.append("-a %s -r %s %s -w %d" % (
+                        name, numeric_addr_port(d.af, d.addr, d.port),
+                        FWD_SWITCHES.get(d.fwd, "(null)"), d.weight))
+        else:
+            for d in dests:
+                dname = numeric_addr_port(d.af, d.addr, d.port)
+                out.append("  -> %-28s %-7s %-6d %-10d %-10d" % (
+                    dname[:28] if d.af != m.AF_INET6 else dname,
+                    FWD_NAMES.get(d.fwd, "(null)"), d.weight, d.active_conns, d.inact_conns))
+        return
     for d in dests:
         out.append(_dest_line(svc, name, d, fmt))
 
