@@ -1037,8 +1037,13 @@ def describe(rep: Report, t: Tools):
         if shutil.which("iptables-legacy") else "iptables not installed"
     head = subprocess.run(["git", "-C", str(PROJECT), "log", "-1", "--format=%h %s"],
                           capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(PROJECT), "status", "--porcelain", "--", "ipvsctl"],
+                           capture_output=True, text=True).stdout.split("\n")
+    dirty = [l[3:] for l in dirty if l.strip()]
     rep.note(f"{adm_v}; ipvsctl: {ctl_text.splitlines()[0] if ctl_text else '?'} "
-             f"(git {head or '?'}); {ipt}")
+             f"(git {head or '?'}"
+             + (f"; uncommitted changes in {', '.join(dirty)}" if dirty else "")
+             + f"); {ipt}")
 
 
 def main(argv=None) -> int:
