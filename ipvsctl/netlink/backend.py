@@ -180,7 +180,7 @@ class NetlinkBackend:
     def table(self) -> list[tuple[Service, list[Destination]]]:
         for _ in range(READ_RETRIES):
             try:
-                services = self._services_once()
+                services, identity = self._services_and_identity()
                 keys = [s.key for s in services]
                 if len(set(keys)) != len(keys):
                     continue  # an entry repeated: the table moved during the dump
@@ -190,8 +190,10 @@ class NetlinkBackend:
                     if len({(d.af, d.addr, d.port) for d in dests}) != len(dests):
                         raise DumpInterrupted(OP_GET_DESTS)
                     result.append((svc, dests))
-                if services and self._services_once() != services:
-                    continue  # a service came, went or changed while we read
+                # A service came, went or changed while we read: compared on
+                # the dump's bytes without counters, not decoded again.
+                if services and self._service_identity() != identity:
+                    continue
                 return result
             except DumpInterrupted:
                 continue
@@ -255,6 +257,16 @@ class NetlinkBackend:
         decode = codec.decode_service
         with _GCPaused():
             return [decode(p) for p in self._t.dump(codec.encode_dump_services(self.family), OP_GET_SERVICES)]
+
+    def _services_and_identity(self) -> tuple[list[Service], list[bytes]]:
+        decode, ident = codec.decode_service, codec.service_identity
+        with _GCPaused():
+            payloads = list(self._t.dump(codec.encode_dump_services(self.family), OP_GET_SERVICES))
+            return [decode(p) for p in payloads], [ident(p) for p in payloads]
+
+    def _service_identity(self) -> list[bytes]:
+        ident = codec.service_identity
+        return [ident(p) for p in self._t.dump(codec.encode_dump_services(self.family), OP_GET_SERVICES)]
 
     def _dests_once(self, key: ServiceKey) -> list[Destination]:
         decode = codec.decode_dest
