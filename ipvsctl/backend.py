@@ -10,7 +10,7 @@ layer above maps (operation, errno) to ipvsadm's message.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Protocol, Sequence
+from collections.abc import Iterable, Sequence
 
 from ipvsctl.model import Daemon, Destination, Info, Service, ServiceKey, Timeouts
 
@@ -67,7 +67,11 @@ class Request:
     daemon: Daemon | None = None
 
 
-class Backend(Protocol):
+class Backend:
+    """What ipvsctl asks of a kernel backend.  Structural, like a
+    typing.Protocol (implementations need not inherit from it), but a plain
+    class: importing typing would cost start-up time on every command."""
+
     # --- reads -------------------------------------------------------------
     def info(self) -> Info: ...
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import errno as _errno
 import gc
 import struct
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from ipvsctl.backend import (
     OP_ADD_DEST,

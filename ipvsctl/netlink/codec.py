@@ -57,7 +57,7 @@ import struct
 from dataclasses import fields as _dc_fields
 from operator import itemgetter
 from socket import AF_INET, AF_INET6, htonl, htons, inet_ntop, inet_pton, ntohl, ntohs
-from typing import Iterator
+from collections.abc import Iterator
 
 from ipvsctl.model import (
     Daemon,

@@ -46,7 +46,7 @@ from __future__ import annotations
 import errno as _errno
 import os
 import socket
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from ipvsctl.backend import KernelError
 from ipvsctl.netlink import codec
