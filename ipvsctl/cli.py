@@ -147,7 +147,7 @@ def _restore(stdin, stdout, stderr, backend, prog: str) -> int:
     from ipvsctl.restore import RestoreLineError, apply, plan
 
     try:
-        steps = plan(stdin.read().split("\n"), prog)
+        steps = plan(stdin.read().split("\n"))
     except RestoreLineError as e:
         what = try_help(prog).rstrip("\n") if e.error.try_help else e.error.message
         stderr.write(f"line {e.line_no}: {what}\n"

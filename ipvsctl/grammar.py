@@ -67,7 +67,6 @@ OPTION_NAMES = (
     "sched-flags", "mcast-group", "mcast-port", "mcast-ttl", "sync-maxlen",
     "tun-info", "tun-type", "tun-port", "tun-nocsum", "tun-csum", "tun-remcsum",
 )
-OPTION_ORDER = {name: i for i, name in enumerate(OPTION_NAMES)}
 
 
 @dataclass(frozen=True)
@@ -369,9 +368,17 @@ def _service_port(name: str, protocol: int) -> int | None:
 def parse_address(text: str, protocol: int):
     """ipvsadm's host[:port] / [v6]:port syntax.
 
-    Returns None when there is no usable address, else (af, packed, port)
-    with port None when absent.
+    Returns None when there is no usable address (a port that is neither a
+    number nor a service name spoils the whole address, as in ipvsadm), else
+    (af, packed, port) with port None when absent.
     """
+    try:
+        return _parse_address(text, protocol)
+    except _BadPort:
+        return None
+
+
+def _parse_address(text: str, protocol: int):
     if not text or (text.isascii() and text.isdigit()):
         return None
     buf = text
@@ -414,13 +421,6 @@ def _port(text, protocol):
     if n is None:
         raise _BadPort
     return n
-
-
-def parse_address_checked(text: str, protocol: int):
-    try:
-        return parse_address(text, protocol)
-    except _BadPort:
-        return None
 
 
 # --------------------------------------------------------------------------
@@ -534,7 +534,7 @@ def _apply_option(cmd: Command, opt: Opt, value, spelling: str, state: dict) -> 
             cmd.fwmark = n
             return
         cmd.protocol = PROTOCOL_OF[arg]
-        parsed = parse_address_checked(value, cmd.protocol)
+        parsed = parse_address(value, cmd.protocol)
         if parsed is None:
             raise ParseError("illegal virtual server address[:port] specified")
         af, packed, port = parsed
@@ -574,10 +574,7 @@ def _apply_option(cmd: Command, opt: Opt, value, spelling: str, state: dict) -> 
         return
     if kind == "real-server":
         _set_option(cmd, "real-server")
-        try:
-            parsed = parse_address(value, cmd.protocol)
-        except _BadPort:
-            parsed = None
+        parsed = parse_address(value, cmd.protocol)
         if parsed is None:
             raise ParseError("illegal real server address[:port] specified")
         af, packed, port = parsed

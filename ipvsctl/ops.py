@@ -122,13 +122,12 @@ def list_all(backend: b.Backend, fmt, with_header: bool) -> Outcome:
         return Outcome(EXIT_LIST_FAILED, head, kernel_message(e.op or b.OP_GET_SERVICES, e.errno) + "\n")
     if not fmt.nosort:
         table = sort_services(table, service_of=lambda entry: entry[0])
-    lines = [head + text.title(fmt)] if (head or text.title(fmt)) else []
     body: list[str] = []
     for svc, dests in table:
         text.service_block(svc, dests, fmt, body)
     if body:
         body.append("")
-    return Outcome(out="".join(lines) + "\n".join(body))
+    return Outcome(out=head + text.title(fmt) + "\n".join(body))
 
 
 def list_service(backend: b.Backend, key: m.ServiceKey, fmt) -> Outcome:

@@ -38,7 +38,7 @@ class RestoreLineError(Exception):
         self.error = error
 
 
-def plan(lines, program: str = "ipvsctl"):
+def plan(lines):
     """Parse every line; return [(line_no, Request | Command)].
 
     Raises RestoreLineError for the first line that does not parse.

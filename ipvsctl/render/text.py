@@ -20,6 +20,10 @@ FWD_NAMES = {m.FWD_MASQ: "Masq", m.FWD_LOCAL: "Local", m.FWD_TUNNEL: "Tunnel",
 FWD_SWITCHES = {m.FWD_MASQ: "-m", m.FWD_TUNNEL: "-i", m.FWD_LOCAL: "-g", m.FWD_ROUTE: "-g"}
 TUN_FLAG_SHORT = ("-c", "+c", "r+c")
 TUN_FLAG_OPTS = ("--tun-nocsum", "--tun-csum", "--tun-remcsum")
+# The two real-server line formats that both the general and the fast
+# listing path write (ipvsadm's -S line and its plain -L line).
+_RULE_DEST = "-a %s -r %s %s -w %d"
+_PLAIN_DEST = "  -> %-28s %-7s %-6d %-10d %-10d"
 SERVICE_SWITCHES = {m.IPPROTO_TCP: "-t", m.IPPROTO_UDP: "-u", m.IPPROTO_SCTP: "--sctp-service"}
 
 
@@ -149,7 +153,7 @@ def tunnel_info(d: m.Destination) -> str:
 def _dest_line(svc: m.Service, svc_name: str, d: m.Destination, fmt: Format) -> str:
     dname = addr_port(d.af, d.addr, d.port, svc.key.protocol, fmt.numeric)
     if fmt.rule:
-        line = "-a %s -r %s %s -w %d" % (svc_name, dname, FWD_SWITCHES.get(d.fwd, "(null)"), d.weight)
+        line = _RULE_DEST % (svc_name, dname, FWD_SWITCHES.get(d.fwd, "(null)"), d.weight)
         if d.fwd == m.FWD_TUNNEL:
             if d.tun_type == m.TUN_GRE:
                 line += " --tun-type gre %s" % TUN_FLAG_OPTS[d.tun_flags]
@@ -183,7 +187,7 @@ def _dest_line(svc: m.Service, svc_name: str, d: m.Destination, fmt: Format) -> 
         return "  -> %-28s %-7s %-13s %-6d %-10d %-10d" % (
             dname, FWD_NAMES.get(d.fwd, "(null)"), tunnel_info(d), d.weight,
             d.active_conns, d.inact_conns)
-    return "  -> %-28s %-7s %-6d %-10d %-10d" % (
+    return _PLAIN_DEST % (
         dname, FWD_NAMES.get(d.fwd, "(null)"), d.weight, d.active_conns, d.inact_conns)
 
 
@@ -204,13 +208,13 @@ def service_block(svc: m.Service, dests: list[m.Destination], fmt: Format, out: 
                 if d.fwd == m.FWD_TUNNEL or d.u_threshold or d.l_threshold:
                     out.append(_dest_line(svc, name, d, fmt))
                 else:
-                    out.append("-a %s -r %s %s -w %d" % (
+                    out.append(_RULE_DEST % (
                         name, numeric_addr_port(d.af, d.addr, d.port),
                         FWD_SWITCHES.get(d.fwd, "(null)"), d.weight))
         else:
             for d in dests:
                 dname = numeric_addr_port(d.af, d.addr, d.port)
-                out.append("  -> %-28s %-7s %-6d %-10d %-10d" % (
+                out.append(_PLAIN_DEST % (
                     dname[:28] if d.af != m.AF_INET6 else dname,
                     FWD_NAMES.get(d.fwd, "(null)"), d.weight, d.active_conns, d.inact_conns))
         return
