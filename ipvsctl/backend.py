@@ -9,10 +9,11 @@ layer above maps (operation, errno) to ipvsadm's message.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from collections.abc import Iterable, Sequence
+from ipvsctl.model import Daemon, Destination, Info, Service, ServiceKey, Timeouts, immutable
 
-from ipvsctl.model import Daemon, Destination, Info, Service, ServiceKey, Timeouts
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: collections.abc imports collections (start-up time)
+    from collections.abc import Iterable, Sequence
 
 
 class KernelError(Exception):
@@ -49,7 +50,7 @@ OP_GET_TIMEOUTS = "get_timeouts"
 OP_GET_DAEMONS = "get_daemons"
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Request:
     """One change to apply, for batched submission.
 
@@ -60,11 +61,17 @@ class Request:
     ``daemon`` for those operations.
     """
 
-    op: str
-    service: Service | ServiceKey | None = None
-    dest: Destination | None = None
-    timeouts: Timeouts | None = None
-    daemon: Daemon | None = None
+    __slots__ = ("op", "service", "dest", "timeouts", "daemon")
+
+    def __init__(self, op: str, service: Service | ServiceKey | None = None,
+                 dest: Destination | None = None, timeouts: Timeouts | None = None,
+                 daemon: Daemon | None = None):
+        _set = object.__setattr__
+        _set(self, "op", op)
+        _set(self, "service", service)
+        _set(self, "dest", dest)
+        _set(self, "timeouts", timeouts)
+        _set(self, "daemon", daemon)
 
 
 class Backend:

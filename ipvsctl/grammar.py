@@ -17,9 +17,7 @@ a malformed command line ("Try ... -h"), popt errors and kernel errors.
 
 from __future__ import annotations
 
-import socket
-from dataclasses import dataclass
-from functools import lru_cache
+import _socket as socket  # the C module: socket.py's enum classes cost ~6 ms of start-up
 
 from ipvsctl import model as m
 
@@ -69,12 +67,20 @@ OPTION_NAMES = (
 )
 
 
-@dataclass(frozen=True)
 class Opt:
-    long: str
-    short: str | None
-    arity: int
-    action: str  # what the scanner does with it (see _apply_option)
+    """One ipvsadm option: long and short name, argument arity, and what the
+    scanner does with it (see _apply_option)."""
+
+    __slots__ = ("long", "short", "arity", "action")
+
+    def __init__(self, long: str, short: str | None, arity: int, action: str):
+        self.long = long
+        self.short = short
+        self.arity = arity
+        self.action = action
+
+    def __repr__(self) -> str:
+        return f"Opt({self.long!r}, {self.short!r}, {self.arity!r}, {self.action!r})"
 
 
 OPTIONS = (
@@ -148,11 +154,16 @@ SHORT_OPTIONS = {o.short: o for o in OPTIONS if o.short}
 # --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class Rule:
-    required: frozenset = frozenset()
-    optional: frozenset = frozenset()
-    exclusive: frozenset = frozenset()  # at most one of these
+    """The options a command requires, allows, and allows at most one of."""
+
+    __slots__ = ("required", "optional", "exclusive")
+
+    def __init__(self, required: frozenset = frozenset(), optional: frozenset = frozenset(),
+                 exclusive: frozenset = frozenset()):
+        self.required = required
+        self.optional = optional
+        self.exclusive = exclusive  # at most one of these
 
     @property
     def allowed(self) -> frozenset:
@@ -220,17 +231,25 @@ FWD_OF = {"masq": m.FWD_MASQ, "tunnel": m.FWD_TUNNEL, "route": m.FWD_ROUTE}
 # --------------------------------------------------------------------------
 
 
-@dataclass
 class Format:
-    numeric: bool = False
-    stats: bool = False
-    rate: bool = False
-    thresholds: bool = False
-    persistent_conn: bool = False
-    nosort: bool = False
-    exact: bool = False
-    tun_info: bool = False
-    rule: bool = False  # -S: print as commands
+    """How a listing is printed: ipvsadm's list flags (all off by default)."""
+
+    __slots__ = FLAGS = ("numeric", "stats", "rate", "thresholds", "persistent_conn", "nosort",
+                         "exact", "tun_info", "rule")  # rule: -S, print as commands
+
+    def __init__(self, **flags: bool):
+        for name in self.FLAGS:
+            setattr(self, name, flags.pop(name, False))
+        if flags:
+            raise TypeError(f"Format has no flag {sorted(flags)[0]!r}")
+
+    def __eq__(self, other):
+        if not isinstance(other, Format):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in self.FLAGS)
+
+    def __repr__(self) -> str:
+        return "Format(%s)" % ", ".join(f"{f}={getattr(self, f)!r}" for f in self.FLAGS)
 
 
 class Command:
@@ -302,12 +321,24 @@ class Command:
                         mcast_port=self.mcast_port, mcast_ttl=self.mcast_ttl)
 
 
-@lru_cache(maxsize=1 << 16)
+_SERVICE_KEYS: dict[tuple, m.ServiceKey] = {}
+_SERVICE_KEYS_MAX = 1 << 16
+
+
 def _service_key(af: int, protocol: int, addr: bytes | None, port: int, fwmark: int) -> m.ServiceKey:
-    # Cached: a restore names each service once per real server line.
-    if fwmark:
-        return m.ServiceKey(af=af, fwmark=fwmark)
-    return m.ServiceKey(af=af, protocol=protocol, addr=socket.inet_ntop(af, addr), port=port)
+    # Cached: a restore names each service once per real server line.  A
+    # dict, not functools.lru_cache, which would cost start-up time.
+    ident = (af, protocol, addr, port, fwmark)
+    key = _SERVICE_KEYS.get(ident)
+    if key is None:
+        if fwmark:
+            key = m.ServiceKey(af=af, fwmark=fwmark)
+        else:
+            key = m.ServiceKey(af=af, protocol=protocol, addr=socket.inet_ntop(af, addr), port=port)
+        if len(_SERVICE_KEYS) >= _SERVICE_KEYS_MAX:
+            _SERVICE_KEYS.clear()
+        _SERVICE_KEYS[ident] = key
+    return key
 
 
 # --------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The IPVS objects as plain, frozen values.
 
-Strategy: one immutable dataclass per kernel object, holding exactly what the
+Strategy: one immutable value class per kernel object, holding exactly what the
 kernel holds, in host units (ports and tunnel ports as host-order ints,
 addresses as canonical text from ``inet_ntop``).  Identity (``ServiceKey``,
 the destination's address and port) is kept apart from configuration and from
@@ -11,11 +11,10 @@ and nothing here imports anything outside the standard library.
 
 from __future__ import annotations
 
-import socket
-from dataclasses import dataclass, field
-
-AF_INET = int(socket.AF_INET)
-AF_INET6 = int(socket.AF_INET6)
+# Linux's address family numbers (socket.AF_INET, socket.AF_INET6): written
+# out so that this module, which every command imports, imports nothing.
+AF_INET = 2
+AF_INET6 = 10
 
 # IP protocol numbers of the three protocols IPVS balances.
 IPPROTO_TCP = 6
@@ -58,115 +57,214 @@ DEFAULT_PERSISTENCE_TIMEOUT = 360
 IPV4_FULL_MASK = 0xFFFFFFFF
 
 
-@dataclass(frozen=True, slots=True)
+_set = object.__setattr__
+
+
+def immutable(cls):
+    """What ``@dataclass(frozen=True, slots=True)`` would add to ``cls``, written once.
+
+    Why not dataclasses: importing ``dataclasses`` (it pulls in inspect, ast,
+    dis, re) and decorating the classes cost about 30 ms of every command's
+    start-up natively and ~75 ms inside User-Mode Linux, more than all of
+    ipvsctl's own modules together (docs/performance.md).
+
+    ``cls`` names its fields in ``__slots__`` (in order, which is also the
+    positional order of its ``__init__``) and the ones that take part in
+    ``==`` and ``hash`` in ``_compared``; its ``__init__`` stores with
+    ``object.__setattr__`` because ``__setattr__`` refuses every change.
+    A decorator rather than a base class: the classes keep ``object`` as
+    their only base, which the codec's fast constructors rely on.
+    """
+    fields = cls.__slots__
+    compared = cls.__dict__.get("_compared", fields)
+    name = cls.__name__
+
+    def __setattr__(self, attr, value):
+        raise AttributeError(f"{name} is immutable: cannot set {attr!r}")
+
+    def __delattr__(self, attr):
+        raise AttributeError(f"{name} is immutable: cannot delete {attr!r}")
+
+    def __eq__(self, other):
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return [getattr(self, f) for f in compared] == [getattr(other, f) for f in compared]
+
+    def __hash__(self):
+        return hash(tuple([getattr(self, f) for f in compared]))
+
+    def __repr__(self):
+        return "%s(%s)" % (name, ", ".join(f"{f}={getattr(self, f)!r}" for f in fields))
+
+    def __reduce__(self):
+        return (cls, tuple([getattr(self, f) for f in fields]))
+
+    def replace(self, **changes):
+        """A copy with some fields changed (what dataclasses.replace does)."""
+        unknown = set(changes).difference(fields)
+        if unknown:
+            raise TypeError(f"{name} has no field {sorted(unknown)[0]!r}")
+        values = {f: getattr(self, f) for f in fields}
+        values.update(changes)
+        return cls(**values)
+
+    for method in (__setattr__, __delattr__, __eq__, __hash__, __repr__, __reduce__, replace):
+        method.__qualname__ = f"{name}.{method.__name__}"
+        setattr(cls, method.__name__, method)
+    cls._compared = compared
+    return cls
+
+
+@immutable
 class Stats:
     """Counters and rate estimates of a service or destination (stats64)."""
 
-    conns: int = 0
-    inpkts: int = 0
-    outpkts: int = 0
-    inbytes: int = 0
-    outbytes: int = 0
-    cps: int = 0
-    inpps: int = 0
-    outpps: int = 0
-    inbps: int = 0
-    outbps: int = 0
+    __slots__ = ("conns", "inpkts", "outpkts", "inbytes", "outbytes",
+                             "cps", "inpps", "outpps", "inbps", "outbps")
+
+    def __init__(self, conns: int = 0, inpkts: int = 0, outpkts: int = 0, inbytes: int = 0,
+                 outbytes: int = 0, cps: int = 0, inpps: int = 0, outpps: int = 0,
+                 inbps: int = 0, outbps: int = 0):
+        _set(self, "conns", conns)
+        _set(self, "inpkts", inpkts)
+        _set(self, "outpkts", outpkts)
+        _set(self, "inbytes", inbytes)
+        _set(self, "outbytes", outbytes)
+        _set(self, "cps", cps)
+        _set(self, "inpps", inpps)
+        _set(self, "outpps", outpps)
+        _set(self, "inbps", inbps)
+        _set(self, "outbps", outbps)
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class ServiceKey:
     """What names a virtual service: (af, protocol, addr, port) or (af, fwmark).
 
     For a fwmark service ``protocol`` is 0, ``addr`` is None and ``port`` 0.
     """
 
-    af: int
-    protocol: int = 0
-    addr: str | None = None
-    port: int = 0
-    fwmark: int = 0
+    __slots__ = ("af", "protocol", "addr", "port", "fwmark")
+
+    def __init__(self, af: int, protocol: int = 0, addr: str | None = None, port: int = 0,
+                 fwmark: int = 0):
+        _set(self, "af", af)
+        _set(self, "protocol", protocol)
+        _set(self, "addr", addr)
+        _set(self, "port", port)
+        _set(self, "fwmark", fwmark)
 
     @property
     def is_fwmark(self) -> bool:
         return self.fwmark != 0
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Service:
     """A virtual service.
 
     ``netmask`` follows the kernel: for IPv4 a 32-bit mask as an int in host
     order (0xFFFFFFFF for /32), for IPv6 a prefix length (128 by default).
     ``flags`` holds the SVC_F_* bits (persistent, one-packet, scheduler flags).
+    ``stats`` (read back from the kernel) takes no part in equality.
     """
 
-    key: ServiceKey
-    scheduler: str = DEFAULT_SCHEDULER
-    flags: int = 0
-    timeout: int = 0
-    netmask: int = IPV4_FULL_MASK
-    pe_name: str = ""
-    stats: Stats | None = field(default=None, compare=False)
+    __slots__ = ("key", "scheduler", "flags", "timeout", "netmask", "pe_name", "stats")
+    _compared = ("key", "scheduler", "flags", "timeout", "netmask", "pe_name")
+
+    def __init__(self, key: ServiceKey, scheduler: str = DEFAULT_SCHEDULER, flags: int = 0,
+                 timeout: int = 0, netmask: int = IPV4_FULL_MASK, pe_name: str = "",
+                 stats: Stats | None = None):
+        _set(self, "key", key)
+        _set(self, "scheduler", scheduler)
+        _set(self, "flags", flags)
+        _set(self, "timeout", timeout)
+        _set(self, "netmask", netmask)
+        _set(self, "pe_name", pe_name)
+        _set(self, "stats", stats)
 
     @property
     def persistent(self) -> bool:
         return bool(self.flags & SVC_F_PERSISTENT)
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Destination:
     """A real server of one virtual service.
 
     ``af`` is the real server's own address family (it may differ from the
-    service's only for tunnelling).  Connection counters are read-only values
-    reported by the kernel.
+    service's only for tunnelling).  Connection counters and ``stats`` are
+    read-only values reported by the kernel and take no part in equality.
     """
 
-    af: int
-    addr: str
-    port: int
-    fwd: int = FWD_ROUTE
-    weight: int = 1
-    u_threshold: int = 0
-    l_threshold: int = 0
-    tun_type: int = TUN_IPIP
-    tun_port: int = 0
-    tun_flags: int = TUN_F_NOCSUM
-    active_conns: int = field(default=0, compare=False)
-    inact_conns: int = field(default=0, compare=False)
-    persist_conns: int = field(default=0, compare=False)
-    stats: Stats | None = field(default=None, compare=False)
+    __slots__ = ("af", "addr", "port", "fwd", "weight", "u_threshold", "l_threshold",
+                 "tun_type", "tun_port", "tun_flags", "active_conns", "inact_conns",
+                 "persist_conns", "stats")
+    _compared = ("af", "addr", "port", "fwd", "weight", "u_threshold", "l_threshold",
+                 "tun_type", "tun_port", "tun_flags")
+
+    def __init__(self, af: int, addr: str, port: int, fwd: int = FWD_ROUTE, weight: int = 1,
+                 u_threshold: int = 0, l_threshold: int = 0, tun_type: int = TUN_IPIP,
+                 tun_port: int = 0, tun_flags: int = TUN_F_NOCSUM, active_conns: int = 0,
+                 inact_conns: int = 0, persist_conns: int = 0, stats: Stats | None = None):
+        _set(self, "af", af)
+        _set(self, "addr", addr)
+        _set(self, "port", port)
+        _set(self, "fwd", fwd)
+        _set(self, "weight", weight)
+        _set(self, "u_threshold", u_threshold)
+        _set(self, "l_threshold", l_threshold)
+        _set(self, "tun_type", tun_type)
+        _set(self, "tun_port", tun_port)
+        _set(self, "tun_flags", tun_flags)
+        _set(self, "active_conns", active_conns)
+        _set(self, "inact_conns", inact_conns)
+        _set(self, "persist_conns", persist_conns)
+        _set(self, "stats", stats)
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Timeouts:
     """Connection timeouts in seconds; 0 in a request means 'leave as is'."""
 
-    tcp: int = 0
-    tcp_fin: int = 0
-    udp: int = 0
+    __slots__ = ("tcp", "tcp_fin", "udp")
+
+    def __init__(self, tcp: int = 0, tcp_fin: int = 0, udp: int = 0):
+        _set(self, "tcp", tcp)
+        _set(self, "tcp_fin", tcp_fin)
+        _set(self, "udp", udp)
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Daemon:
-    """One connection-sync daemon (master or backup)."""
+    """One connection-sync daemon (master or backup).
 
-    state: int
-    mcast_ifn: str = ""
-    syncid: int = 0
-    sync_maxlen: int = 0
-    mcast_group: str | None = None  # IPv4 or IPv6 text, None when unset
-    mcast_port: int = 0
-    mcast_ttl: int = 0
+    ``mcast_group`` is IPv4 or IPv6 text, None when unset.
+    """
+
+    __slots__ = ("state", "mcast_ifn", "syncid", "sync_maxlen", "mcast_group",
+                             "mcast_port", "mcast_ttl")
+
+    def __init__(self, state: int, mcast_ifn: str = "", syncid: int = 0, sync_maxlen: int = 0,
+                 mcast_group: str | None = None, mcast_port: int = 0, mcast_ttl: int = 0):
+        _set(self, "state", state)
+        _set(self, "mcast_ifn", mcast_ifn)
+        _set(self, "syncid", syncid)
+        _set(self, "sync_maxlen", sync_maxlen)
+        _set(self, "mcast_group", mcast_group)
+        _set(self, "mcast_port", mcast_port)
+        _set(self, "mcast_ttl", mcast_ttl)
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Info:
     """IPVS version (as the kernel's packed int) and connection table size."""
 
-    version: int
-    conn_tab_size: int
+    __slots__ = ("version", "conn_tab_size")
+
+    def __init__(self, version: int, conn_tab_size: int):
+        _set(self, "version", version)
+        _set(self, "conn_tab_size", conn_tab_size)
 
     @property
     def version_text(self) -> str:

@@ -8,31 +8,42 @@ for the life of the process.
 
 from __future__ import annotations
 
-import socket
-from functools import lru_cache
+import _socket as socket  # the C module: socket.py's enum classes cost ~6 ms of start-up
 
 from ipvsctl.model import AF_INET, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP
 
 _PROTO_DB = {IPPROTO_TCP: "tcp", IPPROTO_UDP: "udp", IPPROTO_SCTP: "sctp"}
 
 
-@lru_cache(maxsize=4096)
+# Plain dicts rather than functools.lru_cache: functools would be imported
+# on every command's start-up for it.
+_HOSTS: dict[str, str] = {}
+_PORTS: dict[tuple[int, int], str] = {}
+
+
 def host_name(addr: str) -> str:
-    try:
-        return socket.gethostbyaddr(addr)[0]
-    except (OSError, UnicodeError):
-        return addr
-
-
-@lru_cache(maxsize=4096)
-def port_name(port: int, protocol: int) -> str:
-    proto = _PROTO_DB.get(protocol)
-    if proto is not None:
+    name = _HOSTS.get(addr)
+    if name is None:
         try:
-            return socket.getservbyport(port, proto)
-        except (OSError, OverflowError):
-            pass
-    return str(port)
+            name = socket.gethostbyaddr(addr)[0]
+        except (OSError, UnicodeError):
+            name = addr
+        _HOSTS[addr] = name
+    return name
+
+
+def port_name(port: int, protocol: int) -> str:
+    name = _PORTS.get((port, protocol))
+    if name is None:
+        name = str(port)
+        proto = _PROTO_DB.get(protocol)
+        if proto is not None:
+            try:
+                name = socket.getservbyport(port, proto)
+            except (OSError, OverflowError):
+                pass
+        _PORTS[(port, protocol)] = name
+    return name
 
 
 def numeric_addr_port(af: int, addr: str, port: int) -> str:

@@ -9,8 +9,6 @@ lets a restore batch thousands of them into a few system calls.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ipvsctl import backend as b
 from ipvsctl import model as m
 from ipvsctl.errors import EXIT_KERNEL, EXIT_LIST_FAILED, EXIT_OK, kernel_message
@@ -18,11 +16,24 @@ from ipvsctl.grammar import Command
 from ipvsctl.render import text
 
 
-@dataclass
 class Outcome:
-    status: int = EXIT_OK
-    out: str = ""
-    err: str = ""
+    """What a command prints and returns (a plain class: see model.immutable
+    for why nothing on the command path uses dataclasses)."""
+
+    __slots__ = ("status", "out", "err")
+
+    def __init__(self, status: int = EXIT_OK, out: str = "", err: str = ""):
+        self.status = status
+        self.out = out
+        self.err = err
+
+    def __eq__(self, other):
+        if not isinstance(other, Outcome):
+            return NotImplemented
+        return (self.status, self.out, self.err) == (other.status, other.out, other.err)
+
+    def __repr__(self) -> str:
+        return f"Outcome(status={self.status!r}, out={self.out!r}, err={self.err!r})"
 
 
 _CHANGE_OPS = {

@@ -15,20 +15,22 @@ Strategy, and where it parts from ipvsadm on purpose (docs/compat.md):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
 from ipvsctl import backend as b
 from ipvsctl.errors import EXIT_KERNEL, EXIT_OK, kernel_message
 from ipvsctl.grammar import EXIT_USAGE, ParseError, parse, split_restore_line
 
 
-@dataclass
 class RestoreResult:
-    status: int = EXIT_OK
-    out: list = field(default_factory=list)
-    err: list = field(default_factory=list)
-    applied: int = 0
-    failed: list = field(default_factory=list)  # line numbers
+    """What a restore did: exit status, output lines, and the count applied
+    and line numbers failed."""
+
+    def __init__(self, status: int = EXIT_OK):
+        self.status = status
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self.applied = 0
+        self.failed: list[int] = []  # line numbers
 
 
 class RestoreLineError(Exception):

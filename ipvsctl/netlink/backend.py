@@ -22,7 +22,6 @@ from __future__ import annotations
 import errno as _errno
 import gc
 import struct
-from collections.abc import Callable, Iterable
 
 from ipvsctl.backend import (
     OP_ADD_DEST,
@@ -54,6 +53,10 @@ from ipvsctl.netlink.transport import (  # noqa: F401 - re-exported for the CLI
     NetnsNotFound,
     Transport,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: collections.abc imports collections (start-up time)
+    from collections.abc import Callable, Iterable
 
 #: How many times a read is started over when the table changed under it.
 READ_RETRIES = 5

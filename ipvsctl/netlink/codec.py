@@ -54,10 +54,9 @@ Kernel quirks are commented where they are handled; the short list:
 from __future__ import annotations
 
 import struct
-from dataclasses import fields as _dc_fields
 from operator import itemgetter
-from socket import AF_INET, AF_INET6, htonl, htons, inet_ntop, inet_pton, ntohl, ntohs
-from collections.abc import Iterator
+# _socket, not socket: socket.py's enum classes cost ~6 ms of start-up.
+from _socket import AF_INET, AF_INET6, htonl, htons, inet_ntop, inet_pton, ntohl, ntohs
 
 from ipvsctl.model import (
     Daemon,
@@ -69,6 +68,10 @@ from ipvsctl.model import (
     Timeouts,
 )
 from ipvsctl.netlink import constants as C
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: collections.abc imports collections (start-up time)
+    from collections.abc import Iterator
 
 # ---------------------------------------------------------------------------
 # Structures
@@ -609,7 +612,7 @@ def _stats_from(values: tuple) -> Stats:
     # A fresh table has all-zero counters everywhere: share one frozen value.
     return ZERO_STATS if values == _ZERO10 else Stats(*values)
 
-# Building a frozen dataclass through __init__ costs one object.__setattr__
+# Building a frozen model value through __init__ costs one object.__setattr__
 # per field, by name: most of the time of decoding a destination.  For the
 # hundred-thousand-entry dumps, Destination and Stats are built as an
 # instance of a plain twin class with the very same __slots__ (ordinary,
@@ -628,7 +631,7 @@ _DEST_NAMES = (
 
 def _twin(cls, names: tuple):
     """A mutable class with cls's exact slot layout, or None if cls is not as expected."""
-    if tuple(f.name for f in _dc_fields(cls)) != names or getattr(cls, "__slots__", None) != names:
+    if getattr(cls, "__slots__", None) != names:
         return None
     if cls.__bases__ != (object,) or hasattr(cls, "__dict__") and "__dict__" in cls.__dict__:
         return None

@@ -45,12 +45,15 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-import socket
-from collections.abc import Iterator, Sequence
+import _socket as socket  # the C module: socket.py's enum classes cost ~6 ms of start-up
 
 from ipvsctl.backend import KernelError
 from ipvsctl.netlink import codec
 from ipvsctl.netlink import constants as C
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: collections.abc imports collections (start-up time)
+    from collections.abc import Iterator, Sequence
 
 _SEQ_MASK = 0xFFFFFFFF
 #: Receive buffer (one netlink datagram; dump parts are at most 32 KiB).

@@ -14,7 +14,6 @@ and review the diff by eye before committing it.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import os
 from pathlib import Path
@@ -277,7 +276,7 @@ def test_watch_rates_are_the_kernels_estimates_busiest_first():
 
 def _with_rates(entry, cps, inbps):
     svc, dests = entry
-    return (dataclasses.replace(svc, stats=m.Stats(cps=cps, inbps=inbps)), dests)
+    return (svc.replace(stats=m.Stats(cps=cps, inbps=inbps)), dests)
 
 
 def test_watch_rates_sort_by_connections_then_bytes():
