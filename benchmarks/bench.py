@@ -4,7 +4,7 @@
 Strategy
 --------
 * Stdlib only.  Every measured command is a child process started the way a
-  user starts it (``python -m ipvsctl ...`` from the venv, ``ipvsadm ...``);
+  user starts it (the venv's ``ipvsctl`` command, ``ipvsadm ...``);
   the wall time is ``time.perf_counter`` around spawn + ``os.wait4``, which
   also gives the child's peak RSS (``ru_maxrss``).  Input and output go
   through files on tmpfs, never pipes, so a big listing costs the same
@@ -123,7 +123,10 @@ class Tools:
         self.work = work
         self.python = str(args.python)
         self.adm = [shutil.which("ipvsadm") or "/usr/sbin/ipvsadm"]
-        self.ctl = args.ctl.split() if args.ctl else [self.python, "-m", "ipvsctl"]
+        # The installed command, as users run it (bin/ipvsctl; `python -m
+        # ipvsctl` only where it is not installed).
+        default = [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [self.python, "-m", "ipvsctl"]
+        self.ctl = args.ctl.split() if args.ctl else default
         self.n = 0
         # How users run it: bytecode may be written (the guest's init sets
         # PYTHONDONTWRITEBYTECODE for the test suite; a user has no such thing).
@@ -619,8 +622,8 @@ def sc_single(t: Tools, rep: Report, p, a):
                 # keep the table at its size: undo, untimed
                 spawn(t.adm + ["-D", "-t", vip])
                 spawn(t.adm + ["-d", "-t", svc0, "-r", f"{ip(NET_PROBE, 4096 + k)}:80"])
-            if CONSOLE_SCRIPT.exists() and not a.ctl:
-                script.append(spawn([str(CONSOLE_SCRIPT), "-Ln"], env=t.env).wall)
+            if not a.ctl:
+                script.append(spawn([t.python, "-m", "ipvsctl", "-Ln"], env=t.env).wall)
         mb = statistics.median(base)
         rep.rows.append(Row("4 single", "python -c pass (baseline)", ctl=base,
                             note="the venv's interpreter, same spawn path"))
@@ -633,9 +636,9 @@ def sc_single(t: Tools, rep: Report, p, a):
             rep.row(row)
         if script:
             ms = statistics.median(script)
-            rep.rows.append(Row("4 single", "console script .venv/bin/ipvsctl -Ln", ctl=script,
+            rep.rows.append(Row("4 single", "python -m ipvsctl -Ln", ctl=script,
                                 ratio=ms / mb, target="(info: ctl/pass)",
-                                note=f"wrapper vs python -m ipvsctl -Ln: "
+                                note=f"python -m vs the ipvsctl command: "
                                      f"{(ms - statistics.median(times['-Ln']['ctl'])) * 1e3:+.1f} ms"))
 
 
@@ -958,13 +961,13 @@ def sc_startup(t: Tools, rep: Report, p, a):
     ctl = t.ctl + ["-Ln"]
     walls = [spawn(ctl, env=t.env).wall for _ in range(reps)]
     base = [spawn([t.python, "-c", "pass"], env=t.env).wall for _ in range(reps)]
-    rep.rows.append(Row("0 startup", "host: python -m ipvsctl -Ln wall (no IPVS: fails)", ctl=walls,
+    rep.rows.append(Row("0 startup", "host: ipvsctl -Ln wall (no IPVS: fails)", ctl=walls,
                         target="(info)", note=f"python -c pass {fmt_t(statistics.median(base))}"))
     strace = shutil.which("strace")
     if strace:
         # The floor for any Python tool on this interpreter: start, open a
         # netlink socket, send (an empty header, which the kernel ignores).
-        floor = [t.python, "-c", "import socket; s = socket.socket(16, 3, 16); "
+        floor = [t.python, "-c", "import _socket; s = _socket.socket(16, 3, 16); "
                  "s.sendto(bytes(16), (0, 0))"]
         deltas = first_message(strace, ctl, reps, t)
         floors = first_message(strace, floor, reps, t)
@@ -983,7 +986,8 @@ def sc_startup(t: Tools, rep: Report, p, a):
             rep.check("0 startup", "strace saw a netlink message", False)
     # Imports, as a cross-check (no strace needed).
     err = t.work / "importtime.err"
-    spawn([t.python, "-X", "importtime", "-m", "ipvsctl", "-Ln"], err=err, env=t.env)
+    spawn([t.python, "-X", "importtime", *t.ctl[-1:], "-Ln"] if t.ctl == [str(CONSOLE_SCRIPT)]
+          else [t.python, "-X", "importtime", "-m", "ipvsctl", "-Ln"], err=err, env=t.env)
     total, count, top = 0, 0, []
     for line in err.read_text().splitlines():
         m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)", line)
@@ -993,7 +997,7 @@ def sc_startup(t: Tools, rep: Report, p, a):
                 total += int(m.group(2))
                 top.append((int(m.group(2)), m.group(4)))
     top.sort(reverse=True)
-    rep.note(f"host: python -X importtime -m ipvsctl -Ln: {count} modules imported, "
+    rep.note(f"host: python -X importtime ipvsctl -Ln: {count} modules imported, "
              f"{total / 1000:.1f} ms cumulative in top-level imports; largest: "
              + ", ".join(f"{n} {us / 1000:.1f} ms" for us, n in top[:5]))
 
@@ -1059,7 +1063,7 @@ def main(argv=None) -> int:
                     help="host: only the start-up check; kernel: all but it")
     ap.add_argument("--save", type=Path, help="write the results as JSON here")
     ap.add_argument("--merge", type=Path, help="include results saved by an earlier --save")
-    ap.add_argument("--ctl", help="command line to use instead of `python -m ipvsctl` "
+    ap.add_argument("--ctl", help="command line to use instead of .venv/bin/ipvsctl "
                     "(e.g. ipvsadm, to check the harness)")
     ap.add_argument("--loader", choices=("ctl", "adm"), default="ctl",
                     help="tool that loads untimed set-up tables (default ctl)")
