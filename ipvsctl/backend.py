@@ -91,8 +91,9 @@ class Backend:
     def destinations(self, key: ServiceKey) -> list[Destination]:
         """The real servers of one service, with counters and stats."""
 
-    def table(self) -> list[tuple[Service, list[Destination]]]:
-        """Every service with its destinations, read consistently."""
+    def table(self, counters: bool = True) -> list[tuple[Service, Sequence[Destination]]]:
+        """Every service with its destinations, read consistently.  With
+        ``counters=False`` the destinations' stats may be left out (None)."""
 
     def timeouts(self) -> Timeouts: ...
 
@@ -120,5 +121,4 @@ __all__ = [
     "Backend",
     "KernelError",
     "Request",
-    "Sequence",
 ]

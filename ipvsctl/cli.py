@@ -136,7 +136,11 @@ def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") ->
             from ipvsctl.ops import execute
 
             outcome = execute(cmd, backend)
-        stdout.write(outcome.out)
+        if isinstance(outcome.out, str):
+            stdout.write(outcome.out)
+        else:
+            for part in outcome.out:
+                stdout.write(part)
         stderr.write(outcome.err)
         return outcome.status
     finally:

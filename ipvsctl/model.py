@@ -11,8 +11,16 @@ and nothing here imports anything outside the standard library.
 
 from __future__ import annotations
 
-# Linux's address family numbers (socket.AF_INET, socket.AF_INET6): written
-# out so that this module, which every command imports, imports nothing.
+from itertools import islice
+
+from _socket import ntohs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: collections.abc imports collections (start-up time)
+    from collections.abc import Iterable
+
+# Linux's address family numbers (socket.AF_INET, socket.AF_INET6), written
+# out: socket.py's enum classes would cost start-up time on every command.
 AF_INET = 2
 AF_INET6 = 10
 
@@ -270,3 +278,76 @@ class Info:
     def version_text(self) -> str:
         v = self.version
         return f"{(v >> 16) & 0xFF}.{(v >> 8) & 0xFF}.{v & 0xFF}"
+
+
+class DestinationRows:
+    """The IPv4 real servers of one service in columns: a read-only sequence
+    of ``Destination`` that holds two small tuples per server instead of
+    objects (and no counters: ``stats`` is None).
+
+    Why: listing one service with 20,000 real servers, or a table with
+    100,000 of them, is mostly the cost of building and freeing objects; the
+    netlink codec fills these columns straight from the dump's bytes
+    (``codec.decode_dest_run``) and the plain ``-L``/``-S`` text renderer
+    reads them directly.  Everything else iterates and gets ordinary
+    ``Destination`` values, built on demand.
+
+    ``keys[i]`` is ``(a, b, c, d, port)``: the address's four bytes and the
+    host-order port, so tuple order is ipvsadm's (address, port) order.
+    ``settings[i]`` is ``(fwd, weight, tun_type, tun_port, tun_flags,
+    u_threshold, l_threshold, active_conns, inact_conns, persist_conns)``
+    (the order the kernel writes them in) as the kernel sent them: ``fwd``
+    with its flag bits (mask with FWD_MASK) and ``tun_port`` in network byte
+    order.  Equal settings may be one shared tuple.
+    """
+
+    __slots__ = ("keys", "settings")
+
+    def __init__(self, keys: list[tuple], settings: list[tuple]):
+        self.keys = keys
+        self.settings = settings
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i: int) -> Destination:
+        a, b, c, d, port = self.keys[i]
+        fwd, weight, tun_type, tun_port, tun_flags, u_th, l_th, active, inact, persist = self.settings[i]
+        return Destination(AF_INET, "%d.%d.%d.%d" % (a, b, c, d), port, fwd & FWD_MASK, weight, u_th,
+                           l_th, tun_type, ntohs(tun_port), tun_flags,
+                           active, inact, persist, None)
+
+    def __iter__(self):
+        return map(self.__getitem__, range(len(self.keys)))
+
+    def extend(self, other: DestinationRows) -> None:
+        self.keys += other.keys
+        self.settings += other.settings
+
+    def has_repeats(self) -> bool:
+        """True when a real server appears twice (a dump that raced a change)."""
+        keys = self.keys
+        if _strictly_monotonic(keys):
+            return False
+        keys = sorted(keys)
+        return any(map(tuple.__eq__, keys, islice(keys, 1, None)))
+
+    def in_key_order(self) -> tuple[Iterable[tuple], Iterable[tuple]]:
+        """(keys, settings), both iterated in ascending key order.
+
+        The kernel lists a service's servers in reverse order of addition, so
+        a table restored from a sorted dump comes back exactly reversed: that
+        case, and an ascending one, cost a comparison per server and no sort.
+        """
+        keys, settings = self.keys, self.settings
+        if all(map(tuple.__lt__, keys, islice(keys, 1, None))):
+            return keys, settings
+        if all(map(tuple.__gt__, keys, islice(keys, 1, None))):
+            return reversed(keys), reversed(settings)
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        return map(keys.__getitem__, order), map(settings.__getitem__, order)
+
+
+def _strictly_monotonic(items: list) -> bool:
+    return (all(map(tuple.__lt__, items, islice(items, 1, None)))
+            or all(map(tuple.__gt__, items, islice(items, 1, None))))

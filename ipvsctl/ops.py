@@ -15,25 +15,40 @@ from ipvsctl.errors import EXIT_KERNEL, EXIT_LIST_FAILED, EXIT_OK, kernel_messag
 from ipvsctl.grammar import Command
 from ipvsctl.render import text
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: collections.abc imports collections (start-up time)
+    from collections.abc import Iterable, Iterator
+
 
 class Outcome:
     """What a command prints and returns (a plain class: see model.immutable
-    for why nothing on the command path uses dataclasses)."""
+    for why nothing on the command path uses dataclasses).
+
+    ``out`` is a str, or an iterable of str written one after the other:
+    a big listing is rendered piece by piece as it is written, never whole
+    (``text`` joins it, once, for whoever needs one string).
+    """
 
     __slots__ = ("status", "out", "err")
 
-    def __init__(self, status: int = EXIT_OK, out: str = "", err: str = ""):
+    def __init__(self, status: int = EXIT_OK, out: str | Iterable[str] = "", err: str = ""):
         self.status = status
         self.out = out
         self.err = err
 
+    @property
+    def text(self) -> str:
+        if not isinstance(self.out, str):
+            self.out = "".join(self.out)
+        return self.out
+
     def __eq__(self, other):
         if not isinstance(other, Outcome):
             return NotImplemented
-        return (self.status, self.out, self.err) == (other.status, other.out, other.err)
+        return (self.status, self.text, self.err) == (other.status, other.text, other.err)
 
     def __repr__(self) -> str:
-        return f"Outcome(status={self.status!r}, out={self.out!r}, err={self.err!r})"
+        return f"Outcome(status={self.status!r}, out={self.text!r}, err={self.err!r})"
 
 
 _CHANGE_OPS = {
@@ -128,17 +143,20 @@ def list_all(backend: b.Backend, fmt, with_header: bool) -> Outcome:
         except b.KernelError as e:
             return Outcome(EXIT_LIST_FAILED, "", kernel_message(b.OP_GET_INFO, e.errno) + "\n")
     try:
-        table = backend.table()
+        # Counters are read only for the formats that print them.
+        table = backend.table(counters=fmt.stats or fmt.rate)
     except b.KernelError as e:
         return Outcome(EXIT_LIST_FAILED, head, kernel_message(e.op or b.OP_GET_SERVICES, e.errno) + "\n")
     if not fmt.nosort:
         table = sort_services(table, service_of=lambda entry: entry[0])
-    body: list[str] = []
+    return Outcome(out=_table_text(head + text.title(fmt), table, fmt))
+
+
+def _table_text(head: str, table, fmt) -> Iterator[str]:
+    # Rendered while it is written: a big table's text is never whole in memory.
+    yield head
     for svc, dests in table:
-        text.service_block(svc, dests, fmt, body)
-    if body:
-        body.append("")
-    return Outcome(out=head + text.title(fmt) + "\n".join(body))
+        yield from text.service_text(svc, dests, fmt)
 
 
 def list_service(backend: b.Backend, key: m.ServiceKey, fmt) -> Outcome:

@@ -94,7 +94,7 @@ def apply(steps, backend: b.Backend) -> RestoreResult:
             continue
         flush()
         outcome = execute(step, backend)
-        result.out.append(outcome.out)
+        result.out.append(outcome.text)
         if outcome.err:
             result.err.append(f"line {line_no}: {outcome.err}")
         if outcome.status:

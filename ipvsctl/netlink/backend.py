@@ -44,7 +44,7 @@ from ipvsctl.backend import (
     KernelError,
     Request,
 )
-from ipvsctl.model import Daemon, Destination, Info, Service, ServiceKey, Timeouts
+from ipvsctl.model import Daemon, Destination, DestinationRows, Info, Service, ServiceKey, Timeouts
 from ipvsctl.netlink import codec
 from ipvsctl.netlink.transport import (  # noqa: F401 - re-exported for the CLI
     BatchOverrun,
@@ -56,7 +56,7 @@ from ipvsctl.netlink.transport import (  # noqa: F401 - re-exported for the CLI
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: collections.abc imports collections (start-up time)
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Sequence
 
 #: How many times a read is started over when the table changed under it.
 READ_RETRIES = 5
@@ -80,6 +80,12 @@ class _GCPaused:
     def __exit__(self, *exc) -> None:
         if self.was:
             gc.enable()
+
+
+def _has_repeats(dests: Sequence[Destination]) -> bool:
+    if isinstance(dests, DestinationRows):
+        return dests.has_repeats()
+    return len({(d.af, d.addr, d.port) for d in dests}) != len(dests)
 
 
 def _key(obj) -> ServiceKey:
@@ -180,7 +186,11 @@ class NetlinkBackend:
                 raise KernelError(e.errno, OP_GET_DESTS) from None
         return dests
 
-    def table(self) -> list[tuple[Service, list[Destination]]]:
+    def table(self, counters: bool = True) -> list[tuple[Service, Sequence[Destination]]]:
+        """Every service with its destinations.  ``counters=False``: the
+        destinations may come without stats, as DestinationRows (the plain
+        listings, which print no counters, read those columns directly)."""
+        read_dests = self._dests_once if counters else self._dest_rows_once
         for _ in range(READ_RETRIES):
             try:
                 services, identity = self._services_and_identity()
@@ -189,8 +199,8 @@ class NetlinkBackend:
                     continue  # an entry repeated: the table moved during the dump
                 result = []
                 for svc in services:
-                    dests = self._dests_once(svc.key)
-                    if len({(d.af, d.addr, d.port) for d in dests}) != len(dests):
+                    dests = read_dests(svc.key)
+                    if _has_repeats(dests):
                         raise DumpInterrupted(OP_GET_DESTS)
                     result.append((svc, dests))
                 # A service came, went or changed while we read: compared on
@@ -276,6 +286,26 @@ class NetlinkBackend:
         af = key.af
         with _GCPaused():
             return [decode(p, af) for p in self._t.dump(codec.encode_dump_dests(self.family, key), OP_GET_DESTS)]
+
+    def _dest_rows_once(self, key: ServiceKey) -> Sequence[Destination]:
+        """One service's destinations without counters: DestinationRows when
+        every entry is a plain IPv4 one (decoded a received buffer at a time),
+        otherwise a list of Destination."""
+        rows: DestinationRows | None = None
+        other: list[Destination] = []
+        af = key.af
+        with _GCPaused():
+            for run in self._t.dump_runs(codec.encode_dump_dests(self.family, key), OP_GET_DESTS):
+                got = None if other else codec.decode_dest_run(run)
+                if got is None:
+                    other.extend(codec.decode_dest(p, af) for _t, _f, _s, p in codec.iter_messages(run))
+                elif rows is None:
+                    rows = got
+                else:
+                    rows.extend(got)
+        if other:
+            return [*(rows or ()), *other]
+        return rows if rows is not None else []
 
     @staticmethod
     def _retrying(read: Callable[[], list], op: str) -> list:

@@ -61,6 +61,7 @@ from _socket import AF_INET, AF_INET6, htonl, htons, inet_ntop, inet_pton, ntohl
 from ipvsctl.model import (
     Daemon,
     Destination,
+    DestinationRows,
     Info,
     Service,
     ServiceKey,
@@ -472,6 +473,20 @@ def iter_messages(buf) -> Iterator[tuple[int, int, int, memoryview]]:
             raise DecodeError(f"truncated netlink message ({length} bytes at {off} of {end})")
         yield mtype, mflags, seq, mv[off + C.NLMSG_HDRLEN : off + length]
         off += (length + 3) & ~3
+
+
+def same_headers(buf: bytes, length: int, count: int) -> bool:
+    """True when ``buf`` starts with ``count`` messages of ``length`` bytes
+    whose netlink headers (length, type, flags, seq, pid) are all the first
+    one's.  Checked a header byte at a time across all messages (strided
+    slices, in C): the bulk of a dump needs no walk message by message."""
+    stop = length * count
+    if count < 1 or len(buf) < stop:
+        return False
+    for j in range(C.NLMSG_HDRLEN):
+        if buf[j:stop:length] != buf[j:j + 1] * count:
+            return False
+    return True
 
 
 def decode_error(payload) -> tuple[int, int]:
@@ -1017,6 +1032,162 @@ def decode_dest_generic(payload, default_af: int = AF_INET) -> Destination:
     _cmd, top = _payload_attrs(payload)
     s, e = _nested(payload, top, C.IPVS_CMD_ATTR_DEST, "destination")
     return decode_dest_attrs(payload, s, e, default_af)
+
+
+# --- runs of destination dump entries (bulk listing) -------------------------
+#
+# Listing a service with tens of thousands of real servers must not build an
+# object per server and per counter.  The transport hands over each received
+# buffer's consecutive dump entries as one "run" (whole netlink messages,
+# headers included), and when every message of the run has the layout learned
+# from the first one, two ``iter_unpack`` calls read the whole run in C: one
+# big-endian Struct for the address bytes and the port, one native Struct for
+# the settings (``DestinationRows`` documents both tuples).  Counters are not
+# read at all: this path serves listings that do not print them.
+#
+# "Has the learned layout" is checked for every message at once: the run is
+# read as one integer, masked to the bytes that must not vary (the genl
+# header, every attribute header down to the destination's, and the address
+# family, which must be AF_INET), and compared with the same mask applied to
+# k copies of the message the layout was learned from.  The netlink headers
+# (length, type, flags, seq) were already checked one by one by the
+# transport.  Any mismatch returns None and the caller decodes that run entry
+# by entry with decode_dest.
+
+# Settings in DestinationRows order, with the struct code each needs by size.
+_RUN_SETTINGS = (
+    (C.IPVS_DEST_ATTR_FWD_METHOD, {4: "I"}),
+    (C.IPVS_DEST_ATTR_WEIGHT, {4: "i"}),
+    (C.IPVS_DEST_ATTR_TUN_TYPE, {1: "B"}),
+    (C.IPVS_DEST_ATTR_TUN_PORT, {2: "H"}),
+    (C.IPVS_DEST_ATTR_TUN_FLAGS, {2: "H"}),
+    (C.IPVS_DEST_ATTR_U_THRESH, {4: "I"}),
+    (C.IPVS_DEST_ATTR_L_THRESH, {4: "I"}),
+    (C.IPVS_DEST_ATTR_ACTIVE_CONNS, {4: "I"}),
+    (C.IPVS_DEST_ATTR_INACT_CONNS, {4: "I"}),
+    (C.IPVS_DEST_ATTR_PERSIST_CONNS, {4: "I"}),
+)
+
+
+class _RunLayout:
+    """One learned destination-entry layout: message length, the two value
+    Structs, the settings reordering (None when the kernel's order is ours)
+    and the one-message mask and expected bytes of the uniformity check."""
+
+    __slots__ = ("length", "keys", "settings", "order", "mask1", "expected1", "_masks")
+
+    def __init__(self, length, keys, settings, order, mask1, expected1):
+        self.length = length
+        self.keys = keys
+        self.settings = settings
+        self.order = order
+        self.mask1 = mask1
+        self.expected1 = expected1
+        self._masks: dict[int, tuple[int, int]] = {}
+
+    def matches(self, run) -> bool:
+        """Every message of ``run`` has this layout (see above)."""
+        k = len(run) // self.length
+        pair = self._masks.get(k)
+        if pair is None:
+            if len(self._masks) >= 256:
+                self._masks.clear()
+            pair = self._masks[k] = (int.from_bytes(self.mask1 * k, "little"),
+                                     int.from_bytes(self.expected1 * k, "little"))
+        mask, expected = pair
+        return int.from_bytes(run, "little") & mask == expected
+
+
+def _learn_run_layout(run) -> _RunLayout | None:
+    """The layout of the run's first message, or None if it is not a plain IPv4 entry."""
+    (length,) = _U32.unpack_from(run, 0)
+    if length & 3 or length < C.NLMSG_HDRLEN + C.GENL_HDRLEN:
+        return None
+    checked: list[tuple[int, int]] = [(C.NLMSG_HDRLEN, C.GENL_HDRLEN)]  # (offset, size)
+    found: dict[int, tuple[int, int]] = {}  # destination attribute -> (value offset, size)
+    try:
+        top = list(attrs(run, C.NLMSG_HDRLEN + C.GENL_HDRLEN, length))
+        if len(top) != 1 or top[0][0] != C.IPVS_CMD_ATTR_DEST:
+            return None
+        _t, ds, de = top[0]
+        checked.append((ds - C.NLA_HDRLEN, C.NLA_HDRLEN))
+        for atype, s, e in attrs(run, ds, de):
+            checked.append((s - C.NLA_HDRLEN, C.NLA_HDRLEN))
+            if atype in found:
+                return None
+            found[atype] = (s, e - s)
+    except DecodeError:
+        return None
+    af = found.get(C.IPVS_DEST_ATTR_ADDR_FAMILY)
+    addr = found.get(C.IPVS_DEST_ATTR_ADDR)
+    port = found.get(C.IPVS_DEST_ATTR_PORT)
+    if af is None or af[1] != 2 or _U16.unpack_from(run, af[0])[0] != AF_INET:
+        return None
+    if addr is None or addr[1] < 4 or port is None or port[1] != 2:
+        return None
+    checked.append(af)
+    fields = []  # (offset, struct code, settings index)
+    for idx, (atype, codes) in enumerate(_RUN_SETTINGS):
+        span = found.get(atype)
+        code = codes.get(span[1]) if span else None
+        if code is None:
+            return None
+        fields.append((span[0], code, idx))
+
+    def spread(items) -> str:
+        fmt, pos = [], 0
+        for off, code in items:
+            fmt.append(f"{off - pos}x{code}")
+            pos = off + struct.calcsize(code)
+        fmt.append(f"{length - pos}x")
+        return "".join(fmt)
+
+    keys = struct.Struct(">" + spread([(addr[0], "BBBB"), (port[0], "H")]))
+    fields.sort()
+    settings = struct.Struct("=" + spread([(off, code) for off, code, _ in fields]))
+    slots = [idx for _, _, idx in fields]
+    order = None if slots == sorted(slots) else itemgetter(*(slots.index(i) for i in range(len(slots))))
+    mask1 = bytearray(length)
+    for off, size in checked:
+        mask1[off:off + size] = b"\xff" * size
+    first = bytes(run[:length])
+    expected1 = bytes(a & b for a, b in zip(first, mask1))
+    return _RunLayout(length, keys, settings, order, bytes(mask1), expected1)
+
+
+# Learned layouts by message length (one or two in practice: see decode_dest).
+_RUN_LAYOUTS: dict[int, _RunLayout] = {}
+
+
+class _Interned(dict):
+    """settings tuple -> the first equal tuple seen: a fresh table's thousands
+    of real servers share a handful of settings, so they share the tuples."""
+
+    def __missing__(self, key):
+        self[key] = key
+        return key
+
+
+def decode_dest_run(run) -> DestinationRows | None:
+    """Destination dump entries (whole messages) in columns, or None when any
+    of them is not a plain IPv4 entry of the learned layout."""
+    if len(run) < C.NLMSG_HDRLEN:
+        return None
+    (length,) = _U32.unpack_from(run, 0)
+    lay = _RUN_LAYOUTS.get(length)
+    if lay is None:
+        lay = _learn_run_layout(run)
+        if lay is None:
+            return None
+        if len(_RUN_LAYOUTS) >= 16:
+            _RUN_LAYOUTS.clear()
+        _RUN_LAYOUTS[length] = lay
+    if len(run) % length or not lay.matches(run):
+        return None
+    settings = lay.settings.iter_unpack(run)
+    if lay.order is not None:
+        settings = map(lay.order, settings)
+    return DestinationRows(list(lay.keys.iter_unpack(run)), list(map(_Interned().__getitem__, settings)))
 
 
 # ----- daemons, timeouts, info, family ---------------------------------------

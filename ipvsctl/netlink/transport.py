@@ -57,7 +57,7 @@ if TYPE_CHECKING:  # annotations only: collections.abc imports collections (star
 
 _SEQ_MASK = 0xFFFFFFFF
 #: Receive buffer (one netlink datagram; dump parts are at most 32 KiB).
-RECV_BUFSIZE = 1 << 18
+RECV_BUFSIZE = 1 << 16
 #: Asked-for socket buffer sizes (the kernel doubles what it is given).
 SOCKET_RCVBUF = 8 << 20
 SOCKET_SNDBUF = 4 << 20
@@ -360,6 +360,65 @@ class Transport:
                     if mtype < C.NLMSG_MIN_TYPE:
                         continue
                     yield payload
+        finally:
+            if not done:
+                self._drain(seq)
+        if interrupted:
+            raise DumpInterrupted(op)
+
+    def dump_runs(self, msg: bytes, op: str = "") -> Iterator[memoryview]:
+        """Like ``dump``, but yield whole messages: each received buffer's
+        consecutive entries as one memoryview (see codec.decode_dest_run)."""
+        seq = self._next_seq()
+        buf = bytearray(msg)
+        codec.FLAGS_SEQ.pack_into(buf, codec.FLAGS_SEQ_OFFSET, C.NLM_F_REQUEST | C.NLM_F_DUMP, seq)
+        self._send(buf)
+        unpack = codec.NLMSGHDR.unpack_from
+        min_type, hdrlen = C.NLMSG_MIN_TYPE, C.NLMSG_HDRLEN
+        interrupted = False
+        done = False
+        try:
+            while not done:
+                chunk = self._recv(op)
+                mv = memoryview(chunk)
+                end = len(mv)
+                off = 0
+                start = -1  # where the current run of entries began
+                if end >= hdrlen:
+                    # Most buffers are nothing but entries of one length: take
+                    # them in one piece once their headers are seen to agree.
+                    length, mtype, mflags, mseq, _pid = unpack(mv, 0)
+                    if (mseq == seq and mtype >= min_type and not mflags & C.NLM_F_DUMP_INTR
+                            and length >= hdrlen and not length & 3
+                            and codec.same_headers(chunk, length, end // length)):
+                        off = length * (end // length)
+                        start = 0
+                while off + hdrlen <= end:
+                    length, mtype, mflags, mseq, _pid = unpack(mv, off)
+                    if length < hdrlen or off + length > end:
+                        raise codec.DecodeError(f"truncated netlink message ({length} bytes at {off} of {end})")
+                    if mseq == seq and mtype >= min_type:
+                        if mflags & C.NLM_F_DUMP_INTR:
+                            interrupted = True
+                        if start < 0:
+                            start = off
+                    else:
+                        if start >= 0:
+                            yield mv[start:off]
+                            start = -1
+                        if mseq == seq and mtype in (C.NLMSG_DONE, C.NLMSG_ERROR):
+                            done = True
+                            payload = mv[off + hdrlen : off + length]
+                            if mtype == C.NLMSG_DONE:
+                                err = codec.decode_done(payload)
+                            else:
+                                err = codec.decode_error(payload)[0]
+                            if err:
+                                raise KernelError(err, op)
+                            break
+                    off += (length + 3) & ~3
+                if start >= 0:
+                    yield mv[start:min(off, end)]
         finally:
             if not done:
                 self._drain(seq)

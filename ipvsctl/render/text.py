@@ -11,19 +11,23 @@ list and joined once.
 
 from __future__ import annotations
 
+from itertools import islice, repeat
+
+from _socket import ntohs
+
 from ipvsctl import model as m
 from ipvsctl.grammar import Format
-from ipvsctl.names import addr_port, numeric_addr_port
+from ipvsctl.names import addr_port
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: collections.abc imports collections (start-up time)
+    from collections.abc import Iterator
 
 FWD_NAMES = {m.FWD_MASQ: "Masq", m.FWD_LOCAL: "Local", m.FWD_TUNNEL: "Tunnel",
              m.FWD_ROUTE: "Route"}
 FWD_SWITCHES = {m.FWD_MASQ: "-m", m.FWD_TUNNEL: "-i", m.FWD_LOCAL: "-g", m.FWD_ROUTE: "-g"}
 TUN_FLAG_SHORT = ("-c", "+c", "r+c")
 TUN_FLAG_OPTS = ("--tun-nocsum", "--tun-csum", "--tun-remcsum")
-# The two real-server line formats that both the general and the fast
-# listing path write (ipvsadm's -S line and its plain -L line).
-_RULE_DEST = "-a %s -r %s %s -w %d"
-_PLAIN_DEST = "  -> %-28s %-7s %-6d %-10d %-10d"
 SERVICE_SWITCHES = {m.IPPROTO_TCP: "-t", m.IPPROTO_UDP: "-u", m.IPPROTO_SCTP: "--sctp-service"}
 
 
@@ -153,20 +157,8 @@ def tunnel_info(d: m.Destination) -> str:
 def _dest_line(svc: m.Service, svc_name: str, d: m.Destination, fmt: Format) -> str:
     dname = addr_port(d.af, d.addr, d.port, svc.key.protocol, fmt.numeric)
     if fmt.rule:
-        line = _RULE_DEST % (svc_name, dname, FWD_SWITCHES.get(d.fwd, "(null)"), d.weight)
-        if d.fwd == m.FWD_TUNNEL:
-            if d.tun_type == m.TUN_GRE:
-                line += " --tun-type gre %s" % TUN_FLAG_OPTS[d.tun_flags]
-            elif d.tun_type == m.TUN_GUE:
-                line += " --tun-type gue --tun-port %d %s" % (d.tun_port, TUN_FLAG_OPTS[d.tun_flags])
-            elif d.tun_type == m.TUN_IPIP:
-                line += " --tun-type ipip"
-        # ipvsadm -S drops thresholds, so a save/restore cycle loses them; we keep them.
-        if d.u_threshold:
-            line += " -x %d" % d.u_threshold
-        if d.l_threshold:
-            line += " -y %d" % d.l_threshold
-        return line
+        return "-a %s -r %s%s" % (svc_name, dname, _rule_tail(
+            d.fwd, d.weight, d.tun_type, d.tun_port, d.tun_flags, d.u_threshold, d.l_threshold))
     if d.af != m.AF_INET6:
         dname = dname[:28]
     if fmt.stats:
@@ -187,39 +179,121 @@ def _dest_line(svc: m.Service, svc_name: str, d: m.Destination, fmt: Format) -> 
         return "  -> %-28s %-7s %-13s %-6d %-10d %-10d" % (
             dname, FWD_NAMES.get(d.fwd, "(null)"), tunnel_info(d), d.weight,
             d.active_conns, d.inact_conns)
-    return _PLAIN_DEST % (
-        dname, FWD_NAMES.get(d.fwd, "(null)"), d.weight, d.active_conns, d.inact_conns)
+    return "  -> %-28s%s" % (dname, _plain_tail(d.fwd, d.weight, d.active_conns, d.inact_conns))
 
 
-def service_block(svc: m.Service, dests: list[m.Destination], fmt: Format, out: list) -> None:
-    """Append the service line and its real servers' lines to ``out``."""
+def _rule_tail(fwd: int, weight: int, tun_type: int, tun_port: int, tun_flags: int,
+               u_threshold: int, l_threshold: int) -> str:
+    """What follows the address in a -S real-server line."""
+    line = " %s -w %d" % (FWD_SWITCHES.get(fwd, "(null)"), weight)
+    if fwd == m.FWD_TUNNEL:
+        if tun_type == m.TUN_GRE:
+            line += " --tun-type gre %s" % TUN_FLAG_OPTS[tun_flags]
+        elif tun_type == m.TUN_GUE:
+            line += " --tun-type gue --tun-port %d %s" % (tun_port, TUN_FLAG_OPTS[tun_flags])
+        elif tun_type == m.TUN_IPIP:
+            line += " --tun-type ipip"
+    # ipvsadm -S drops thresholds, so a save/restore cycle loses them; we keep them.
+    if u_threshold:
+        line += " -x %d" % u_threshold
+    if l_threshold:
+        line += " -y %d" % l_threshold
+    return line
+
+
+def _plain_tail(fwd: int, weight: int, active_conns: int, inact_conns: int) -> str:
+    """What follows the padded address in a plain -L real-server line."""
+    return " %-7s %-6d %-10d %-10d" % (FWD_NAMES.get(fwd, "(null)"), weight, active_conns, inact_conns)
+
+
+class _Tails(dict):
+    """DestinationRows settings tuple -> its line tail, each made once."""
+
+    def __init__(self, rule: bool):
+        super().__init__()
+        self.rule = rule
+
+    def __missing__(self, settings: tuple) -> str:
+        fwd, weight, tun_type, tun_port, tun_flags, u_th, l_th, active, inact, _persist = settings
+        fwd &= m.FWD_MASK
+        if self.rule:
+            tail = _rule_tail(fwd, weight, tun_type, ntohs(tun_port), tun_flags, u_th, l_th)
+        else:
+            tail = _plain_tail(fwd, weight, active, inact)
+        self[settings] = tail
+        return tail
+
+
+#: Real-server lines per piece of a big listing's text (see _rows_text).
+_LINES_PER_PIECE = 1024
+
+
+def _rows_text(rows: m.DestinationRows, svc_name: str, fmt: Format) -> Iterator[str] | None:
+    """The real-server lines of plain -Ln/-Sn straight from the columns, in
+    pieces of _LINES_PER_PIECE lines, each ending with a newline; None when
+    the general path must do it.
+
+    Every step is a C-level map over the columns: order the keys, format each
+    "a.b.c.d:port" from its key tuple with one %, pad it, add the tail made
+    once per distinct settings tuple, join.  Same text as _dest_line (tested
+    line for line against it).  Lazy, so that a 20,000-server listing never
+    holds more than one piece of text besides the columns.
+    """
+    keys = rows.keys
+    if not keys:
+        return iter(())
+    if fmt.nosort:
+        keys, settings = keys, rows.settings
+    else:
+        lo, hi = min(keys), max(keys)
+        if int.from_bytes(bytes(hi[:4]), "big") - int.from_bytes(bytes(lo[:4]), "big") >= 1 << 31:
+            return None  # ipvsadm's comparator wraps: order.sort_destinations reproduces it
+        keys, settings = rows.in_key_order()
+    names = map("%d.%d.%d.%d:%d".__mod__, keys)
+    tails = map(_Tails(fmt.rule).__getitem__, settings)
+    if fmt.rule:
+        head = "-a %s -r " % svc_name
+        lines = map(str.__add__, names, tails)
+    else:
+        head = "  -> "
+        lines = map(str.__add__, map(str.ljust, names, repeat(28)), tails)
+    return _pieces(head, lines)
+
+
+def _pieces(head: str, lines: Iterator[str]) -> Iterator[str]:
+    sep = "\n" + head
+    while True:
+        piece = list(islice(lines, _LINES_PER_PIECE))
+        if not piece:
+            return
+        yield head + sep.join(piece) + "\n"
+
+
+def service_text(svc: m.Service, dests, fmt: Format) -> Iterator[str]:
+    """A service's lines and its real servers' lines, in pieces of text that
+    each end with a newline (``dests``: a list of Destination or
+    DestinationRows)."""
     from ipvsctl.order import sort_destinations
 
     name = service_name(svc, fmt)
-    out.append(_service_line(svc, name, fmt))
+    yield _service_line(svc, name, fmt) + "\n"
+    plain = fmt.numeric and not (fmt.stats or fmt.rate or fmt.thresholds or fmt.persistent_conn
+                                 or fmt.tun_info)
+    if plain and isinstance(dests, m.DestinationRows):
+        pieces = _rows_text(dests, name, fmt)
+        if pieces is not None:
+            yield from pieces
+            return
     if not fmt.nosort:
-        dests = sort_destinations(dests)
-    if fmt.numeric and not (fmt.stats or fmt.rate or fmt.thresholds or fmt.persistent_conn
-                            or fmt.tun_info):
-        # -Ln and -Sn of big tables: the same lines as _dest_line, built
-        # without its per-line format dispatch and name look-ups.
-        if fmt.rule:
-            for d in dests:
-                if d.fwd == m.FWD_TUNNEL or d.u_threshold or d.l_threshold:
-                    out.append(_dest_line(svc, name, d, fmt))
-                else:
-                    out.append(_RULE_DEST % (
-                        name, numeric_addr_port(d.af, d.addr, d.port),
-                        FWD_SWITCHES.get(d.fwd, "(null)"), d.weight))
-        else:
-            for d in dests:
-                dname = numeric_addr_port(d.af, d.addr, d.port)
-                out.append(_PLAIN_DEST % (
-                    dname[:28] if d.af != m.AF_INET6 else dname,
-                    FWD_NAMES.get(d.fwd, "(null)"), d.weight, d.active_conns, d.inact_conns))
-        return
-    for d in dests:
-        out.append(_dest_line(svc, name, d, fmt))
+        dests = sort_destinations(list(dests))
+    if dests:
+        yield "\n".join([_dest_line(svc, name, d, fmt) for d in dests]) + "\n"
+
+
+def service_block(svc: m.Service, dests, fmt: Format, out: list) -> None:
+    """Append the service's lines to ``out`` (one entry per line)."""
+    for piece in service_text(svc, dests, fmt):
+        out.extend(piece[:-1].split("\n"))
 
 
 def timeouts(t: m.Timeouts) -> str:

@@ -69,7 +69,7 @@ class FakeBackend:
     def info(self):
         return m.Info(0x010201, 4096)
 
-    def table(self):
+    def table(self, counters=True):
         return list(self._table)
 
     def services(self):
@@ -286,7 +286,7 @@ def test_without_json_nothing_changes(fake):
     for argv in (["-Ln"], ["-Ln", "--stats"], ["-Lnc"], ["-L", "--timeout"], ["-Sn"]):
         status, out, err = compat(*argv)
         expected = execute(parse(argv), FakeBackend())
-        assert (status, out, err) == (expected.status, expected.out, expected.err)
+        assert (status, out, err) == (expected.status, expected.text, expected.err)
 
 
 def test_json_after_double_dash_is_not_ours():

@@ -23,7 +23,7 @@ from ipvsctl import cli, model as m
 
 class Fake:
     def info(self): return m.Info(0x010201, 4096)
-    def table(self):
+    def table(self, counters=True):
         svc = m.Service(m.ServiceKey(m.AF_INET, m.IPPROTO_TCP, "192.0.2.1", 80), stats=m.Stats(1, 2, 3, 4, 5))
         return [(svc, [m.Destination(m.AF_INET, "198.51.100.1", 80, stats=m.Stats())])]
     def service(self, key): return self.table()[0][0]

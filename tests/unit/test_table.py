@@ -382,7 +382,7 @@ class FakeBackend:
     def info(self):
         return m.Info(0x010201, 4096)
 
-    def table(self):
+    def table(self, counters=True):
         return list(self._table)
 
     def service(self, key):

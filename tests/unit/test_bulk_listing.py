@@ -1,0 +1,230 @@
+"""The bulk listing path: destination dumps read a received buffer at a time
+into DestinationRows, and plain -Ln/-Sn rendered from those columns.
+
+Each piece is checked against the general path it shortcuts, which the rest
+of the suite (and the kernel tier, against ipvsadm) already holds to the
+reference: codec.decode_dest for decoding, _dest_line + order.sort_destinations
+for the text.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import pytest
+from test_codec import FAMILY, kernel_dest_entry
+from test_transport import FakeKernel, nlmsg, transport
+
+from ipvsctl import model as m
+from ipvsctl.grammar import Format
+from ipvsctl.netlink import codec
+from ipvsctl.netlink import constants as C
+from ipvsctl.netlink import transport as T
+from ipvsctl.render import text
+
+SEQ = 7
+
+
+def dests(n: int, seed: int = 1, *, spread: bool = False) -> list[m.Destination]:
+    """n IPv4 real servers with every setting varied (tunnels, thresholds, counters)."""
+    rnd = random.Random(seed)
+    out, seen = [], set()
+    while len(out) < n:
+        a = (rnd.randrange(1, 1 << 32) if spread else (10 << 24) + rnd.randrange(1 << 20))
+        port = rnd.choice((0, 80, 443, 8080, 65535))
+        if (a, port) in seen:
+            continue
+        seen.add((a, port))
+        fwd = rnd.choice((m.FWD_MASQ, m.FWD_LOCAL, m.FWD_TUNNEL, m.FWD_ROUTE))
+        tun = rnd.choice((m.TUN_IPIP, m.TUN_GUE, m.TUN_GRE)) if fwd == m.FWD_TUNNEL else m.TUN_IPIP
+        out.append(m.Destination(
+            m.AF_INET, "%d.%d.%d.%d" % (a >> 24, a >> 16 & 255, a >> 8 & 255, a & 255), port, fwd,
+            weight=rnd.choice((0, 1, 5, 65535, 2**31 - 1)),
+            u_threshold=rnd.choice((0, 0, 100)), l_threshold=rnd.choice((0, 0, 7)),
+            tun_type=tun, tun_port=rnd.choice((0, 6080)) if tun == m.TUN_GUE else 0,
+            tun_flags=rnd.choice((0, 1, 2)) if tun == m.TUN_GUE else (rnd.choice((0, 1)) if tun else 0),
+            active_conns=rnd.choice((0, 3, 70000)), inact_conns=rnd.choice((0, 9)),
+            persist_conns=rnd.choice((0, 2))))
+    return out
+
+
+def run_of(ds, pad: bool = False, **kw) -> memoryview:
+    """Kernel-shaped dump entries as one received run (whole messages)."""
+    return memoryview(b"".join(nlmsg(FAMILY, C.NLM_F_MULTI, SEQ, kernel_dest_entry(d, pad, **kw)) for d in ds))
+
+
+def without_stats(ds):
+    return [d.replace(stats=None) for d in ds]
+
+
+def full(d: m.Destination) -> tuple:
+    return tuple(getattr(d, f) for f in m.Destination.__slots__)
+
+
+# ---------------------------------------------------------------------------
+# decoding a run
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pad", [False, True])
+def test_a_run_decodes_like_entry_by_entry(pad):
+    ds = dests(300, seed=3)
+    rows = codec.decode_dest_run(run_of(ds, pad))
+    assert isinstance(rows, m.DestinationRows) and len(rows) == 300
+    generic = [codec.decode_dest_generic(kernel_dest_entry(d, pad)) for d in ds]
+    assert [full(d) for d in rows] == [full(d) for d in without_stats(generic)]
+    assert [full(d) for d in rows] == [full(d) for d in without_stats(ds)]
+
+
+def test_equal_settings_share_one_tuple():
+    ds = [m.Destination(m.AF_INET, f"10.0.{i // 250}.{i % 250 + 1}", 80, m.FWD_MASQ) for i in range(500)]
+    rows = codec.decode_dest_run(run_of(ds))
+    assert len({id(s) for s in rows.settings}) == 1
+
+
+def test_an_ipv6_entry_of_the_same_length_is_not_taken():
+    # The address attribute is 16 bytes for both families: same message
+    # length, so only the checked address family tells them apart.
+    ds = dests(3)
+    v6 = m.Destination(m.AF_INET6, "2001:db8::1", 80, m.FWD_MASQ)
+    assert len(kernel_dest_entry(v6)) == len(kernel_dest_entry(ds[0]))
+    assert codec.decode_dest_run(run_of([*ds, v6])) is None
+    assert codec.decode_dest_run(run_of([v6, *ds])) is None
+
+
+def test_an_entry_with_its_attributes_in_another_order_is_not_taken():
+    ds = dests(4)
+    odd = bytearray(nlmsg(FAMILY, C.NLM_F_MULTI, SEQ, kernel_dest_entry(ds[2])))
+    # Swap the types of the two threshold attributes: same length, same bytes
+    # elsewhere, but the headers no longer match the learned layout.
+    u = struct.pack("=HH", 8, C.IPVS_DEST_ATTR_U_THRESH)
+    lo = struct.pack("=HH", 8, C.IPVS_DEST_ATTR_L_THRESH)
+    i, j = odd.index(u), odd.index(lo)
+    odd[i:i + 4], odd[j:j + 4] = lo, u
+    mixed = bytes(run_of(ds[:2])) + bytes(odd) + bytes(run_of(ds[3:]))
+    assert codec.decode_dest_run(memoryview(mixed)) is None
+
+
+@pytest.mark.parametrize("kw", [{"with_tun": False}, {"with_af": False}])
+def test_older_kernels_entries_are_left_to_the_general_decoder(kw):
+    assert codec.decode_dest_run(run_of(dests(5), **kw)) is None
+
+
+def test_a_run_that_is_not_whole_messages_is_not_taken():
+    raw = bytes(run_of(dests(3)))
+    assert codec.decode_dest_run(memoryview(raw[:-4])) is None
+
+
+def test_same_headers():
+    raw = bytes(run_of(dests(5)))
+    length = len(raw) // 5
+    assert codec.same_headers(raw, length, 5)
+    other_seq = raw[:length * 4] + nlmsg(FAMILY, C.NLM_F_MULTI, SEQ + 1, raw[length * 4 + 16:])
+    assert not codec.same_headers(other_seq, length, 5)
+    assert not codec.same_headers(raw, length, 6)
+
+
+# ---------------------------------------------------------------------------
+# the transport's runs
+# ---------------------------------------------------------------------------
+
+
+class BufferKernel(FakeKernel):
+    """Answers a dump with ``per`` entries per datagram, NLMSG_DONE in the
+    last entries' datagram (as netlink_dump does when there is room)."""
+
+    def __init__(self, entries, per: int, intr_at: int | None = None):
+        super().__init__(lambda cmd, msg: (0, entries, False))
+        self.per, self.intr_at = per, intr_at
+
+    def dump_reply(self, seq, msg):
+        _err, entries, _ = self.handler("dump", msg)
+        msgs = [nlmsg(FAMILY, C.NLM_F_MULTI | (C.NLM_F_DUMP_INTR if i == self.intr_at else 0), seq, e)
+                for i, e in enumerate(entries)]
+        done = nlmsg(C.NLMSG_DONE, C.NLM_F_MULTI, seq, struct.pack("=i", 0))
+        groups = [msgs[i:i + self.per] for i in range(0, len(msgs), self.per)] or [[]]
+        groups[-1].append(done)
+        self.queue.extend(b"".join(g) for g in groups)
+
+
+@pytest.mark.parametrize("per", [1, 3, 64])
+def test_runs_carry_every_entry_in_order(per):
+    ds = dests(100)
+    k = BufferKernel([kernel_dest_entry(d) for d in ds], per)
+    runs = list(transport(k).dump_runs(codec.encode_dump_dests(FAMILY, m.ServiceKey(m.AF_INET, 6, "10.0.0.1", 80))))
+    assert len(runs) == -(-100 // per)
+    payloads = [bytes(p) for run in runs for *_x, p in codec.iter_messages(run)]
+    assert payloads == [kernel_dest_entry(d) for d in ds]
+    assert not k.queue
+
+
+def test_an_interrupted_dump_is_reported_after_its_runs():
+    k = BufferKernel([kernel_dest_entry(d) for d in dests(10)], 4, intr_at=5)
+    with pytest.raises(T.DumpInterrupted):
+        list(transport(k).dump_runs(codec.encode_dump_services(FAMILY)))
+    assert not k.queue
+
+
+def test_an_abandoned_run_dump_is_drained():
+    k = BufferKernel([kernel_dest_entry(d) for d in dests(10)], 2)
+    it = transport(k).dump_runs(codec.encode_dump_services(FAMILY))
+    next(it)
+    it.close()
+    assert not k.queue
+
+
+# ---------------------------------------------------------------------------
+# DestinationRows and the text rendered from it
+# ---------------------------------------------------------------------------
+
+
+def rows_of(ds) -> m.DestinationRows:
+    rows = codec.decode_dest_run(run_of(ds))
+    assert rows is not None
+    return rows
+
+
+SVC = m.Service(m.ServiceKey(m.AF_INET, m.IPPROTO_TCP, "192.0.2.1", 80), "rr")
+FORMATS = {
+    "-Ln": Format(numeric=True),
+    "-Sn": Format(numeric=True, rule=True),
+    "-Ln --nosort": Format(numeric=True, nosort=True),
+    "-Sn --nosort": Format(numeric=True, rule=True, nosort=True),
+}
+
+
+@pytest.mark.parametrize("fmt", FORMATS.values(), ids=FORMATS.keys())
+@pytest.mark.parametrize("order", ["random", "ascending", "descending"])
+def test_rows_render_like_destinations(fmt, order):
+    ds = dests(2500, seed=11)
+    if order != "random":
+        ds.sort(key=lambda d: (tuple(map(int, d.addr.split("."))), d.port), reverse=order == "descending")
+    rows = rows_of(ds)
+    assert "".join(text.service_text(SVC, rows, fmt)) == "".join(text.service_text(SVC, without_stats(ds), fmt))
+
+
+@pytest.mark.parametrize("fmt", FORMATS.values(), ids=FORMATS.keys())
+def test_addresses_2_31_apart_take_ipvsadms_wrapping_order(fmt):
+    ds = dests(300, seed=5, spread=True)
+    lines = "".join(text.service_text(SVC, rows_of(ds), fmt))
+    assert lines == "".join(text.service_text(SVC, without_stats(ds), fmt))
+
+
+def test_formats_with_counters_or_names_iterate_destinations():
+    ds = dests(50, seed=2)
+    for fmt in (Format(numeric=True, thresholds=True), Format(numeric=True, persistent_conn=True),
+                Format(numeric=True, tun_info=True), Format(numeric=True, stats=True)):
+        assert "".join(text.service_text(SVC, rows_of(ds), fmt)) == "".join(
+            text.service_text(SVC, without_stats(ds), fmt))
+
+
+def test_repeats_and_key_order():
+    ds = dests(40, seed=8)
+    rows = rows_of(ds)
+    assert not rows.has_repeats()
+    keys, _settings = rows.in_key_order()
+    assert list(keys) == sorted(rows.keys)
+    rows.extend(rows_of(ds[7:8]))
+    assert rows.has_repeats()
+    assert not rows_of(sorted(ds, key=lambda d: d.addr)[:1]).has_repeats()
