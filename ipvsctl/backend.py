@@ -63,15 +63,17 @@ class Request:
 
     __slots__ = ("op", "service", "dest", "timeouts", "daemon")
 
-    def __init__(self, op: str, service: Service | ServiceKey | None = None,
+    def __new__(cls, op: str, service: Service | ServiceKey | None = None,
                  dest: Destination | None = None, timeouts: Timeouts | None = None,
                  daemon: Daemon | None = None):
-        _set = object.__setattr__
-        _set(self, "op", op)
-        _set(self, "service", service)
-        _set(self, "dest", dest)
-        _set(self, "timeouts", timeouts)
-        _set(self, "daemon", daemon)
+        self = cls._blank()
+        self.op = op
+        self.service = service
+        self.dest = dest
+        self.timeouts = timeouts
+        self.daemon = daemon
+        self.__class__ = cls
+        return self
 
 
 class Backend:

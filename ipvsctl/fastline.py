@@ -28,6 +28,7 @@ _FWD = {"-m": m.FWD_MASQ, "-g": m.FWD_ROUTE, "-i": m.FWD_TUNNEL}
 _SERVICE_OPS = {"-A": b.OP_ADD_SERVICE, "-E": b.OP_EDIT_SERVICE}
 _DEST_OPS = {"-a": b.OP_ADD_DEST, "-e": b.OP_EDIT_DEST}
 _inet_aton = socket.inet_aton
+_ntoa = socket.inet_ntoa
 
 
 def _v4_addr_port(text: str):
@@ -105,6 +106,20 @@ def _service_line(words, op):
 
 
 def _dest_line(words, op):
+    # The exact shape ipvsadm -S writes ("-a -t S -r R -m -w N"), checked at
+    # fixed positions first: most of a dump, at a third of the general
+    # loop's cost.  Anything else about it goes through the loop below.
+    if (len(words) == 8 and words[3] == "-r" and words[6] == "-w" and words[1] in _PROTOCOLS
+            and words[5] in _FWD):
+        svc = _v4_addr_port(words[2])
+        dest = _v4_addr_port(words[4])
+        weight = _number(words[7], INT_MAX)
+        if svc is not None and dest is not None and weight is not None:
+            fwd = _FWD[words[5]]
+            key = _service_key(m.AF_INET, _PROTOCOLS[words[1]], svc[0], svc[1], 0)
+            d = m.Destination(m.AF_INET, _ntoa(dest[0]), svc[1] if fwd != m.FWD_MASQ else dest[1],
+                              fwd, weight)
+            return b.Request(op, service=key, dest=d)
     protocol = svc = dest = None
     fwd = m.FWD_ROUTE
     weight, u_thresh, l_thresh = 1, 0, 0
@@ -158,5 +173,3 @@ def _dest_line(words, op):
     d = m.Destination(m.AF_INET, _ntoa(dest[0]), port, fwd, weight, u_thresh, l_thresh)
     return b.Request(op, service=key, dest=d)
 
-
-_ntoa = socket.inet_ntoa

@@ -627,94 +627,6 @@ def _stats_from(values: tuple) -> Stats:
     # A fresh table has all-zero counters everywhere: share one frozen value.
     return ZERO_STATS if values == _ZERO10 else Stats(*values)
 
-# Building a frozen model value through __init__ costs one object.__setattr__
-# per field, by name: most of the time of decoding a destination.  For the
-# hundred-thousand-entry dumps, Destination and Stats are built as an
-# instance of a plain twin class with the very same __slots__ (ordinary,
-# specialised attribute stores), whose __class__ is then set to the real
-# one: CPython allows that between classes of identical layout, and the
-# result is an ordinary frozen instance (same type, equality, hash,
-# immutability).  About 4x faster than __init__.  Guarded: if the model's
-# fields or slots ever differ from the ones written here, or the check
-# below fails, the ordinary constructors are used.
-_STATS_FIELDS = ("conns", "inpkts", "outpkts", "inbytes", "outbytes", "cps", "inpps", "outpps", "inbps", "outbps")
-_DEST_NAMES = (
-    "af", "addr", "port", "fwd", "weight", "u_threshold", "l_threshold", "tun_type", "tun_port",
-    "tun_flags", "active_conns", "inact_conns", "persist_conns", "stats",
-)
-
-
-def _twin(cls, names: tuple):
-    """A mutable class with cls's exact slot layout, or None if cls is not as expected."""
-    if getattr(cls, "__slots__", None) != names:
-        return None
-    if cls.__bases__ != (object,) or hasattr(cls, "__dict__") and "__dict__" in cls.__dict__:
-        return None
-    return type(f"_{cls.__name__}Twin", (), {"__slots__": names})
-
-
-_StatsTwin = _twin(Stats, _STATS_FIELDS)
-_DestTwin = _twin(Destination, _DEST_NAMES)
-
-
-def _make_stats(conns, inpkts, outpkts, inbytes, outbytes, cps, inpps, outpps, inbps, outbps) -> Stats:
-    o = _StatsTwin()
-    o.conns = conns
-    o.inpkts = inpkts
-    o.outpkts = outpkts
-    o.inbytes = inbytes
-    o.outbytes = outbytes
-    o.cps = cps
-    o.inpps = inpps
-    o.outpps = outpps
-    o.inbps = inbps
-    o.outbps = outbps
-    o.__class__ = Stats
-    return o
-
-
-def _make_dest(af, addr, port, fwd, weight, u_threshold, l_threshold, tun_type, tun_port, tun_flags,
-               active_conns, inact_conns, persist_conns, stats) -> Destination:
-    o = _DestTwin()
-    o.af = af
-    o.addr = addr
-    o.port = port
-    o.fwd = fwd
-    o.weight = weight
-    o.u_threshold = u_threshold
-    o.l_threshold = l_threshold
-    o.tun_type = tun_type
-    o.tun_port = tun_port
-    o.tun_flags = tun_flags
-    o.active_conns = active_conns
-    o.inact_conns = inact_conns
-    o.persist_conns = persist_conns
-    o.stats = stats
-    o.__class__ = Destination
-    return o
-
-
-def _fast_constructors_work() -> bool:
-    try:
-        st = _make_stats(*range(10))
-        d = _make_dest(AF_INET, "192.0.2.1", 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, st)
-    except (TypeError, AttributeError):
-        return False
-    want = Destination(AF_INET, "192.0.2.1", 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, Stats(*range(10)))
-    return (
-        type(d) is Destination
-        and type(st) is Stats
-        and d == want
-        and st == want.stats
-        and (d.active_conns, d.inact_conns, d.persist_conns) == (9, 10, 11)
-    )
-
-
-if _StatsTwin is None or _DestTwin is None or not _fast_constructors_work():  # pragma: no cover
-    _make_stats = Stats  # noqa: F811 - the model changed: stay correct, just slower
-    _make_dest = Destination  # noqa: F811
-
-
 def _learn_stats_layout(buf, start: int, end: int) -> _Layout | None:
     """The layout of one STATS/STATS64 container (see the destination fast path)."""
     hdr_fmt, val_fmt, headers, slots = [], [], [], []
@@ -764,7 +676,7 @@ def decode_stats(buf, start: int, end: int) -> Stats:
     v = lay.vals.unpack_from(buf, start)
     if lay.order is not None:
         v = lay.order(v)
-    return ZERO_STATS if v == _ZERO10 else _make_stats(*v)
+    return ZERO_STATS if v == _ZERO10 else Stats(*v)
 
 
 def decode_stats_generic(buf, start: int, end: int) -> Stats:
@@ -1005,7 +917,7 @@ def decode_dest(payload, default_af: int = AF_INET) -> Destination:
         v = lay.order(v)
     (addr, port, fwd, weight, tun_type, tun_port, tun_flags, u_th, l_th, active, inact, persist, af,
      c0, c1, c2, c3, c4, c5, c6, c7, c8, c9) = v
-    return _make_dest(
+    return Destination(
         af,
         inet_ntop(af, addr if af == AF_INET6 else addr[:4]),
         ntohs(port),
@@ -1019,7 +931,7 @@ def decode_dest(payload, default_af: int = AF_INET) -> Destination:
         active,
         inact,
         persist,
-        _make_stats(c0, c1, c2, c3, c4, c5, c6, c7, c8, c9)
+        Stats(c0, c1, c2, c3, c4, c5, c6, c7, c8, c9)
         if (c0 or c1 or c2 or c3 or c4 or c5 or c6 or c7 or c8 or c9)
         else ZERO_STATS,
     )
