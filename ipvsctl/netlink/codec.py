@@ -951,20 +951,25 @@ def decode_dest_generic(payload, default_af: int = AF_INET) -> Destination:
 # Listing a service with tens of thousands of real servers must not build an
 # object per server and per counter.  The transport hands over each received
 # buffer's consecutive dump entries as one "run" (whole netlink messages,
-# headers included), and when every message of the run has the layout learned
-# from the first one, two ``iter_unpack`` calls read the whole run in C: one
-# big-endian Struct for the address bytes and the port, one native Struct for
-# the settings (``DestinationRows`` documents both tuples).  Counters are not
-# read at all: this path serves listings that do not print them.
+# headers included, their netlink headers already checked equal by
+# same_headers), and when every message has the layout learned from the
+# first one, the whole run is read in C, with strided slices (one byte of
+# every message at once):
 #
-# "Has the learned layout" is checked for every message at once: the run is
-# read as one integer, masked to the bytes that must not vary (the genl
-# header, every attribute header down to the destination's, and the address
-# family, which must be AF_INET), and compared with the same mask applied to
-# k copies of the message the layout was learned from.  The netlink headers
-# (length, type, flags, seq) were already checked one by one by the
-# transport.  Any mismatch returns None and the caller decodes that run entry
-# by entry with decode_dest.
+# * the address's four bytes and the port's two become six byte planes;
+# * the settings (forwarding method ... persistent connections, and the
+#   address family) sit together in every entry: that span, attribute
+#   headers included, is cut out of every message as one bytes "blob" by one
+#   ``iter_unpack``; equal blobs are one dict entry, so each distinct blob is
+#   checked (its attribute headers, AF_INET) and decoded once into the
+#   settings tuple of DestinationRows;
+# * every other byte that fixes the layout (the genl header, the destination
+#   nest header, the headers of the address, port and counter attributes) is
+#   compared across all messages with one strided slice per byte.
+#
+# Counters are not read at all: this path serves listings that do not print
+# them.  Any mismatch returns None, and the caller decodes that run entry by
+# entry with decode_dest.
 
 # Settings in DestinationRows order, with the struct code each needs by size.
 _RUN_SETTINGS = (
@@ -979,105 +984,132 @@ _RUN_SETTINGS = (
     (C.IPVS_DEST_ATTR_INACT_CONNS, {4: "I"}),
     (C.IPVS_DEST_ATTR_PERSIST_CONNS, {4: "I"}),
 )
+_RUN_BLOB_ATTRS = {atype for atype, _codes in _RUN_SETTINGS} | {C.IPVS_DEST_ATTR_ADDR_FAMILY}
+_first = itemgetter(0)
+
+
+class _LayoutMismatch(Exception):
+    pass
+
+
+class _BlobSettings(dict):
+    """settings blob -> settings tuple, each distinct blob checked and decoded once."""
+
+    def __init__(self, lay: _RunLayout):
+        super().__init__()
+        self.lay = lay
+
+    def __missing__(self, blob: bytes) -> tuple:
+        lay = self.lay
+        if blob[lay.blob_af:lay.blob_af + 2] != lay.af_bytes or any(
+                blob[off:off + 4] != hdr for off, hdr in lay.blob_headers):
+            raise _LayoutMismatch
+        values = lay.blob_values.unpack(blob)
+        if lay.order is not None:
+            values = lay.order(values)
+        if len(self) >= 4096:  # counters differ per server on a busy table: stay bounded
+            self.clear()
+        self[blob] = values
+        return values
 
 
 class _RunLayout:
-    """One learned destination-entry layout: message length, the two value
-    Structs, the settings reordering (None when the kernel's order is ours)
-    and the one-message mask and expected bytes of the uniformity check."""
+    """One learned destination-entry layout (see above)."""
 
-    __slots__ = ("length", "keys", "settings", "order", "mask1", "expected1", "_masks")
+    __slots__ = ("length", "planes", "fixed", "first", "blob", "blob_values", "blob_headers",
+                 "blob_af", "af_bytes", "order", "settings", "_expected")
 
-    def __init__(self, length, keys, settings, order, mask1, expected1):
+    def __init__(self, length: int, first: bytes):
         self.length = length
-        self.keys = keys
-        self.settings = settings
-        self.order = order
-        self.mask1 = mask1
-        self.expected1 = expected1
-        self._masks: dict[int, tuple[int, int]] = {}
+        self.first = first  # the message it was learned from
+        self._expected: dict[int, list[tuple[int, bytes]]] = {}
 
-    def matches(self, run) -> bool:
-        """Every message of ``run`` has this layout (see above)."""
-        k = len(run) // self.length
-        pair = self._masks.get(k)
-        if pair is None:
-            if len(self._masks) >= 256:
-                self._masks.clear()
-            pair = self._masks[k] = (int.from_bytes(self.mask1 * k, "little"),
-                                     int.from_bytes(self.expected1 * k, "little"))
-        mask, expected = pair
-        return int.from_bytes(run, "little") & mask == expected
+    def fixed_bytes_match(self, data: bytes, count: int) -> bool:
+        expected = self._expected.get(count)
+        if expected is None:
+            if len(self._expected) >= 256:
+                self._expected.clear()
+            first = self.first
+            expected = self._expected[count] = [(off, first[off:off + 1] * count) for off in self.fixed]
+        length = self.length
+        for off, want in expected:
+            if data[off::length] != want:
+                return False
+        return True
 
 
 def _learn_run_layout(run) -> _RunLayout | None:
     """The layout of the run's first message, or None if it is not a plain IPv4 entry."""
     (length,) = _U32.unpack_from(run, 0)
-    if length & 3 or length < C.NLMSG_HDRLEN + C.GENL_HDRLEN:
+    if length & 3 or length < C.NLMSG_HDRLEN + C.GENL_HDRLEN or len(run) < length:
         return None
-    checked: list[tuple[int, int]] = [(C.NLMSG_HDRLEN, C.GENL_HDRLEN)]  # (offset, size)
+    first = bytes(run[:length])
+    headers: dict[int, int] = {}  # attribute header offset -> attribute type (dest level)
     found: dict[int, tuple[int, int]] = {}  # destination attribute -> (value offset, size)
     try:
-        top = list(attrs(run, C.NLMSG_HDRLEN + C.GENL_HDRLEN, length))
+        top = list(attrs(first, C.NLMSG_HDRLEN + C.GENL_HDRLEN, length))
         if len(top) != 1 or top[0][0] != C.IPVS_CMD_ATTR_DEST:
             return None
         _t, ds, de = top[0]
-        checked.append((ds - C.NLA_HDRLEN, C.NLA_HDRLEN))
-        for atype, s, e in attrs(run, ds, de):
-            checked.append((s - C.NLA_HDRLEN, C.NLA_HDRLEN))
+        for atype, s, e in attrs(first, ds, de):
             if atype in found:
                 return None
+            headers[s - C.NLA_HDRLEN] = atype
             found[atype] = (s, e - s)
     except DecodeError:
         return None
     af = found.get(C.IPVS_DEST_ATTR_ADDR_FAMILY)
     addr = found.get(C.IPVS_DEST_ATTR_ADDR)
     port = found.get(C.IPVS_DEST_ATTR_PORT)
-    if af is None or af[1] != 2 or _U16.unpack_from(run, af[0])[0] != AF_INET:
+    if af is None or af[1] != 2 or _U16.unpack_from(first, af[0])[0] != AF_INET:
         return None
     if addr is None or addr[1] < 4 or port is None or port[1] != 2:
         return None
-    checked.append(af)
-    fields = []  # (offset, struct code, settings index)
+    if not _RUN_BLOB_ATTRS <= found.keys():
+        return None
+    # The blob: from the first settings attribute's header to the end of the
+    # last one, holding those attributes and nothing else.
+    in_blob = [off for off, atype in headers.items() if atype in _RUN_BLOB_ATTRS]
+    start = min(in_blob)
+    end = max(found[headers[off]][0] + ((found[headers[off]][1] + 3) & ~3) for off in in_blob)
+    if any(start <= off < end for off, atype in headers.items() if atype not in _RUN_BLOB_ATTRS):
+        return None
+    fields = []  # (offset in the blob, struct code, settings index)
     for idx, (atype, codes) in enumerate(_RUN_SETTINGS):
-        span = found.get(atype)
-        code = codes.get(span[1]) if span else None
+        off, size = found[atype]
+        code = codes.get(size)
         if code is None:
             return None
-        fields.append((span[0], code, idx))
-
-    def spread(items) -> str:
-        fmt, pos = [], 0
-        for off, code in items:
-            fmt.append(f"{off - pos}x{code}")
-            pos = off + struct.calcsize(code)
-        fmt.append(f"{length - pos}x")
-        return "".join(fmt)
-
-    keys = struct.Struct(">" + spread([(addr[0], "BBBB"), (port[0], "H")]))
+        fields.append((off - start, code, idx))
     fields.sort()
-    settings = struct.Struct("=" + spread([(off, code) for off, code, _ in fields]))
+    fmt, pos = ["="], 0
+    for off, code, _idx in fields:
+        fmt.append(f"{off - pos}x{code}")
+        pos = off + struct.calcsize(code)
+    fmt.append(f"{end - start - pos}x")
     slots = [idx for _, _, idx in fields]
-    order = None if slots == sorted(slots) else itemgetter(*(slots.index(i) for i in range(len(slots))))
-    mask1 = bytearray(length)
-    for off, size in checked:
-        mask1[off:off + size] = b"\xff" * size
-    first = bytes(run[:length])
-    expected1 = bytes(a & b for a, b in zip(first, mask1))
-    return _RunLayout(length, keys, settings, order, bytes(mask1), expected1)
+
+    lay = _RunLayout(length, first)
+    lay.planes = (addr[0], addr[0] + 1, addr[0] + 2, addr[0] + 3, port[0], port[0] + 1)
+    lay.blob = struct.Struct(f"={start}x{end - start}s{length - end}x")
+    lay.blob_values = struct.Struct("".join(fmt))
+    lay.blob_headers = [(off - start, first[off:off + 4]) for off in in_blob]
+    lay.blob_af = af[0] - start
+    lay.af_bytes = first[af[0]:af[0] + 2]
+    lay.order = None if slots == sorted(slots) else itemgetter(*(slots.index(i) for i in range(len(slots))))
+    # Every other byte that fixes the layout: the genl header, the nest's
+    # header and the headers of the attributes outside the blob.
+    fixed = [*range(C.NLMSG_HDRLEN, C.NLMSG_HDRLEN + C.GENL_HDRLEN), *range(ds - C.NLA_HDRLEN, ds)]
+    for off, atype in headers.items():
+        if atype not in _RUN_BLOB_ATTRS:
+            fixed.extend(range(off, off + C.NLA_HDRLEN))
+    lay.fixed = fixed
+    lay.settings = _BlobSettings(lay)
+    return lay
 
 
 # Learned layouts by message length (one or two in practice: see decode_dest).
 _RUN_LAYOUTS: dict[int, _RunLayout] = {}
-
-
-class _Interned(dict):
-    """settings tuple -> the first equal tuple seen: a fresh table's thousands
-    of real servers share a handful of settings, so they share the tuples."""
-
-    def __missing__(self, key):
-        self[key] = key
-        return key
 
 
 def decode_dest_run(run) -> DestinationRows | None:
@@ -1094,12 +1126,16 @@ def decode_dest_run(run) -> DestinationRows | None:
         if len(_RUN_LAYOUTS) >= 16:
             _RUN_LAYOUTS.clear()
         _RUN_LAYOUTS[length] = lay
-    if len(run) % length or not lay.matches(run):
+    count, rest = divmod(len(run), length)
+    data = bytes(run)
+    if rest or not lay.fixed_bytes_match(data, count):
         return None
-    settings = lay.settings.iter_unpack(run)
-    if lay.order is not None:
-        settings = map(lay.order, settings)
-    return DestinationRows(list(lay.keys.iter_unpack(run)), list(map(_Interned().__getitem__, settings)))
+    try:
+        settings = list(map(lay.settings.__getitem__, map(_first, lay.blob.iter_unpack(data))))
+    except _LayoutMismatch:
+        return None
+    planes = tuple(bytearray(data[off::length]) for off in lay.planes)
+    return DestinationRows(planes, settings)
 
 
 # ----- daemons, timeouts, info, family ---------------------------------------

@@ -106,6 +106,22 @@ def test_an_entry_with_its_attributes_in_another_order_is_not_taken():
     assert codec.decode_dest_run(memoryview(mixed)) is None
 
 
+@pytest.mark.parametrize("what", ["port", "stats64"])
+def test_an_entry_with_another_header_outside_the_settings_is_not_taken(what):
+    ds = dests(4)
+    odd = bytearray(nlmsg(FAMILY, C.NLM_F_MULTI, SEQ, kernel_dest_entry(ds[1])))
+    if what == "port":  # the port attribute's header, retyped
+        hdr = struct.pack("=HH", 6, C.IPVS_DEST_ATTR_PORT)
+        i = odd.index(hdr)
+        odd[i:i + 4] = struct.pack("=HH", 6, 99)
+    else:  # the STATS64 container's header, retyped
+        (start,) = [s for t, s, _e in codec.attrs(odd, 16 + 4 + 4) if t == C.IPVS_DEST_ATTR_STATS64]
+        odd[start - 2:start] = struct.pack("=H", 99)
+    assert len(odd) == len(nlmsg(FAMILY, C.NLM_F_MULTI, SEQ, kernel_dest_entry(ds[0])))
+    mixed = bytes(run_of(ds[:1])) + bytes(odd) + bytes(run_of(ds[2:]))
+    assert codec.decode_dest_run(memoryview(mixed)) is None
+
+
 @pytest.mark.parametrize("kw", [{"with_tun": False}, {"with_af": False}])
 def test_older_kernels_entries_are_left_to_the_general_decoder(kw):
     assert codec.decode_dest_run(run_of(dests(5), **kw)) is None
@@ -223,8 +239,22 @@ def test_repeats_and_key_order():
     ds = dests(40, seed=8)
     rows = rows_of(ds)
     assert not rows.has_repeats()
-    keys, _settings = rows.in_key_order()
-    assert list(keys) == sorted(rows.keys)
+    planes, settings = rows.in_key_order()
+    ordered = list(zip(*planes))
+    assert ordered == sorted(zip(*rows.planes))
+    original = dict(zip(zip(*rows.planes), rows.settings))
+    assert list(settings) == [original[k] for k in ordered]
+    assert [rows.key(i) for i in range(len(rows))] == list(rows.keys())
     rows.extend(rows_of(ds[7:8]))
     assert rows.has_repeats()
     assert not rows_of(sorted(ds, key=lambda d: d.addr)[:1]).has_repeats()
+
+
+@pytest.mark.parametrize("shape", ["one network, one port", "ports vary", "addresses spread", "one server"])
+def test_names_write_constant_columns_once_and_agree_with_the_keys(shape):
+    ds = {"one network, one port": [d.replace(port=8080) for d in dests(300, seed=4)],
+          "ports vary": dests(300, seed=4),
+          "addresses spread": dests(300, seed=4, spread=True),
+          "one server": dests(1)}[shape]
+    rows = rows_of(ds)
+    assert list(rows.names()) == ["%d.%d.%d.%d:%d" % k for k in rows.keys()] == [f"{d.addr}:{d.port}" for d in ds]
