@@ -690,6 +690,7 @@ def sc_add_cost(t: Tools, rep: Report, p, a):
     single = {"adm": {}, "ctl": {}}
     rline = {"adm": {}, "ctl": {}}
     inproc_one, inproc_batch, inproc_own, inproc_kernel = {}, {}, {}, {}
+    control: dict[int, list[float]] = {}
     helper = t.work / "inproc.py"
     helper.write_text(INPROC)
 
@@ -707,12 +708,15 @@ def sc_add_cost(t: Tools, rep: Report, p, a):
             have = size
             # (a) one -A per process, as a user types it.
             s = {"adm": [], "ctl": []}
+            bare = []  # control: a process that does not touch IPVS at all
             for i in range(reps):
                 for tool in alternate(i):
                     r = t.run(tool, ["-A", "-t", f"{ip(NET_PROBE, next(probe))}:80", "-s", "rr"])
                     assert r.status == 0, r.text()
                     s[tool].append(r.wall)
+                bare.append(spawn([t.python, "-c", "pass"], env=t.env).wall)
             single["adm"][size], single["ctl"][size] = s["adm"], s["ctl"]
+            control[size] = bare
             # (b) a -R of K adds, per line (start-up included), then undone.
             b = {"adm": [], "ctl": []}
             for i in range(a.runs):
@@ -781,6 +785,9 @@ def sc_add_cost(t: Tools, rep: Report, p, a):
            "min of runs (spawn noise in UML is +-0.2 s; median growth "
            f"x{statistics.median(single['ctl'][hi]) / statistics.median(single['ctl'][lo]):.2f})")
     growth("ipvsadm -A own process", single["adm"], False, min, "min of runs")
+    # Whatever slows every process in the guest at a size (the machine, the
+    # kernel's own work on a big table) shows here, without IPVS involved.
+    growth("control: python -c pass, same namespace", control, False, min, "min of runs")
     growth("ipvsadm per line in -R", rline["adm"], False)
     growth("ipvsctl per line in -R (start-up included)", rline["ctl"], False)
 
