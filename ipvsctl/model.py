@@ -132,7 +132,7 @@ class Stats:
     """Counters and rate estimates of a service or destination (stats64)."""
 
     __slots__ = ("conns", "inpkts", "outpkts", "inbytes", "outbytes",
-                             "cps", "inpps", "outpps", "inbps", "outbps")
+                 "cps", "inpps", "outpps", "inbps", "outbps")
 
     def __new__(cls, conns: int = 0, inpkts: int = 0, outpkts: int = 0, inbytes: int = 0,
                  outbytes: int = 0, cps: int = 0, inpps: int = 0, outpps: int = 0,
@@ -270,7 +270,7 @@ class Daemon:
     """
 
     __slots__ = ("state", "mcast_ifn", "syncid", "sync_maxlen", "mcast_group",
-                             "mcast_port", "mcast_ttl")
+                 "mcast_port", "mcast_ttl")
 
     def __new__(cls, state: int, mcast_ifn: str = "", syncid: int = 0, sync_maxlen: int = 0,
                  mcast_group: str | None = None, mcast_port: int = 0, mcast_ttl: int = 0):
@@ -367,7 +367,10 @@ class DestinationRows:
         """True when a real server appears twice (a dump that raced a change)."""
         if self._monotonic() is not None:
             return False
-        keys = sorted(zip(*self._varying()))
+        varying = self._varying()
+        if not varying:  # every key the same
+            return len(self) > 1
+        keys = sorted(zip(*varying))
         return any(map(tuple.__eq__, keys, islice(keys, 1, None)))
 
     def in_key_order(self) -> tuple[tuple[bytes, ...], Iterable[tuple]]:
@@ -382,7 +385,10 @@ class DestinationRows:
             return self.planes, self.settings
         if direction == "descending":
             return tuple(p[::-1] for p in self.planes), reversed(self.settings)
-        keys = list(zip(*self._varying()))
+        varying = self._varying()
+        if not varying:  # every key the same: any order is the order
+            return self.planes, self.settings
+        keys = list(zip(*varying))
         order = sorted(range(len(keys)), key=keys.__getitem__)
         return tuple(bytes(map(p.__getitem__, order)) for p in self.planes), map(self.settings.__getitem__, order)
 

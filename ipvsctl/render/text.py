@@ -235,9 +235,10 @@ def _rows_text(rows: m.DestinationRows, svc_name: str, fmt: Format) -> Iterator[
 
     Every step is a C-level map over the columns: order the byte planes,
     format each "a.b.c.d:port" with one % (DestinationRows.names), pad it,
-    add the tail made once per distinct settings tuple, join.  Same text as _dest_line (tested
-    line for line against it).  Lazy, so that a 20,000-server listing never
-    holds more than one piece of text besides the columns.
+    add the tail made once per distinct settings tuple, join.  Same text as
+    _dest_line (tested line for line against it).  Lazy, so that a
+    20,000-server listing never holds more than one piece of text besides
+    the columns.
     """
     if not len(rows):
         return iter(())

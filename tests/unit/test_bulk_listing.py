@@ -258,3 +258,12 @@ def test_names_write_constant_columns_once_and_agree_with_the_keys(shape):
           "one server": dests(1)}[shape]
     rows = rows_of(ds)
     assert list(rows.names()) == ["%d.%d.%d.%d:%d" % k for k in rows.keys()] == [f"{d.addr}:{d.port}" for d in ds]
+
+
+def test_one_server_listed_twice_is_a_repeat():
+    d = dests(1)
+    rows = rows_of(d + d)
+    assert rows.has_repeats()
+    planes, settings = rows.in_key_order()
+    assert len(list(zip(*planes))) == len(list(settings)) == 2
+    assert not rows_of(d).has_repeats()
