@@ -182,7 +182,8 @@ class Service:
     """A virtual service.
 
     ``netmask`` follows the kernel: for IPv4 a 32-bit mask as an int in host
-    order (0xFFFFFFFF for /32), for IPv6 a prefix length (128 by default).
+    order (0xFFFFFFFF for /32), for IPv6 a prefix length; left out, the
+    full mask of the key's family (0xFFFFFFFF or 128).
     ``flags`` holds the SVC_F_* bits (persistent, one-packet, scheduler flags).
     ``stats`` (read back from the kernel) takes no part in equality.
     """
@@ -191,14 +192,16 @@ class Service:
     _compared = ("key", "scheduler", "flags", "timeout", "netmask", "pe_name")
 
     def __new__(cls, key: ServiceKey, scheduler: str = DEFAULT_SCHEDULER, flags: int = 0,
-                 timeout: int = 0, netmask: int = IPV4_FULL_MASK, pe_name: str = "",
+                 timeout: int = 0, netmask: int | None = None, pe_name: str = "",
                  stats: Stats | None = None):
         self = cls._blank()
         self.key = key
         self.scheduler = scheduler
         self.flags = flags
         self.timeout = timeout
-        self.netmask = netmask
+        # The full mask by default, which is a prefix length for IPv6: the
+        # kernel refuses 0xFFFFFFFF there.
+        self.netmask = netmask if netmask is not None else (128 if key.af == AF_INET6 else IPV4_FULL_MASK)
         self.pe_name = pe_name
         self.stats = stats
         self.__class__ = cls

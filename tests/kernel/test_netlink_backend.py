@@ -125,7 +125,7 @@ SERVICE_CASES = [
      S(U4, "rr", SVC_F_PERSISTENT | SVC_F_ONEPACKET, 60, 0xFFFF0000, "sip")),
     ("-A --sctp-service 10.0.0.1:9999 -s sh -b sh-fallback,sh-port", S(SC4, "sh", SVC_F_SCHED1 | SVC_F_SCHED2)),
     ("-A -t 10.0.0.2:0 -s lc -p 300 -M 255.255.255.0", S(P4, "lc", SVC_F_PERSISTENT, 300, 0xFFFFFF00)),
-    ("-A -t [2001:db8::1]:443 -s mh -b flag-1,flag-3", S(T6, "mh", SVC_F_SCHED1 | SVC_F_SCHED3, netmask=128)),
+    ("-A -t [2001:db8::1]:443 -s mh -b flag-1,flag-3", S(T6, "mh", SVC_F_SCHED1 | SVC_F_SCHED3)),
     ("-A -u [2001:db8::1]:53 -s wrr -p 3600 -M 48", S(U6, "wrr", SVC_F_PERSISTENT, 3600, 48)),
     ("-A -f 1 -s wlc", S(F4, "wlc")),
     ("-A -f 2 -6 -s sed -p 120 -M 64 --pe sip", S(F6, "sed", SVC_F_PERSISTENT, 120, 64, "sip")),
@@ -279,6 +279,14 @@ def test_forwarding_methods_ipvsadm_cannot_ask_for(backend, netns):
     backend.apply(Request(OP_ADD_DEST, T4, D(AF_INET, "10.1.1.2", 80, FWD_BYPASS)))
     assert {(d.addr, d.fwd) for d in backend.destinations(T4)} == {("10.1.1.1", FWD_LOCAL), ("10.1.1.2", FWD_BYPASS)}
     assert "-> 10.1.1.1:80                  Local   1" in ipvsadm(netns, "-Ln")
+
+
+def test_an_ipv6_service_built_without_a_netmask_is_accepted(backend):
+    # The model's default is the family's full mask: a prefix length of 128
+    # for IPv6 (the kernel refuses 0xFFFFFFFF there).
+    for svc in (S(T6, "rr"), S(F6, "rr", SVC_F_PERSISTENT, 30)):
+        backend.apply(Request(OP_ADD_SERVICE, svc))
+    assert sorted(backend.services(), key=repr) == sorted([S(T6, "rr"), S(F6, "rr", SVC_F_PERSISTENT, 30)], key=repr)
 
 
 def test_a_service_can_be_given_as_service_or_key(backend):

@@ -727,3 +727,11 @@ def test_pyroute2_misreads_the_info_reply(ipvsmsg):
 
 def _asdict(obj) -> dict:
     return {f: getattr(obj, f) for f in obj.__slots__}
+
+
+def test_a_service_built_without_a_netmask_gets_its_familys_full_mask():
+    v4 = Service(ServiceKey(AF_INET, IPPROTO_TCP, "192.0.2.1", 80))
+    v6 = Service(ServiceKey(AF_INET6, IPPROTO_TCP, "2001:db8::1", 80))
+    assert (v4.netmask, v6.netmask) == (0xFFFFFFFF, 128)
+    # ... and that is what the kernel reports back for such services.
+    assert codec.decode_service(kernel_service_entry(v6)) == v6
