@@ -53,6 +53,22 @@ def _number(text: str, hi: int):
     return None
 
 
+# ("-t", "10.0.0.1:80") -> its ServiceKey (None: not a shape this module
+# takes): a dump names each service again on every real-server line.
+_KEYS_BY_TEXT: dict[tuple[str, str], m.ServiceKey | None] = {}
+
+
+def _service_key_of(switch: str, text: str) -> m.ServiceKey | None:
+    key = _KEYS_BY_TEXT.get((switch, text), False)
+    if key is False:
+        svc = _v4_addr_port(text)
+        key = None if svc is None else _service_key(m.AF_INET, _PROTOCOLS[switch], svc[0], svc[1], 0)
+        if len(_KEYS_BY_TEXT) >= 1 << 16:
+            _KEYS_BY_TEXT.clear()
+        _KEYS_BY_TEXT[(switch, text)] = key
+    return key
+
+
 def request(words: list[str]) -> b.Request | None:
     """The Request of a common line, or None to let the grammar decide."""
     cmd = words[0]
@@ -111,13 +127,12 @@ def _dest_line(words, op):
     # loop's cost.  Anything else about it goes through the loop below.
     if (len(words) == 8 and words[3] == "-r" and words[6] == "-w" and words[1] in _PROTOCOLS
             and words[5] in _FWD):
-        svc = _v4_addr_port(words[2])
+        key = _service_key_of(words[1], words[2])
         dest = _v4_addr_port(words[4])
         weight = _number(words[7], INT_MAX)
-        if svc is not None and dest is not None and weight is not None:
+        if key is not None and dest is not None and weight is not None:
             fwd = _FWD[words[5]]
-            key = _service_key(m.AF_INET, _PROTOCOLS[words[1]], svc[0], svc[1], 0)
-            d = m.Destination(m.AF_INET, _ntoa(dest[0]), svc[1] if fwd != m.FWD_MASQ else dest[1],
+            d = m.Destination(m.AF_INET, _ntoa(dest[0]), key.port if fwd != m.FWD_MASQ else dest[1],
                               fwd, weight)
             return b.Request(op, service=key, dest=d)
     protocol = svc = dest = None

@@ -12,6 +12,7 @@ and nothing here imports anything outside the standard library.
 from __future__ import annotations
 
 from itertools import islice, repeat
+from operator import attrgetter
 
 from _socket import ntohs
 
@@ -89,6 +90,11 @@ def immutable(cls):
     fields = cls.__slots__
     compared = cls.__dict__.get("_compared", fields)
     name = cls.__name__
+    # The compared fields, and all fields, as one tuple, read in C (these
+    # objects are hashed as dict keys on hot paths, e.g. the codec's cache of
+    # encoded service identities).
+    compared_values = attrgetter(*compared) if len(compared) > 1 else lambda o: (getattr(o, compared[0]),)
+    all_values = attrgetter(*fields) if len(fields) > 1 else lambda o: (getattr(o, fields[0]),)
 
     def __setattr__(self, attr, value):
         raise AttributeError(f"{name} is immutable: cannot set {attr!r}")
@@ -99,16 +105,16 @@ def immutable(cls):
     def __eq__(self, other):
         if other.__class__ is not self.__class__:
             return NotImplemented
-        return [getattr(self, f) for f in compared] == [getattr(other, f) for f in compared]
+        return compared_values(self) == compared_values(other)
 
     def __hash__(self):
-        return hash(tuple([getattr(self, f) for f in compared]))
+        return hash(compared_values(self))
 
     def __repr__(self):
         return "%s(%s)" % (name, ", ".join(f"{f}={getattr(self, f)!r}" for f in fields))
 
     def __reduce__(self):
-        return (cls, tuple([getattr(self, f) for f in fields]))
+        return (cls, all_values(self))
 
     def replace(self, **changes):
         """A copy with some fields changed (what dataclasses.replace does)."""

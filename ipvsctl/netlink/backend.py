@@ -216,10 +216,11 @@ class NetlinkBackend:
         raise KernelError(_errno.EAGAIN, OP_GET_SERVICES)
 
     def daemons(self) -> list[Daemon]:
-        return self._retrying(
-            lambda: [codec.decode_daemon(p) for p in self._t.dump(codec.encode_dump_daemons(self.family), OP_GET_DAEMONS)],
-            OP_GET_DAEMONS,
-        )
+        def read() -> list[Daemon]:
+            msg = codec.encode_dump_daemons(self.family)
+            return [codec.decode_daemon(p) for p in self._t.dump(msg, OP_GET_DAEMONS)]
+
+        return self._retrying(read, OP_GET_DAEMONS)
 
     # --- changes -----------------------------------------------------------
 

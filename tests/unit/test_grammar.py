@@ -5,6 +5,9 @@ the semantics the rest of ipvsctl relies on."""
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 
 from ipvsctl import model as m
@@ -126,3 +129,14 @@ def test_strtol_rules():
 def test_restore_words():
     assert split_restore_line("ipvsadm -A\t-t 1.2.3.4:80\r") == ["-A", "-t", "1.2.3.4:80"]
     assert split_restore_line("   ") == []
+
+
+def test_restore_lines_split_on_space_tab_and_cr_only():
+    # ipvsadm's -R splits words on spaces, tabs and carriage returns; any
+    # other character, control or not, is part of a word.
+    rng = random.Random(7)
+    alphabet = ["-a", "-t", "1.2.3.4:80", "ipvsadm", " ", "  ", "\t", "\r", "\x0b", "\x0c", "é", "\u00a0", "x"]
+    for _ in range(3000):
+        line = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 12)))
+        words = [w for w in re.split("[ \t\r]", line) if w and w != "ipvsadm"]
+        assert split_restore_line(line) == words, repr(line)
