@@ -418,7 +418,7 @@ class DestinationRows:
             port = str(hi[0] << 8 | lo[0])
         else:
             port = "%d"
-            columns.append(map(int.__or__, map(int.__lshift__, hi, repeat(8)), lo))
+            columns.append(_ports(hi, lo))
         fmt = ".".join(parts) + ":" + port
         if not columns:
             return repeat(fmt, len(a))
@@ -451,6 +451,11 @@ def _constant(plane) -> bool:
     return not plane or plane.count(plane[0]) == len(plane)
 
 
+def _ports(hi, lo) -> Iterator[int]:
+    """The ports from their high-byte and low-byte planes."""
+    return map(int.__or__, map(int.__lshift__, hi, repeat(8)), lo)
+
+
 def _keys(planes) -> Iterator[tuple[int, int, int, int, int]]:
     a, b, c, d, hi, lo = planes
-    return zip(a, b, c, d, map(int.__or__, map(int.__lshift__, hi, repeat(8)), lo))
+    return zip(a, b, c, d, _ports(hi, lo))

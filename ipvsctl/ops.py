@@ -165,9 +165,7 @@ def list_service(backend: b.Backend, key: m.ServiceKey, fmt) -> Outcome:
         dests = backend.destinations(key)
     except b.KernelError as e:
         return Outcome(EXIT_LIST_FAILED, "", kernel_message(b.OP_GET_SERVICE, e.errno) + "\n")
-    body: list[str] = []
-    text.service_block(svc, dests, fmt, body)
-    return Outcome(out=text.title(fmt) + "\n".join(body) + "\n")
+    return Outcome(out=text.title(fmt) + "".join(text.service_text(svc, dests, fmt)))
 
 
 CONN_FILE = "/proc/net/ip_vs_conn"

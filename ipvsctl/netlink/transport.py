@@ -332,43 +332,16 @@ class Transport:
 
     def dump(self, msg: bytes, op: str = "") -> Iterator[memoryview]:
         """Yield every entry of a dump; raise DumpInterrupted after it if flagged."""
-        seq = self._next_seq()
-        buf = bytearray(msg)
-        codec.FLAGS_SEQ.pack_into(buf, codec.FLAGS_SEQ_OFFSET, C.NLM_F_REQUEST | C.NLM_F_DUMP, seq)
-        self._send(buf)
-        interrupted = False
-        done = False
-        try:
-            while not done:
-                for mtype, mflags, mseq, payload in codec.iter_messages(self._recv(op)):
-                    if mseq != seq:
-                        continue
-                    if mflags & C.NLM_F_DUMP_INTR:
-                        interrupted = True
-                    if mtype == C.NLMSG_DONE:
-                        done = True
-                        err = codec.decode_done(payload)
-                        if err:
-                            raise KernelError(err, op)
-                        break
-                    if mtype == C.NLMSG_ERROR:
-                        done = True
-                        err, _ = codec.decode_error(payload)
-                        if err:
-                            raise KernelError(err, op)
-                        break
-                    if mtype < C.NLMSG_MIN_TYPE:
-                        continue
-                    yield payload
-        finally:
-            if not done:
-                self._drain(seq)
-        if interrupted:
-            raise DumpInterrupted(op)
+        for run in self.dump_runs(msg, op):
+            for _type, _flags, _seq, payload in codec.iter_messages(run):
+                yield payload
 
     def dump_runs(self, msg: bytes, op: str = "") -> Iterator[memoryview]:
-        """Like ``dump``, but yield whole messages: each received buffer's
-        consecutive entries as one memoryview (see codec.decode_dest_run)."""
+        """Send a dump request; yield each received buffer's consecutive
+        entries (whole messages) as one memoryview (see
+        codec.decode_dest_run); raise KernelError for an error report and
+        DumpInterrupted, after the last entry, if the kernel flagged the
+        dump.  An abandoned dump is read to its end (drained)."""
         seq = self._next_seq()
         buf = bytearray(msg)
         codec.FLAGS_SEQ.pack_into(buf, codec.FLAGS_SEQ_OFFSET, C.NLM_F_REQUEST | C.NLM_F_DUMP, seq)

@@ -293,12 +293,6 @@ def service_text(svc: m.Service, dests, fmt: Format) -> Iterator[str]:
         yield "\n".join([_dest_line(svc, name, d, fmt) for d in dests]) + "\n"
 
 
-def service_block(svc: m.Service, dests, fmt: Format, out: list) -> None:
-    """Append the service's lines to ``out`` (one entry per line)."""
-    for piece in service_text(svc, dests, fmt):
-        out.extend(piece[:-1].split("\n"))
-
-
 def timeouts(t: m.Timeouts) -> str:
     return "Timeout (tcp tcpfin udp): %d %d %d\n" % (t.tcp, t.tcp_fin, t.udp)
 
