@@ -355,7 +355,8 @@ class DestinationRows:
 
     def keys(self) -> Iterator[tuple[int, int, int, int, int]]:
         """Every server's key, in the kernel's order (built as iterated)."""
-        return _keys(self.planes)
+        a, b, c, d, hi, lo = self.planes
+        return zip(a, b, c, d, _ports(hi, lo))
 
     def __getitem__(self, i: int) -> Destination:
         a, b, c, d, port = self.key(i)
@@ -454,8 +455,3 @@ def _constant(plane) -> bool:
 def _ports(hi, lo) -> Iterator[int]:
     """The ports from their high-byte and low-byte planes."""
     return map(int.__or__, map(int.__lshift__, hi, repeat(8)), lo)
-
-
-def _keys(planes) -> Iterator[tuple[int, int, int, int, int]]:
-    a, b, c, d, hi, lo = planes
-    return zip(a, b, c, d, _ports(hi, lo))

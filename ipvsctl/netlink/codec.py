@@ -475,18 +475,22 @@ def iter_messages(buf) -> Iterator[tuple[int, int, int, memoryview]]:
         off += (length + 3) & ~3
 
 
-def same_headers(buf: bytes, length: int, count: int) -> bool:
-    """True when ``buf`` starts with ``count`` messages of ``length`` bytes
-    whose netlink headers (length, type, flags, seq, pid) are all the first
-    one's.  Checked a header byte at a time across all messages (strided
-    slices, in C): the bulk of a dump needs no walk message by message."""
+def same_bytes(buf: bytes, length: int, count: int, offsets, reference: bytes) -> bool:
+    """True when ``buf`` starts with ``count`` messages of ``length`` bytes,
+    each holding ``reference``'s byte at every one of ``offsets``.  Checked a
+    byte position at a time across all messages (strided slices, in C): the
+    bulk of a dump needs no walk message by message."""
     stop = length * count
     if count < 1 or len(buf) < stop:
         return False
-    for j in range(C.NLMSG_HDRLEN):
-        if buf[j:stop:length] != buf[j:j + 1] * count:
-            return False
-    return True
+    return all(buf[j:stop:length] == reference[j:j + 1] * count for j in offsets)
+
+
+def same_headers(buf: bytes, length: int, count: int) -> bool:
+    """True when ``buf`` starts with ``count`` messages of ``length`` bytes
+    whose netlink headers (length, type, flags, seq, pid) are all the first
+    one's."""
+    return same_bytes(buf, length, count, range(C.NLMSG_HDRLEN), buf)
 
 
 def decode_error(payload) -> tuple[int, int]:
@@ -1017,25 +1021,11 @@ class _RunLayout:
     """One learned destination-entry layout (see above)."""
 
     __slots__ = ("length", "planes", "fixed", "first", "blob", "blob_values", "blob_headers",
-                 "blob_af", "af_bytes", "order", "settings", "_expected")
+                 "blob_af", "af_bytes", "order", "settings")
 
     def __init__(self, length: int, first: bytes):
         self.length = length
         self.first = first  # the message it was learned from
-        self._expected: dict[int, list[tuple[int, bytes]]] = {}
-
-    def fixed_bytes_match(self, data: bytes, count: int) -> bool:
-        expected = self._expected.get(count)
-        if expected is None:
-            if len(self._expected) >= 256:
-                self._expected.clear()
-            first = self.first
-            expected = self._expected[count] = [(off, first[off:off + 1] * count) for off in self.fixed]
-        length = self.length
-        for off, want in expected:
-            if data[off::length] != want:
-                return False
-        return True
 
 
 def _learn_run_layout(run) -> _RunLayout | None:
@@ -1128,7 +1118,7 @@ def decode_dest_run(run) -> DestinationRows | None:
         _RUN_LAYOUTS[length] = lay
     count, rest = divmod(len(run), length)
     data = bytes(run)
-    if rest or not lay.fixed_bytes_match(data, count):
+    if rest or not same_bytes(data, length, count, lay.fixed, lay.first):
         return None
     try:
         settings = list(map(lay.settings.__getitem__, map(_first, lay.blob.iter_unpack(data))))
