@@ -2,9 +2,12 @@
 
 Kernel tier bookkeeping: everything under tests/kernel/ is marked ``kernel``
 (the marker is declared in pyproject.toml), and the outcomes of those tests
-are written to .uml/kernel-tier.json at the end of the session.  .ci/run reads
-that file and fails the build when the kernel tier ran no test or skipped one:
-a kernel tier that silently did not run would let real-kernel bugs land.
+are written to .uml/kernel-tier.json at the end of the session, under the
+running kernel's release (scripts/test runs the suite once per kernel; each
+run replaces its own kernel's record and keeps the others).  .ci/run reads
+that file and fails the build when any proven kernel's tier ran no test or
+skipped one: a kernel tier that silently did not run would let real-kernel
+bugs land.
 """
 
 from __future__ import annotations
@@ -64,8 +67,16 @@ def pytest_sessionfinish(session, exitstatus):
         "uml": os.environ.get("IPVSCTL_UML") == "1",
         "exitstatus": int(exitstatus),
     }
+    if not _outcomes and not summary["uml"]:
+        return  # e.g. the unit tier on the host: nothing to say about any kernel
+    try:
+        record = json.loads(path.read_text())
+        kernels = record["kernels"] if isinstance(record.get("kernels"), dict) else {}
+    except (OSError, ValueError, AttributeError):
+        kernels = {}
+    kernels[summary["kernel"]] = summary
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(summary, indent=1) + "\n")
+        path.write_text(json.dumps({"kernels": kernels}, indent=1, sort_keys=True) + "\n")
     except OSError:
         pass  # a read-only checkout: the record is for .ci/run only
