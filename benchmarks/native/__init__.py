@@ -15,7 +15,7 @@ does not depend on the machine's speed:
                  run natively;
 * host.py        (host) the native rows of benchmarks/run: start-up, restore
                  per line, listing per real server, and the model's totals;
-* profile.py     where ipvsctl's native per-line and per-server time goes.
+* timeprofile.py where ipvsctl's native per-line and per-server time goes.
 
 docs/performance.md, "The native model", has the numbers and assumptions.
 """

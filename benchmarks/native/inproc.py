@@ -44,7 +44,7 @@ def restore_once(path: str):
     result = apply(steps, backend)
     t = time.perf_counter() - t0
     assert result.status == 0 and not result.failed, result.err[:3]
-    return t, {"sends": sock.sends, "requests": sock.messages, "bytes": sock.bytes_sent,
+    return t, {"sends": sock.sends, "requests": result.applied, "bytes": sock.bytes_sent,
                "lines": len(steps)}
 
 

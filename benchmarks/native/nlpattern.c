@@ -18,10 +18,13 @@
  *   nlpattern service N       ipvsadm -Ln, one service: the same socket and
  *                             lookup, then a dump answered by one chunk of
  *                             entries and a DONE (peek/read each), close
- *   nlpattern chunk N SIZE    one more chunk of a big dump: a datagram of
+ *   nlpattern chunk N SIZE P  one more chunk of a big dump: a datagram of
  *                             SIZE bytes sent to our own socket, read the
- *                             way libnl reads (peek, then read); the send
+ *                             way libnl reads (P=1: peek, then read) or the
+ *                             way ipvsctl reads (P=0: one recv); the send
  *                             stands in for the kernel filling the chunk
+ *   nlpattern rt N            ipvsctl's request on its one socket: send a
+ *                             request, read the answer with one recv
  *   nlpattern batch N M SIZE  ipvsctl's window: M requests of SIZE bytes
  *                             (NLMSG_NOOP, no ACK) and a barrier (NOOP with
  *                             ACK) in one send, then read the barrier's ACK
@@ -161,14 +164,27 @@ static void one_unit(int ack_on_second)
 	close(fd);
 }
 
-static void chunk_once(int fd, uint32_t pid, const unsigned char *buf, size_t size)
+static void chunk_once(int fd, uint32_t pid, const unsigned char *buf, size_t size, int peek)
 {
 	struct sockaddr_nl self = {.nl_family = AF_NETLINK, .nl_pid = pid};
+	ssize_t n;
 
 	if (sendto(fd, buf, size, 0, (struct sockaddr *)&self, sizeof(self)) != (ssize_t)size)
 		die("sendto (self)");
-	if (recv_peeked(fd) != (ssize_t)size)
+	n = peek ? recv_peeked(fd) : recv(fd, rbuf, sizeof(rbuf), MSG_TRUNC);
+	if (n != (ssize_t)size)
 		die("short chunk");
+}
+
+static void rt_once(int fd, uint32_t pid)
+{
+	unsigned char req[64];
+	size_t len = getfamily(req, NLM_F_REQUEST, pid);
+
+	if (send(fd, req, len, 0) != (ssize_t)len)
+		die("send");
+	if (recv(fd, rbuf, sizeof(rbuf), MSG_TRUNC) <= 0)
+		die("recv");
 }
 
 static void batch_once(int fd, unsigned char *buf, size_t msgs, size_t size)
@@ -274,7 +290,7 @@ int main(int argc, char **argv)
 	double t0, t;
 
 	if (n <= 0) {
-		fprintf(stderr, "usage: nlpattern line|service|chunk|batch|cpu N [M] [SIZE]\n");
+		fprintf(stderr, "usage: nlpattern line|service|chunk|rt|batch|cpu N [args]\n");
 		return 2;
 	}
 	if (!strcmp(mode, "line") || !strcmp(mode, "service")) {
@@ -287,24 +303,36 @@ int main(int argc, char **argv)
 		printf("mode=%s iterations=%ld us_per_iteration=%.3f\n", mode, n, t / n * 1e6);
 	} else if (!strcmp(mode, "chunk")) {
 		size_t size = argc > 3 ? NLMSG_ALIGN(strtoul(argv[3], NULL, 10)) : RECV_LEN;
+		int peek = argc > 4 ? atoi(argv[4]) : 1;
 		unsigned char *buf = calloc(1, size + NLMSG_HDRLEN);
 		struct nlmsghdr *h = (struct nlmsghdr *)buf;
-		int big = 1 << 20;
+		int big = 4 << 20;
 		uint32_t pid;
 		int fd = open_socket(&pid);
 
-		if (!buf || size < NLMSG_HDRLEN || size > RECV_LEN)
+		if (!buf || size < NLMSG_HDRLEN || size > (peek ? RECV_LEN : sizeof(rbuf)))
 			die("chunk size");
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
 		h->nlmsg_len = size;
 		h->nlmsg_type = NLMSG_MIN_TYPE;
-		chunk_once(fd, pid, buf, size); /* warm up */
+		chunk_once(fd, pid, buf, size, peek); /* warm up */
 		t0 = now();
 		for (i = 0; i < n; i++)
-			chunk_once(fd, pid, buf, size);
+			chunk_once(fd, pid, buf, size, peek);
 		t = now() - t0;
 		close(fd);
-		printf("mode=chunk iterations=%ld us_per_iteration=%.3f size=%zu\n", n, t / n * 1e6, size);
+		printf("mode=chunk iterations=%ld us_per_iteration=%.3f size=%zu peek=%d\n", n, t / n * 1e6, size, peek);
+	} else if (!strcmp(mode, "rt")) {
+		uint32_t pid;
+		int fd = open_socket(&pid);
+
+		rt_once(fd, pid); /* warm up */
+		t0 = now();
+		for (i = 0; i < n; i++)
+			rt_once(fd, pid);
+		t = now() - t0;
+		close(fd);
+		printf("mode=rt iterations=%ld us_per_iteration=%.3f\n", n, t / n * 1e6);
 	} else if (!strcmp(mode, "batch")) {
 		size_t msgs = argc > 3 ? strtoul(argv[3], NULL, 10) : 1024;
 		size_t size = argc > 4 ? NLMSG_ALIGN(strtoul(argv[4], NULL, 10)) : 128;
