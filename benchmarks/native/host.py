@@ -143,12 +143,12 @@ def measure_startup(b, t, venv: Path, reps: int) -> dict:
     return out
 
 
-def measure_dry_run(t, venv: Path, small: Path, large: Path, lines: int, runs: int):
+def measure_dry_run(t, venv: Path, small: Path, large: Path, lines: int, runs: int, flip=False):
     ctl = str(venv / "bin" / "ipvsctl")
     env = env_without_dontwrite()
     times = {"small": [], "large": []}
     for i in range(runs):
-        for which in (("small", "large") if i % 2 == 0 else ("large", "small")):
+        for which in (("small", "large") if (i % 2 == 0) != flip else ("large", "small")):
             path = small if which == "small" else large
             t0 = time.perf_counter()
             r = subprocess.run([ctl, "restore", "--dry-run", str(path)], capture_output=True, env=env)
@@ -206,7 +206,7 @@ def nlpattern_syscalls(exe: Path, mode: str, units: int = 1000) -> float | None:
 def run(b, t, rep, p, a) -> None:
     """bench.py's `native` scenario (b is the bench module)."""
     quick = a.quick
-    runs = max(2, a.runs)
+    reps = max(3, a.runs) if quick else max(5, a.runs)
     inputs_path = DATA / "uml-inputs.json"
     if not inputs_path.exists():
         rep.check(SCN, "kernel-tier inputs present (benchmarks/run --only native-inputs)", False,
@@ -236,37 +236,72 @@ def run(b, t, rep, p, a) -> None:
     else:
         rep.check(SCN, "strace available for the start-up rows", False)
 
-    # -- restore
+    # -- restore, listing and the system-call patterns, interleaved: each
+    # repetition runs every measurement once, so a change in the machine's
+    # load (it is shared) hits both sides of every ratio alike.
     lines = b.restore_lines(10_000, 10)
     large = b.write(work / "native-restore.txt", lines)
     small = b.write(work / "native-restore-1.txt", lines[:1])
-    log(f"restore --dry-run: {len(lines)} lines vs 1, {runs} runs")
-    dry_per_line, dry_times = measure_dry_run(t, venv, small, large, len(lines), runs)
+    fixtures = [(f, label, DATA / f"{f}.replay.xz")
+                for f, label in (("table-110k", "110k entries"), ("big-20k", "1 service x 20k"))]
+    for f, _label, path in fixtures:
+        if not path.exists():
+            rep.check(SCN, f"fixture {path.name} present (benchmarks/run --only native-inputs)", False)
+    fixtures = [x for x in fixtures if x[2].exists()]
+    sizes = {}   # ipvsctl's datagrams: the average size each recorded listing received
+    for f, _label, path in fixtures:
+        from native.replay import Recording
+        meta = Recording.load(path).meta
+        sizes[f] = int(meta["payload_bytes"] / meta["datagrams"])
+    it = 5000 if quick else 20000
+    cpu_n = 100_000 if quick else 400_000
+    dry = {"small": [], "large": []}
+    full = {"small": [], "large": []}
+    replays: dict = {}
+    pat = {k: [] for k in ("line", "service", "chunk16k", "rt", "batch", "cpu",
+                           *(f"chunk {f}" for f in sizes))}
+    shape = None
+    for i in range(reps):
+        log(f"repetition {i + 1} of {reps}: restore --dry-run, -R minus the kernel, "
+            "listing replays, nlpattern")
+        _, d = measure_dry_run(t, venv, small, large, len(lines), 1, flip=i % 2 == 1)
+        for k in dry:
+            dry[k] += d[k]
+        res = inproc(venv, "restore", small, large, 1)
+        for k in full:
+            full[k] += res[k]
+        shape = res["shape"]["large"]
+        for f, _label, path in fixtures:
+            for cmd in ("-Ln", "-Sn"):
+                res = inproc(venv, "replay", path, cmd, 1)
+                if (f, cmd) in replays:
+                    replays[(f, cmd)]["times"] += res["times"]
+                    replays[(f, cmd)]["identical"] &= res["identical"]
+                else:
+                    replays[(f, cmd)] = res
+        windows = shape["sends"]
+        per_window_msgs = shape["requests"] / windows
+        avg_size = shape["bytes"] / shape["requests"]
+        pat["line"].append(nlpattern(exe, "line", it))
+        pat["service"].append(nlpattern(exe, "service", it))
+        pat["chunk16k"].append(nlpattern(exe, "chunk", it, 16384, 1))
+        for f, size in sizes.items():
+            pat[f"chunk {f}"].append(nlpattern(exe, "chunk", it, size, 0))
+        pat["rt"].append(nlpattern(exe, "rt", it))
+        pat["batch"].append(nlpattern(exe, "batch", max(20, it // 100), int(per_window_msgs), int(avg_size)))
+        pat["cpu"].append(nlpattern(exe, "cpu", cpu_n))
+
+    dry_per_line = (med(dry["large"]) - med(dry["small"])) / (len(lines) - 1)
     r = b.Row(SCN, f"restore --dry-run: us per line ({len(lines)} lines minus 1 line)",
-              ctl=dry_times["large"], target=f"us/line <= {RESTORE_US}",
-              note=f"{dry_per_line * 1e6:.2f} us/line; 1-line file {b.fmt_s(dry_times['small'])}; "
+              ctl=dry["large"], target=f"us/line <= {RESTORE_US}",
+              note=f"{dry_per_line * 1e6:.2f} us/line; 1-line file {b.fmt_s(dry['small'])}; "
                    "the dry run parses and validates but does not encode")
     r.judge(RESTORE_US, dry_per_line * 1e6)
     rep.row(r)
-    log("restore, whole -R path minus the kernel (in-process, AckSocket)")
-    full = inproc(venv, "restore", small, large, runs)
     full_per_line = (med(full["large"]) - med(full["small"])) / (len(lines) - 1)
-    shape = full["shape"]["large"]
-    windows = shape["sends"]
-    per_window_msgs = shape["requests"] / windows
-    avg_size = shape["bytes"] / shape["requests"]
-
-    # -- listing
-    replays = {}
-    for fixture, label in (("table-110k", "110k entries"), ("big-20k", "1 service x 20k")):
-        path = DATA / f"{fixture}.replay.xz"
-        if not path.exists():
-            rep.check(SCN, f"fixture {path.name} present", False)
-            continue
+    for f, label, _path in fixtures:
         for cmd in ("-Ln", "-Sn"):
-            log(f"listing replay: {fixture} {cmd}")
-            res = inproc(venv, "replay", path, cmd, runs + 1)
-            replays[(fixture, cmd)] = res
+            res = replays[(f, cmd)]
             per = med(res["times"]) / res["real_servers"]
             rep.check(SCN, f"replayed {cmd} of {label} == ipvsadm's output (sha256)", res["identical"])
             r = b.Row(SCN, f"{cmd} {label}: decode + render, us per real server (replay)",
@@ -277,21 +312,6 @@ def run(b, t, rep, p, a) -> None:
             r.judge(LIST_US, per * 1e6)
             rep.row(r)
 
-    # -- system-call patterns and this host's instruction rate
-    log("nlpattern: ipvsadm's patterns, ipvsctl's round trips and windows, instruction rate")
-    it = 5000 if quick else 20000
-    pat = {k: [] for k in ("line", "service", "chunk16k", "chunk_ctl", "rt", "batch", "cpu")}
-    big_meta = replays.get(("big-20k", "-Ln"), {}).get("meta", {})
-    ctl_chunk = (big_meta.get("payload_bytes", 0) / max(1, big_meta.get("datagrams", 1))) or 32768
-    cpu_n = 100_000 if quick else 400_000
-    for i in range(runs):
-        pat["line"].append(nlpattern(exe, "line", it))
-        pat["service"].append(nlpattern(exe, "service", it))
-        pat["chunk16k"].append(nlpattern(exe, "chunk", it, 16384, 1))
-        pat["chunk_ctl"].append(nlpattern(exe, "chunk", it, int(ctl_chunk), 0))
-        pat["rt"].append(nlpattern(exe, "rt", it))
-        pat["batch"].append(nlpattern(exe, "batch", max(20, it // 100), int(per_window_msgs), int(avg_size)))
-        pat["cpu"].append(nlpattern(exe, "cpu", cpu_n))
     P = {k: med(v) * 1e-6 for k, v in pat.items()}   # seconds per iteration
     ir_small, ir_large = callgrind_ir([exe, "cpu", 2000]), callgrind_ir([exe, "cpu", 22000])
     if ir_small is None or ir_large is None:
@@ -336,7 +356,7 @@ def run(b, t, rep, p, a) -> None:
             adm = start_adm + 3 * P["service"] + servers * per_dest
             label = "1 service x 20k"
         extra = max(0, res["recvs"] - res["sends"])
-        ctl_sys = res["sends"] * P["rt"] + extra * P["chunk_ctl"]
+        ctl_sys = res["sends"] * P["rt"] + extra * P[f"chunk {fixture}"]
         ctl = start_ctl.get(cmd, 0.0) + med(res["times"]) + ctl_sys
         r = b.Row(SCN, f"model: {cmd} {label}", adm=[adm], ctl=[ctl],
                   target=f"ctl/adm <= {LIST_RATIO:.3f}",
@@ -377,15 +397,16 @@ def run(b, t, rep, p, a) -> None:
          f"{sys_service if sys_service is not None else '?'} system calls (strace -c)"),
         ("pattern: one more 16 KiB chunk, peek + read", us(P["chunk16k"]),
          f"host, nlpattern chunk, {spread('chunk16k')}"),
-        (f"pattern: ipvsctl round trip / one more {int(ctl_chunk)}-byte datagram",
-         f"{us(P['rt'])} / {us(P['chunk_ctl'])}", "host, nlpattern rt / chunk"),
+        ("pattern: ipvsctl round trip (send, one recv)", us(P["rt"]), f"host, nlpattern rt, {spread('rt')}"),
+        *((f"pattern: ipvsctl, one more datagram of {size} bytes ({f}'s average)",
+           us(P[f"chunk {f}"]), "host, nlpattern chunk (one recv)") for f, size in sizes.items()),
         (f"pattern: ipvsctl batch window ({per_window_msgs:.0f} requests of {avg_size:.0f} bytes)",
          us(P["batch"]), f"host, nlpattern batch (NLMSG_NOOP requests), {spread('batch')}"),
         ("this host: instructions per second (C parsing/formatting workload)",
          f"{ips / 1e9:.2f} G/s", f"{ir_cpu:.0f} Ir per iteration (callgrind, host) / "
          f"{P['cpu'] * 1e6:.3f} us (host, {spread('cpu')})"),
         ("ipvsctl -R own work per line (plan + encode + batch, no kernel)", us(full_per_line),
-         f"host, in-process over AckSocket, 110000 minus 1 line, {runs} runs"),
+         f"host, in-process over AckSocket, 110000 minus 1 line, {reps} runs"),
         ("ipvsctl -R windows for 110k lines", f"{windows}", f"{shape['bytes']} bytes sent"),
         ("ipvsctl start-up -A/-a/-Ln/-Sn/-Lnc; floor",
          " / ".join(b.fmt_t(v) for v in start_ctl.values()) + (f"; {b.fmt_t(floor)}" if st else ""),
