@@ -49,9 +49,11 @@ PROJECT = Path(__file__).resolve().parent.parent
 VENV_PY = PROJECT / ".venv" / "bin" / "python"
 CONSOLE_SCRIPT = PROJECT / ".venv" / "bin" / "ipvsctl"
 
-SCENARIOS = ("startup", "restore", "restore-errors", "list", "big-service",
-             "single", "add-cost", "iptables")
-HOST_SCENARIOS = ("startup",)
+SCENARIOS = ("startup", "native", "restore", "restore-errors", "list", "big-service",
+             "single", "add-cost", "iptables", "native-inputs")
+HOST_SCENARIOS = ("startup", "native")
+# Run only when named (--only): refreshes benchmarks/native/data (kernel tier).
+EXPLICIT_SCENARIOS = ("native-inputs",)
 
 # Sizes: the issue's full run, and --quick for a few-minute smoke run.
 FULL = dict(services=10_000, dests=10, errors=100, big_dests=20_000,
@@ -1030,6 +1032,23 @@ def sc_startup(t: Tools, rep: Report, p, a):
              + ", ".join(f"{n} {us / 1000:.1f} ms" for us, n in top[:5]))
 
 
+# ---- the native model (benchmarks/native/)
+
+
+def sc_native(t: Tools, rep: Report, p, a):
+    """Native rows: start-up, restore per line, listing per server, the model."""
+    from native import host
+
+    host.run(sys.modules[__name__], t, rep, p, a)
+
+
+def sc_native_inputs(t: Tools, rep: Report, p, a):
+    """Kernel tier: refresh the native model's counts and recorded dumps."""
+    r = subprocess.run([t.python, str(PROJECT / "benchmarks" / "native" / "uml_inputs.py")])
+    rep.check("N native", "native-inputs: counts and fixtures written to benchmarks/native/data",
+              r.returncode == 0, f"exit {r.returncode}")
+
+
 # --------------------------------------------------------------------------
 
 
@@ -1099,6 +1118,8 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the data folder")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=N",
                     help="override a size, e.g. --set services=2000")
+    ap.add_argument("--plan", action="store_true",
+                    help="print the scenarios this phase would run, and exit")
     a = ap.parse_args(argv)
 
     p = dict(QUICK if a.quick else FULL)
@@ -1110,12 +1131,16 @@ def main(argv=None) -> int:
     for s in only + skip:
         if s not in SCENARIOS:
             ap.error(f"unknown scenario {s!r}; known: {', '.join(SCENARIOS)}")
-    chosen = [s for s in SCENARIOS if (not only or s in only) and s not in skip]
+    chosen = [s for s in SCENARIOS if (s in only if only else s not in EXPLICIT_SCENARIOS)
+              and s not in skip]
     if a.phase == "host":
         chosen = [s for s in chosen if s in HOST_SCENARIOS]
     elif a.phase == "kernel":
         chosen = [s for s in chosen if s not in HOST_SCENARIOS]
 
+    if a.plan:
+        print(",".join(chosen))
+        return 0
     rep = Report()
     if a.merge and a.merge.exists():
         rep.merge(json.loads(a.merge.read_text()))
@@ -1124,7 +1149,11 @@ def main(argv=None) -> int:
     if not chosen:
         if a.save:
             a.save.write_text(json.dumps(rep.to_json()))
-        return 0
+        if a.phase == "host":
+            return 0
+        rep.print()    # e.g. only host rows, merged
+        fails = [r for r in rep.rows if r.verdict == "FAIL"] + [c for c in rep.checks if not c.ok]
+        return 1 if fails else 0
     work = Path(tempfile.mkdtemp(prefix="ipvsctl-bench-"))
     t = Tools(a, work)
     # Bytecode as an installed package has it (pip compiles on install).
@@ -1141,7 +1170,8 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     funcs = {"startup": sc_startup, "restore": sc_restore, "restore-errors": sc_restore_errors,
              "list": sc_list, "big-service": sc_big_service, "single": sc_single,
-             "add-cost": sc_add_cost, "iptables": sc_iptables}
+             "add-cost": sc_add_cost, "iptables": sc_iptables, "native": sc_native,
+             "native-inputs": sc_native_inputs}
     try:
         for s in chosen:
             t0 = time.perf_counter()

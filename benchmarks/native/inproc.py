@@ -1,0 +1,121 @@
+"""In-process timings of ipvsctl's own work, without a kernel.
+
+Run with the interpreter of the ipvsctl under test (host.py uses a regular
+install); imports ``ipvsctl`` from that interpreter's site-packages, never
+from the checkout.  Prints one JSON object.
+
+    inproc.py restore SMALL LARGE RUNS
+        the -R path minus the kernel: restore.plan + restore.apply through
+        the real NetlinkBackend and Transport over an AckSocket (every
+        batch answered by its barrier's ACK); seconds per run for each
+        file, and the batches' shape (sends, requests, bytes)
+    inproc.py replay FIXTURE CMD RUNS
+        `ipvsctl CMD` (-Ln or -Sn) as cli.run_compat runs it (info() first,
+        then ops.execute, every piece written to /dev/null) over a
+        ReplaySocket; one untimed pass first checks the text against
+        ipvsadm's sha256 and gives every answer its live sequence numbers
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # benchmarks/, for native.replay
+
+from native.replay import AckSocket, Recording, ReplaySocket  # noqa: E402
+
+
+def restore_once(path: str):
+    from ipvsctl.netlink.backend import NetlinkBackend
+    from ipvsctl.netlink.transport import Transport
+    from ipvsctl.restore import apply, plan
+
+    with open(path) as f:
+        text = f.read()
+    sock = AckSocket()
+    t0 = time.perf_counter()
+    backend = NetlinkBackend(transport=Transport(sock=sock, family=0x20))
+    steps = plan(text.split("\n"))
+    result = apply(steps, backend)
+    t = time.perf_counter() - t0
+    assert result.status == 0 and not result.failed, result.err[:3]
+    return t, {"sends": sock.sends, "requests": result.applied, "bytes": sock.bytes_sent,
+               "lines": len(steps)}
+
+
+def cmd_restore(small: str, large: str, runs: int) -> dict:
+    out = {"small": [], "large": []}
+    shape = {}
+    for i in range(runs):
+        for which in (("small", "large") if i % 2 == 0 else ("large", "small")):
+            t, s = restore_once(small if which == "small" else large)
+            out[which].append(t)
+            shape[which] = s
+            gc.collect()
+    out["shape"] = shape
+    return out
+
+
+def replay_once(rec: Recording, sock: ReplaySocket | None, cmd: str, sink) -> tuple[float, bytes | None]:
+    from ipvsctl.grammar import parse
+    from ipvsctl.netlink.backend import NetlinkBackend
+    from ipvsctl.netlink.transport import Transport
+    from ipvsctl.ops import execute
+
+    digest = hashlib.sha256() if sink is None else None
+    t0 = time.perf_counter()
+    backend = NetlinkBackend(transport=Transport(sock=sock, family=rec.family))
+    backend.info()
+    outcome = execute(parse([cmd]), backend)
+    pieces = [outcome.out] if isinstance(outcome.out, str) else outcome.out
+    if sink is not None:
+        write = sink.write
+        for piece in pieces:
+            write(piece)
+        sink.flush()
+    else:
+        for piece in pieces:
+            digest.update(piece.encode())
+    t = time.perf_counter() - t0
+    assert outcome.status == 0, outcome.err
+    return t, digest.hexdigest() if digest else None
+
+
+def cmd_replay(fixture: str, cmd: str, runs: int) -> dict:
+    rec = Recording.load(fixture)
+    sock = ReplaySocket(rec)
+    _, digest = replay_once(rec, sock, cmd, None)    # warm-up and check
+    want = rec.meta[cmd]["sha256"]
+    times = []
+    with open("/dev/null", "w") as sink:
+        for _ in range(runs):
+            sends, recvs = sock.sends, sock.recvs
+            t, _ = replay_once(rec, sock, cmd, sink)
+            times.append(t)
+            gc.collect()
+    return {"times": times, "identical": digest == want, "sends": sock.sends - sends,
+            "recvs": sock.recvs - recvs, "real_servers": rec.meta["real_servers"],
+            "services": rec.meta["services"], "meta": rec.meta}
+
+
+def main(argv: list[str]) -> int:
+    mode = argv[0]
+    if mode == "restore":
+        res = cmd_restore(argv[1], argv[2], int(argv[3]))
+    elif mode == "replay":
+        res = cmd_replay(argv[1], argv[2], int(argv[3]))
+    else:
+        raise SystemExit(f"inproc.py: unknown mode {mode}")
+    import ipvsctl
+    res["ipvsctl_from"] = str(Path(ipvsctl.__file__).parent)
+    print(json.dumps(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
