@@ -9,7 +9,7 @@ fields (engine name and its data).
 
 from __future__ import annotations
 
-import socket
+import _socket as socket  # the C module: socket.py imports enum, functools, collections
 
 from ipvsctl import model as m
 from ipvsctl.names import addr_port
