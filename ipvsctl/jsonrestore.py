@@ -85,7 +85,7 @@ def _bool(value, path: str) -> bool:
 
 
 def _choice(value, path: str, choices: dict) -> int:
-    if value not in choices or not isinstance(value, str):
+    if not isinstance(value, str) or value not in choices:  # a list or dict is not hashable
         names = ", ".join(f'"{c}"' for c in choices)
         raise DocumentError(path, f"expected one of {names}, got {_show(value)}")
     return choices[value]

@@ -25,7 +25,10 @@ def host_name(addr: str) -> str:
     name = _HOSTS.get(addr)
     if name is None:
         try:
-            name = socket.gethostbyaddr(addr)[0]
+            # Bytes, not str: a str argument is IDNA-encoded first, which
+            # imports encodings.idna (re, stringprep, unicodedata) on every
+            # listing without -n.  An address is plain ASCII either way.
+            name = socket.gethostbyaddr(addr.encode())[0]
         except (OSError, UnicodeError):
             name = addr
         _HOSTS[addr] = name

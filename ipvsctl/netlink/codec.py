@@ -572,6 +572,8 @@ def _get_addr(buf, span: tuple[int, int], af: int) -> str:
         if e - s < 16:
             raise DecodeError("short IPv6 address attribute")
         return inet_ntop(AF_INET6, bytes(buf[s : s + 16]))
+    if af != AF_INET:
+        raise DecodeError(f"unknown address family {af}")
     if e - s < 4:
         raise DecodeError("short IPv4 address attribute")
     return inet_ntop(AF_INET, bytes(buf[s : s + 4]))
@@ -921,6 +923,8 @@ def decode_dest(payload, default_af: int = AF_INET) -> Destination:
         v = lay.order(v)
     (addr, port, fwd, weight, tun_type, tun_port, tun_flags, u_th, l_th, active, inact, persist, af,
      c0, c1, c2, c3, c4, c5, c6, c7, c8, c9) = v
+    if af != AF_INET and af != AF_INET6:
+        raise DecodeError(f"unknown address family {af}")
     return Destination(
         af,
         inet_ntop(af, addr if af == AF_INET6 else addr[:4]),

@@ -9,7 +9,7 @@ fields (engine name and its data).
 
 from __future__ import annotations
 
-import socket
+import _socket as socket  # the C module: socket.py imports enum, functools, collections
 
 from ipvsctl import model as m
 from ipvsctl.names import addr_port
@@ -18,14 +18,15 @@ _PROTO = {"TCP": m.IPPROTO_TCP, "UDP": m.IPPROTO_UDP, "SCTP": m.IPPROTO_SCTP}
 
 
 def _addr(word: str) -> tuple[int, str]:
+    # ValueError: a NUL in the word (inet_pton takes a C string).
     try:
         return m.AF_INET6, socket.inet_ntop(m.AF_INET6, socket.inet_pton(m.AF_INET6, word))
-    except OSError:
+    except (OSError, ValueError):
         pass
     try:
         socket.inet_pton(m.AF_INET, word)
         return m.AF_INET, word
-    except OSError:
+    except (OSError, ValueError):
         pass
     try:
         value = int(word, 16) & 0xFFFFFFFF

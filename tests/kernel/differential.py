@@ -14,11 +14,11 @@ entry point is covered by tests that spawn it.  It is given the program name
 from __future__ import annotations
 
 import io
-import re
 import shlex
 from dataclasses import dataclass
 
 from nsutil import NetNS, run_ipvsadm
+from support.compat import is_save, unsigned_fwmarks, without_saved_thresholds
 
 from ipvsctl.cli import run_compat
 
@@ -64,14 +64,9 @@ def expected_from(ipvsadm_result: Result) -> Result:
     return Result(r.status, unsigned_fwmarks(r.out), r.err)
 
 
-def without_saved_thresholds(r: Result) -> Result:
-    """ipvsctl -S adds -x/-y, which ipvsadm -S drops (checked separately)."""
-    return Result(r.status, re.sub(r" -[xy] \d+(?=( -[xy] \d+)*$)", "", r.out, flags=re.M), r.err)
-
-
 def _differs(args, want: Result, got: Result) -> bool:
-    if "-S" in args or "--save" in args or any(a.startswith("-S") for a in args):
-        got = without_saved_thresholds(got)
+    if is_save(args):
+        got = Result(got.status, without_saved_thresholds(got.out), got.err)
     return expected_from(want) != got
 
 
@@ -123,9 +118,3 @@ def compare_views(ns: NetNS, views) -> list[str]:
     counters differ from one namespace to another.
     """
     return compare_lines(ns, ns, views)
-
-
-def unsigned_fwmarks(text: str) -> str:
-    """ipvsadm 1.31 text with its negative fwmarks printed unsigned, as
-    ipvsctl prints them on purpose (docs/compat.md)."""
-    return re.sub(r"(FWM  |-f )(-\d+)", lambda mo: mo.group(1) + str(int(mo.group(2)) % 2**32), text)
