@@ -53,7 +53,9 @@ def plan(lines):
         words = split_restore_line(line)
         if not words or words[0].startswith("#"):
             continue
-        req = fast_request(words)
+        # popt's "!#:+" takes a later word as an option's value: only the
+        # grammar knows that.
+        req = fast_request(words) if "!#:+" not in line else None
         if req is not None:
             steps.append((line_no, req))
             continue

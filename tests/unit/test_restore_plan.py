@@ -50,3 +50,10 @@ def test_kernel_failures_are_reported_by_line_and_the_rest_applied():
     assert result.err == ["line 3: Service already exists\n", "line 4: Service not defined\n",
                           "restore: 2 of 3 commands failed (lines 3, 4), 1 applied\n"]
     assert result.status == 255 and result.applied == 1
+
+
+def test_a_line_with_popts_next_word_syntax_goes_through_the_grammar():
+    # "-s !#:+ -p 30": popt gives -s the next plain word ("30"), which -p
+    # then takes as well; the shortcut for common lines must not guess.
+    (_, req), = plan(["-A -t 10.0.0.1:80 -s !#:+ -p 30"])
+    assert (req.service.scheduler, req.service.timeout) == ("30", 30)
