@@ -411,10 +411,10 @@ def list_lines(table, out: Out, stats: bool = False, rate: bool = False,
             extend(lines(layout, t.rows, out, t.marks, t.natural))
         else:
             empty = (NO_SERVERS,) + ("",) * (len(t.columns) - 1)
-            extend(lines(layout, [empty], out, [(None, {0: (S_WARN, NO_SERVERS)})]))
+            extend(lines(layout, [empty], out, [(None, {0: (S_WARN, NO_SERVERS)})], t.natural))
         if t.totals:
             add(rule(layout, out))
-            extend(lines(layout, [t.totals], out, [(S_TOTAL, None)]))
+            extend(lines(layout, [t.totals], out, [(S_TOTAL, None)], t.natural))
     if not tables:
         add(out.paint("no virtual services", "dim"))
     if dropped:
