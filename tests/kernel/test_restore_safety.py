@@ -120,8 +120,8 @@ def test_flush_then_a_kernel_refusal_puts_the_table_back(netns, tmp_path):
     assert err.splitlines() == [
         "restore: services[0].destinations[0] (TCP 10.52.0.1:80 -> 10.53.0.1:80): "
         "Numerical result out of range",
-        "restore: 1 of 2 requests failed; the other 1 were applied; the table was put back as "
-        "it was (3 services, 4 real servers; counters start again from zero)"]
+        "restore: 1 of 2 requests failed; the table was put back as it was (3 services, 4 real "
+        "servers; counters start again from zero)"]
     assert _saved(netns) == before
 
 
