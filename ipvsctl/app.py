@@ -311,7 +311,9 @@ class _JsonJob:
         outcome = jsonrestore.apply(backend, self.table, self.flush)
         for line in outcome.failures:
             click.echo(f"restore: {line}", err=True)
-        return bool(outcome.failures), outcome.summary() if outcome.failures else ""
+        if not outcome.failures:
+            return False, ""
+        return True, f"restore: {outcome.failed()}" if self.clears else outcome.summary()
 
 
 def _looks_like_json(text: str) -> bool:

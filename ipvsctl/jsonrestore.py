@@ -279,15 +279,17 @@ class Outcome:
     destinations: int = 0
     refused: int = 0  # requests of the document the kernel refused
 
+    def failed(self) -> str:
+        """'K of M requests failed' (the flush is no request of the document)."""
+        return f"{self.refused} of {self.services + self.destinations} requests failed"
+
     def summary(self) -> str:
         """The closing line when something failed, in words that match it."""
-        total = self.services + self.destinations
         if self.refused == 0:
             return "restore: every request of the document was applied, but not the flush"
         if self.applied == 0:
-            return f"restore: {self.refused} of {total} requests failed; none was applied"
-        return (f"restore: {self.refused} of {total} requests failed; the other "
-                f"{self.applied} were applied")
+            return f"restore: {self.failed()}; none was applied"
+        return f"restore: {self.failed()}; the other {self.applied} were applied"
 
 
 def requests(table, flush: bool = False) -> tuple[list[b.Request], list[str]]:
