@@ -299,6 +299,9 @@ class _JsonJob:
         try:
             self.table = jsonrestore.loads(text)
         except jsonrestore.DocumentError as e:
+            if not e.path and text.lstrip()[:1] == "-":
+                raise Failure("restore: the input holds ipvsadm -R lines, not a JSON document: "
+                              "leave out --json (nothing was changed)", EXIT_BAD_INPUT) from None
             raise Failure(f"restore: {e} (nothing was changed)", EXIT_BAD_INPUT) from None
         self.flush = self.clears = flush
         self.located = [(f"services[{i}]", svc) for i, (svc, _) in enumerate(self.table)]

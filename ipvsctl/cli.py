@@ -104,6 +104,8 @@ def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") ->
             cmd = parse(args)
         except ParseError as e:
             stderr.write(try_help(prog) if e.try_help else e.message + "\n")
+            if e.try_help:
+                stderr.write(_subcommand_hint(args[0], prog))
             return e.exit_code
     if cmd.name == "help":
         stdout.write(usage_text(prog))
@@ -150,12 +152,15 @@ def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") ->
 def _restore(stdin, stdout, stderr, backend, prog: str) -> int:
     from ipvsctl.restore import RestoreLineError, apply, plan
 
+    text = stdin.read()
     try:
-        steps = plan(stdin.read().split("\n"))
+        steps = plan(text.split("\n"))
     except RestoreLineError as e:
         what = try_help(prog).rstrip("\n") if e.error.try_help else e.error.message
         stderr.write(f"line {e.line_no}: {what}\n"
                      f"restore: nothing was applied (the kernel table is unchanged)\n")
+        if text.lstrip()[:1] in ("{", "["):
+            stderr.write(f"restore: the input is a JSON document: `{prog} restore --json` reads it\n")
         return e.error.exit_code
     result = apply(steps, backend)
     if result.failed:
@@ -186,6 +191,17 @@ def subcommand_line(args: list[str]) -> list[str] | None:
     if i < n and (args[i] in SUBCOMMANDS or args[i] == "help"):
         return [args[i], *args[:i], *args[i + 1:]]
     return None
+
+
+def _subcommand_hint(word: str, prog: str) -> str:
+    """A line after ipvsadm's "Try ..." when the first word looks like a
+    misspelt subcommand (`ipvsctl lsit`), else ''."""
+    if word[:1] == "-" or not word:
+        return ""
+    import difflib
+
+    close = difflib.get_close_matches(word, (*SUBCOMMANDS, "help"), n=1, cutoff=0.6)
+    return f"{prog}: `{word}' is no subcommand; did you mean `{prog} {close[0]}'?\n" if close else ""
 
 
 def _help(args: list[str], prog: str) -> int:

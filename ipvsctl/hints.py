@@ -11,7 +11,9 @@ likely mistake when the table shows one:
 * a fwmark service asked for in the other family (``-f 200`` when only the
   IPv6 mark 200 exists: ``-6`` is missing, or the other way round);
 * the same address and port under another protocol (``-t`` for a UDP
-  service).
+  service);
+* an address without its port (port 0) where services on that address
+  have one.
 
 A pure function of model values: no kernel, no I/O.
 """
@@ -68,4 +70,11 @@ def _hint(key: m.ServiceKey, given: str | None, keys: set) -> str | None:
             other = m.ServiceKey(af=key.af, protocol=proto, addr=key.addr, port=key.port)
             if other in keys:
                 return f"there is a {_NAME[proto]} service there: {_where(other)}"
+    if key.port == 0:  # no port given: the services at that address
+        ports = sorted(k.port for k in keys if not k.fwmark and k.af == key.af
+                       and k.protocol == key.protocol and k.addr == key.addr)
+        if ports:
+            meant = [_where(m.ServiceKey(af=key.af, protocol=key.protocol, addr=key.addr, port=p))
+                     for p in ports[:3]]
+            return f"without a port it is port 0; did you mean {' or '.join(meant)}?"
     return None

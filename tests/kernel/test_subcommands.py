@@ -149,3 +149,30 @@ def test_loopback_down_is_named(fresh_netns):
     want = run_ipvsadm(ns, "-a", "-t", "198.18.0.10:80", "-r", "224.0.0.1", "-m")
     assert (got.returncode, got.stderr) == (want.returncode, want.stderr) == (255, want.stderr)
     assert (_ipvsctl(*line, ns=ns).returncode) == 0
+
+
+def test_typos_and_the_wrong_kind_of_input_are_named(netns, tmp_path):
+    _table(netns)
+    # a misspelt subcommand: ipvsadm's answer, then what was meant
+    want = run_ipvsadm(netns, "lsit")
+    got = _ipvsctl("lsit", ns=netns)
+    assert got.returncode == want.returncode == 255
+    assert got.stderr == want.stderr.replace("ipvsadm", "ipvsctl") + (
+        "ipvsctl: `lsit' is no subcommand; did you mean `ipvsctl list'?\n")
+    # a word ipvsadm refuses that is no near miss: ipvsadm's answer alone
+    got = _ipvsctl("foo", ns=netns)
+    assert got.stderr == want.stderr.replace("ipvsadm", "ipvsctl")
+    # -R of a JSON document, and restore --json of -R lines
+    doc = _ipvsctl("-Ln", "--json", ns=netns).stdout
+    got = _ipvsctl("-R", input=doc, ns=netns)
+    assert got.returncode == 255 and got.stderr.endswith(
+        "restore: the input is a JSON document: `ipvsctl restore --json` reads it\n")
+    rules = run_ipvsadm(netns, "-Sn").stdout
+    got = _ipvsctl("restore", "--json", input=rules, ns=netns)
+    assert got.returncode == 2 and got.stderr == (
+        "ipvsctl: restore: the input holds ipvsadm -R lines, not a JSON document: leave out "
+        "--json (nothing was changed)\n")
+    # a service named without its port
+    got = _ipvsctl("list", "-t", "198.18.0.10", ns=netns)
+    assert got.returncode == 1 and got.stderr.endswith(
+        "without a port it is port 0; did you mean -t 198.18.0.10:80?\n")
