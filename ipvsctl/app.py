@@ -1,15 +1,20 @@
-"""ipvsctl's own subcommands: ``list`` (``ls``), ``watch``, ``restore``, ``completion``.
+"""ipvsctl's own subcommands through click: ``list`` (``ls``), ``watch``,
+``restore``, ``completion``.
 
 Strategy: a click group, imported only when the first word of the command
-line names one of these (``ipvsctl.cli.SUBCOMMANDS``) or when a shell asks
-for completions (``_IPVSCTL_COMPLETE`` is set): the ipvsadm-compatible path
-never pays for click or rich.  Each command is a thin layer: options in,
-one Backend (``ipvsctl.cli.open_backend``, so tests patch one place), a
-pure renderer out (render.table for people, render.json for programs,
-watch for the live view, jsonrestore for reading documents back).  All
-failures leave through ``Failure``: one line ``PROG: message`` on stderr
-and the exit status (1: a read failed, 2: bad input or no such namespace,
-255: the kernel refused a change, as ipvsadm).  See docs/usage-views.md.
+line names one of these (``ipvsctl.cli.SUBCOMMANDS``) and the line is not a
+plain ``list``/``watch`` line (those run through ``ipvsctl.views`` without
+click), or when a shell asks for completions (``_IPVSCTL_COMPLETE`` is set):
+the ipvsadm-compatible path never pays for click.  The options of ``list``
+and ``watch`` are declared once, as data, in ipvsctl.views, and turned into
+click options here (``with_options``).  Each command is a thin layer:
+options in, one Backend (``ipvsctl.cli.open_backend``, so tests patch one
+place), a pure renderer out (render.table for people, render.json for
+programs, watch for the live view, jsonrestore for reading documents back).
+All failures leave as ``views.Failure`` (``ClickFailure`` inside click):
+one line ``PROG: message`` on stderr and the exit status (1: a read failed,
+2: bad input or no such namespace, 255: the kernel refused a change, as
+ipvsadm).  See docs/usage-views.md.
 """
 
 from __future__ import annotations
