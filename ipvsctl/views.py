@@ -149,7 +149,7 @@ def parse_fast(options, argv: list[str]) -> dict | None:
             continue
         if eq:
             text = inline
-        elif i < n:
+        elif i < n and argv[i][:1] != "-":  # a value that looks like an option: click decides
             text = argv[i]
             i += 1
         else:

@@ -606,7 +606,8 @@ def test_the_fast_path_says_what_click_says(fake, argv, capsys):
 @pytest.mark.parametrize("argv", [["list", "--help"], ["list", "--width", "5"], ["list", "x"],
                                   ["list", "-t192.0.2.10:80"], ["list", "--protocol", "icmp"],
                                   ["list", "-t", "no:such:thing"], ["watch", "-n", "2"],
-                                  ["watch", "-i", "2"], ["list", "--stats=yes"]])
+                                  ["watch", "-i", "2"], ["list", "--stats=yes"],
+                                  ["list", "-t", "-L"], ["list", "--width"]])
 def test_the_fast_path_leaves_the_rest_to_click(fake, argv):
     from ipvsctl import views
 
