@@ -180,15 +180,17 @@ def watch_command(**params):
 
 
 def _read_input(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
+    name = "standard input" if path == "-" else path
     try:
+        if path == "-":
+            stream = getattr(sys.stdin, "buffer", None)
+            return stream.read().decode("utf-8") if stream is not None else sys.stdin.read()
         with open(path, encoding="utf-8") as f:
             return f.read()
     except OSError as e:
-        raise Failure(f"{path}: {e.strerror}", EXIT_BAD_INPUT) from None
+        raise Failure(f"{name}: {e.strerror}", EXIT_BAD_INPUT) from None
     except UnicodeDecodeError as e:
-        raise Failure(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})", EXIT_BAD_INPUT) from None
+        raise Failure(f"{name}: not UTF-8 text ({e.reason} at byte {e.start})", EXIT_BAD_INPUT) from None
 
 
 @cli.command("restore")

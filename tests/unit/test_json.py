@@ -518,3 +518,13 @@ def test_indented_on_a_terminal(fake):
     assert run_compat(["-L", "-u", "192.0.2.53:53", "--json"], io.StringIO(), out, io.StringIO()) == 0
     assert out.getvalue().startswith('{\n  "version": "1.2.1",\n  "conn_tab_size": 4096,\n')
     assert json.loads(out.getvalue())["services"][0]["port"] == 53
+
+
+def test_restore_names_input_that_is_not_utf8(fake, tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "ipvsctl", "restore", "--dry-run"],
+                       input=b"-A -t 192.0.2.1:80 -s \xff\n", capture_output=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr == (b"ipvsctl: standard input: not UTF-8 text (invalid start byte at byte 22)\n")
