@@ -49,7 +49,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 VENV_PY = PROJECT / ".venv" / "bin" / "python"
 CONSOLE_SCRIPT = PROJECT / ".venv" / "bin" / "ipvsctl"
 
-SCENARIOS = ("startup", "native", "restore", "restore-errors", "list", "big-service",
+SCENARIOS = ("startup", "native", "restore", "restore-errors", "list", "views", "big-service",
              "single", "add-cost", "iptables", "native-inputs")
 HOST_SCENARIOS = ("startup", "native")
 # Run only when named (--only): refreshes benchmarks/native/data (kernel tier).
@@ -59,11 +59,11 @@ EXPLICIT_SCENARIOS = ("native-inputs",)
 FULL = dict(services=10_000, dests=10, errors=100, big_dests=20_000,
             single_reps=30, add_sizes=(100, 10_000, 50_000), add_reps=10,
             add_batch=1000, ipt_sizes=(1000, 5000, 10_000, 20_000), ipt_reps=5,
-            startup_reps=10)
+            startup_reps=10, view_services=1000, view_dests=9)
 QUICK = dict(services=1000, dests=10, errors=20, big_dests=2000,
              single_reps=10, add_sizes=(100, 1000, 5000), add_reps=5,
              add_batch=500, ipt_sizes=(500, 1000, 2000), ipt_reps=3,
-             startup_reps=5)
+             startup_reps=5, view_services=1000, view_dests=9)
 
 SCHEDULERS = ("rr", "wrr", "lc", "wlc", "sed", "nq", "sh", "dh", "lblc",
               "lblcr", "mh", "fo", "ovf")
@@ -563,6 +563,48 @@ def sc_list(t: Tools, rep: Report, p, a):
             rep.check("2 list", f"{flag} output byte-identical (every run)", same,
                       f"{next(iter(digests['adm']))[2]} bytes" if same
                       else f"ipvsadm {sorted(digests['adm'])} ipvsctl {sorted(digests['ctl'])}")
+
+
+def sc_views(t: Tools, rep: Report, p, a):
+    """2b. ipvsctl's views on a big table: `list` and `list --stats` within
+    1.5x of `-Ln --stats`; a `watch` frame within its interval."""
+    svcs, dests = p["view_services"], p["view_dests"]
+    entries = svcs * (1 + dests)
+    src = write(t.work / "views.txt", restore_lines(svcs, dests))
+    with Netns(t):
+        log(f"  loading {entries} entries with {a.loader}: {fmt_t(t.load(src, a.loader))}")
+        runs = max(a.runs, 5)
+        times: dict[str, list] = {}
+        cases = [("adm", ["-Ln", "--stats"]), ("ctl", ["-Ln", "--stats"]), ("ctl", ["list"]),
+                 ("ctl", ["list", "--stats"]), ("ctl", ["watch", "--once"])]
+        for i in range(runs):
+            order = cases if i % 2 == 0 else cases[::-1]
+            for tool, args in order:
+                r = t.run(tool, args)
+                if r.status:
+                    raise SystemExit(f"bench: {tool} {' '.join(args)} failed: {r.text()[:300]}")
+                times.setdefault(f"{tool} {' '.join(args)}", []).append(r.wall)
+        ref = times["adm -Ln --stats"]
+        for what in ("list", "list --stats"):
+            rep.row(Row("2b views", f"{what} vs -Ln --stats, {entries} entries", ref,
+                        times[f"ctl {what}"], target="ctl/adm <= 1.500").judge(1.5))
+            ratio = statistics.median(times[f"ctl {what}"]) / statistics.median(times["ctl -Ln --stats"])
+            rep.rows[-1].note = f"{ratio:.2f}x ipvsctl -Ln --stats ({fmt_s(times['ctl -Ln --stats'])})"
+        frame = times["ctl watch --once"]
+        rep.row(Row("2b views", f"watch frame (--once, start-up included), {entries} entries", [],
+                    frame, target="frame/interval(1 s) <= 1.000").judge(1.0, ratio=statistics.median(frame)))
+        # Three frames at an interval of 1 s: on time, and saying so.
+        out = t.work / "watch.out"
+        r = spawn(t.ctl + ["watch", "--interval", "1", "--iterations", "3"], out=out, env=t.env)
+        text = out.read_text()
+        bound = 2 * 1.0 + 2 * statistics.median(frame)  # two intervals, a frame's cost, slack
+        on_time = (r.status == 0 and text.count("busiest first") == 3 and "late" not in text
+                   and r.wall <= bound)
+        rep.check("2b views", "watch --interval 1 --iterations 3: three frames, none late "
+                  "(none says so, and the run takes two intervals and about one frame)",
+                  on_time, f"{fmt_t(r.wall)} in all, bound {fmt_t(bound)}")
+        rep.rows.append(Row("2b views", "watch --interval 1 --iterations 3 (wall)", [], [r.wall],
+                            target="(info)"))
 
 
 def sc_big_service(t: Tools, rep: Report, p, a):
@@ -1169,7 +1211,7 @@ def main(argv=None) -> int:
     log(f"scenarios: {', '.join(chosen)}; runs {a.runs}; sizes {p}; data in {work}")
     t_start = time.perf_counter()
     funcs = {"startup": sc_startup, "restore": sc_restore, "restore-errors": sc_restore_errors,
-             "list": sc_list, "big-service": sc_big_service, "single": sc_single,
+             "list": sc_list, "views": sc_views, "big-service": sc_big_service, "single": sc_single,
              "add-cost": sc_add_cost, "iptables": sc_iptables, "native": sc_native,
              "native-inputs": sc_native_inputs}
     try:

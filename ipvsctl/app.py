@@ -1,15 +1,20 @@
-"""ipvsctl's own subcommands: ``list`` (``ls``), ``watch``, ``restore``, ``completion``.
+"""ipvsctl's own subcommands through click: ``list`` (``ls``), ``watch``,
+``restore``, ``completion``.
 
 Strategy: a click group, imported only when the first word of the command
-line names one of these (``ipvsctl.cli.SUBCOMMANDS``) or when a shell asks
-for completions (``_IPVSCTL_COMPLETE`` is set): the ipvsadm-compatible path
-never pays for click or rich.  Each command is a thin layer: options in,
-one Backend (``ipvsctl.cli.open_backend``, so tests patch one place), a
-pure renderer out (render.table for people, render.json for programs,
-watch for the live view, jsonrestore for reading documents back).  All
-failures leave through ``Failure``: one line ``PROG: message`` on stderr
-and the exit status (1: a read failed, 2: bad input or no such namespace,
-255: the kernel refused a change, as ipvsadm).  See docs/usage-views.md.
+line names one of these (``ipvsctl.cli.SUBCOMMANDS``) and the line is not a
+plain ``list``/``watch`` line (those run through ``ipvsctl.views`` without
+click), or when a shell asks for completions (``_IPVSCTL_COMPLETE`` is set):
+the ipvsadm-compatible path never pays for click.  The options of ``list``
+and ``watch`` are declared once, as data, in ipvsctl.views, and turned into
+click options here (``with_options``).  Each command is a thin layer:
+options in, one Backend (``ipvsctl.cli.open_backend``, so tests patch one
+place), a pure renderer out (render.table for people, render.json for
+programs, watch for the live view, jsonrestore for reading documents back).
+All failures leave as ``views.Failure`` (``ClickFailure`` inside click):
+one line ``PROG: message`` on stderr and the exit status (1: a read failed,
+2: bad input or no such namespace, 255: the kernel refused a change, as
+ipvsadm).  See docs/usage-views.md.
 """
 
 from __future__ import annotations
@@ -20,24 +25,37 @@ from contextlib import contextmanager
 
 import click
 
+from ipvsctl import views
+from ipvsctl.views import EXIT_BAD_INPUT, EXIT_KERNEL, EXIT_READ_FAILED, Failure, open_backend
+
 COMPLETE_VAR = "_IPVSCTL_COMPLETE"
 ALIASES = {"ls": "list"}
-EXIT_READ_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_KERNEL = 255
+_read_failure = views.read_failure
 
 
-class Failure(click.ClickException):
-    """An error for the user: printed as ``PROG: message``, then exit."""
+class ClickFailure(click.ClickException):
+    """A views.Failure inside click: printed as ``PROG: message``, then exit."""
 
     def __init__(self, message: str, exit_code: int = EXIT_READ_FAILED):
         super().__init__(message)
         self.exit_code = exit_code
-
         self.prog = "ipvsctl"
 
     def show(self, file=None) -> None:
         click.echo(f"{self.prog}: {self.message}", err=True)
+
+
+@contextmanager
+def _as_click_errors():
+    """The views' own errors, as click reports errors."""
+    try:
+        yield
+    except Failure as e:
+        raise ClickFailure(e.message, e.exit_code) from None
+    except views.Usage as e:
+        if e.hint:
+            raise click.BadParameter(e.message, param_hint=e.hint) from None
+        raise click.UsageError(e.message) from None
 
 
 class Group(click.Group):
@@ -63,115 +81,39 @@ def cli() -> None:
 # --------------------------------------------------------------------------
 
 
-def netns_option(f):
-    return click.option("--netns", metavar="NAME",
-                        help="Work on the IPVS table of network namespace NAME "
-                             "(as in `ip netns`; or a path to a namespace file).")(f)
+def _click_option(opt: views.Opt):
+    """The click option of a views.Opt."""
+    kwargs = {"help": opt.help}
+    if opt.metavar:
+        kwargs["metavar"] = opt.metavar
+    if opt.kind == "flag":
+        kwargs["is_flag"] = True
+    elif opt.kind == "int":
+        kwargs["type"] = click.IntRange(min=opt.minimum)
+    elif opt.kind == "float":
+        kwargs["type"] = click.FloatRange(min=opt.minimum)
+    elif opt.kind == "choice":
+        kwargs["type"] = click.Choice(list(opt.choices), case_sensitive=False)
+    if opt.default not in (None, False):
+        kwargs["default"] = opt.default
+        kwargs["show_default"] = opt.show_default
+    if opt.dest == "numeric":
+        kwargs["expose_value"] = False
+    return click.option(*opt.flags, opt.dest, **kwargs)
 
 
-def output_options(f):
-    f = click.option("--width", type=click.IntRange(min=20), metavar="N",
-                     help="Lay the table out for N columns (default: the terminal's, else 80).")(f)
-    f = click.option("--no-color", is_flag=True,
-                     help="No colours (also without a terminal, or with NO_COLOR set).")(f)
-    return f
+def with_options(options):
+    """Decorate a command with the click options of ``options`` (views.Opt)."""
+
+    def decorate(f):
+        for opt in reversed(options):
+            f = _click_option(opt)(f)
+        return f
+
+    return decorate
 
 
-def selection_options(f):
-    """ipvsadm's service options, plus --protocol and --address filters."""
-    opts = [
-        click.option("-t", "--tcp-service", "tcp", metavar="HOST:PORT", help="Only this TCP service."),
-        click.option("-u", "--udp-service", "udp", metavar="HOST:PORT", help="Only this UDP service."),
-        click.option("--sctp-service", "sctp", metavar="HOST:PORT", help="Only this SCTP service."),
-        click.option("-f", "--fwmark-service", "fwmark", metavar="MARK",
-                     help="Only this firewall-mark service."),
-        click.option("-6", "--ipv6", is_flag=True, help="With -f: the IPv6 fwmark service."),
-        click.option("--protocol", type=click.Choice(["tcp", "udp", "sctp", "fwmark"],
-                                                     case_sensitive=False),
-                     help="Only services of this protocol (fwmark: firewall-mark services)."),
-        click.option("--address", metavar="ADDR",
-                     help="Only services with this virtual address (all their real servers) "
-                          "or with this real server (only the matching real servers)."),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
-
-
-def _selected_key(tcp, udp, sctp, fwmark, ipv6):
-    """The ServiceKey named by -t/-u/--sctp-service/-f [-6], parsed as ipvsadm does."""
-    from ipvsctl.grammar import ParseError, parse
-
-    argv = ["-L"]
-    for spelling, value in (("-t", tcp), ("-u", udp), ("--sctp-service", sctp), ("-f", fwmark)):
-        if value is not None:
-            argv += [spelling, value]
-    if ipv6:
-        if fwmark is None:
-            raise click.UsageError("-6/--ipv6 goes with -f/--fwmark-service")
-        argv.append("-6")
-    if len(argv) == 1:
-        return None
-    try:
-        return parse(argv).service_key()
-    except ParseError as e:
-        raise click.UsageError(e.message.strip() or "bad service address") from None
-
-
-def _address_filter(address):
-    if address is None:
-        return None
-    from ipvsctl.render.table import normalize_address
-
-    try:
-        return normalize_address(address)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="'--address'") from None
-
-
-@contextmanager
-def open_backend(netns: str | None):
-    """The backend (in ``netns``), closed afterwards; errors become Failures."""
-    from ipvsctl import cli as compat
-    from ipvsctl.backend import KernelError
-    from ipvsctl.errors import ipvs_unavailable, netns_open_error
-
-    try:
-        backend = compat.open_backend(netns)
-    except OSError as e:
-        raise Failure(netns_open_error(netns, e), EXIT_BAD_INPUT) from None
-    except KernelError as e:
-        raise Failure(ipvs_unavailable(e.errno), EXIT_BAD_INPUT) from None
-    try:
-        yield backend
-    finally:
-        backend.close()
-
-
-def _read_failure(e) -> Failure:
-    from ipvsctl import backend as b
-    from ipvsctl.errors import kernel_message
-
-    return Failure(kernel_message(e.op or b.OP_GET_SERVICES, e.errno), EXIT_READ_FAILED)
-
-
-def read_selected(backend, key, protocol, address):
-    """The table in ipvsadm's order, filtered; Failure when a read fails."""
-    from ipvsctl.backend import KernelError
-    from ipvsctl.render.json import read_table
-    from ipvsctl.render.table import filter_table
-
-    try:
-        table = read_table(backend, key)
-    except KernelError as e:
-        raise _read_failure(e) from None
-    return filter_table(table, protocol=protocol.lower() if protocol else None, address=address)
-
-
-def _console(width, no_color):
-    from ipvsctl.render.table import make_console
-
-    return make_console(sys.stdout, width=width, color=False if no_color else None)
+netns_option = with_options(views.NETNS)
 
 
 # --------------------------------------------------------------------------
@@ -180,43 +122,15 @@ def _console(width, no_color):
 
 
 @cli.command("list")
-@selection_options
-@click.option("--stats", is_flag=True, help="Add the counters: connections, packets, bytes.")
-@click.option("--rate", is_flag=True, help="Add the rates: connections, packets, bytes per second.")
-@click.option("-X", "--exact", is_flag=True, help="Counters with every digit, not 1.2 M.")
-@click.option("--json", "as_json", is_flag=True,
-              help="One JSON document for programs (schema: docs/json.md).")
-@output_options
-@netns_option
-def list_command(tcp, udp, sctp, fwmark, ipv6, protocol, address, stats, rate, exact, as_json,
-                 width, no_color, netns):
+@with_options(views.LIST_OPTIONS)
+def list_command(**params):
     """Virtual services and their real servers, as tables (alias: ls).
 
     A weight-0 real server is marked "draining", a service without real
     servers "no real servers".  Addresses are always numeric.
     """
-    from ipvsctl.backend import KernelError
-
-    key = _selected_key(tcp, udp, sctp, fwmark, ipv6)
-    address = _address_filter(address)
-    with open_backend(netns) as backend:
-        info = None
-        if as_json:
-            try:
-                info = backend.info()
-            except KernelError as e:
-                raise _read_failure(e) from None
-        table = read_selected(backend, key, protocol, address)
-    if as_json:
-        from ipvsctl.render.json import dumps, table_doc
-
-        out = sys.stdout
-        out.write(dumps(table_doc(info, table), pretty=out.isatty()))
-        return 0
-    from ipvsctl.render.table import list_view
-
-    _console(width, no_color).print(list_view(table, stats=stats, rate=rate, exact=exact))
-    return 0
+    with _as_click_errors():
+        return views.run_list(**params)
 
 
 # --------------------------------------------------------------------------
@@ -224,37 +138,40 @@ def list_command(tcp, udp, sctp, fwmark, ipv6, protocol, address, stats, rate, e
 # --------------------------------------------------------------------------
 
 
+def _misread_numeric(ctx, param, value):
+    # watch(1) users write "-n 2" for the interval; ipvsadm's -n is --numeric.
+    if value not in (None, ""):
+        raise click.BadParameter(
+            "-n takes no value here: as in ipvsadm it means --numeric (and addresses are always "
+            "numeric). The time between frames is --interval SECONDS, the number of frames "
+            "--iterations N.", param_hint="'-n'")
+    return value is not None
+
+
+def _misread_ipip(ctx, param, value):
+    if value is not None:
+        raise click.BadParameter(
+            "watch has no -i (ipvsadm's -i means ipip): the time between frames is "
+            "--interval SECONDS.", param_hint="'-i'")
+    return value
+
+
 @cli.command("watch")
-@selection_options
-@click.option("-i", "--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
-              metavar="SECONDS", help="Time between two frames (the kernel updates its rate "
-                                      "estimates every 2 s).")
-@click.option("--once", is_flag=True, help="Show one frame, then exit.")
-@click.option("-n", "--iterations", type=click.IntRange(min=1), metavar="N",
-              help="Show N frames, then exit.")
-@output_options
-@netns_option
-def watch_command(tcp, udp, sctp, fwmark, ipv6, protocol, address, interval, once, iterations,
-                  width, no_color, netns):
+@with_options(tuple(o for o in views.WATCH_OPTIONS if o.dest != "numeric"))
+@click.option("-n", "--numeric", is_flag=False, flag_value="", default=None, metavar="",
+              callback=_misread_numeric, expose_value=False, help=views.NUMERIC.help)
+@click.option("-i", hidden=True, callback=_misread_ipip, expose_value=False)
+def watch_command(**params):
     """Live connection and byte rates per service and real server.
 
     The kernel's rate estimates (as ipvsadm -Ln --rate), busiest first (new
     connections per second, then bytes per second), redrawn in place every
     interval until Ctrl-C.  Off a terminal, or with --once / --iterations,
-    each frame is printed after the last.
+    each frame is printed after the last.  On a terminal only what fits the
+    screen is shown, the busiest first.
     """
-    from ipvsctl import watch
-
-    key = _selected_key(tcp, udp, sctp, fwmark, ipv6)
-    address = _address_filter(address)
-    if once:
-        iterations = 1
-    console = _console(width, no_color)
-    title = f"netns {netns}: " if netns else ""
-    with open_backend(netns) as backend:
-        watch.run(lambda: read_selected(backend, key, protocol, address), console,
-                  interval=interval, iterations=iterations, title=title)
-    return 0
+    with _as_click_errors():
+        return views.run_watch(**params)
 
 
 # --------------------------------------------------------------------------
@@ -263,80 +180,188 @@ def watch_command(tcp, udp, sctp, fwmark, ipv6, protocol, address, interval, onc
 
 
 def _read_input(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
+    name = "standard input" if path == "-" else path
     try:
+        if path == "-":
+            stream = getattr(sys.stdin, "buffer", None)
+            return stream.read().decode("utf-8") if stream is not None else sys.stdin.read()
         with open(path, encoding="utf-8") as f:
             return f.read()
     except OSError as e:
-        raise Failure(f"{path}: {e.strerror}", EXIT_BAD_INPUT) from None
+        raise Failure(f"{name}: {e.strerror}", EXIT_BAD_INPUT) from None
     except UnicodeDecodeError as e:
-        raise Failure(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})", EXIT_BAD_INPUT) from None
+        raise Failure(f"{name}: not UTF-8 text ({e.reason} at byte {e.start})", EXIT_BAD_INPUT) from None
 
 
 @cli.command("restore")
 @click.argument("file", default="-", metavar="[FILE|-]")
 @click.option("--json", "as_json", is_flag=True,
               help="FILE is a `list --json` / `-Ln --json` document (else ipvsadm -R lines).")
-@click.option("--flush", is_flag=True, help="Clear the table first (as ipvsadm -C), in the same batch.")
-@click.option("--dry-run", is_flag=True, help="Check FILE and say what it holds; change nothing.")
+@click.option("--flush", is_flag=True,
+              help="Clear the table first (as ipvsadm -C), in the same batch; if anything then "
+                   "fails, the table is put back as it was.")
+@click.option("--dry-run", is_flag=True,
+              help="Check FILE, say what was checked and what was not; change nothing.")
 @netns_option
 def restore_command(file, as_json, flush, dry_run, netns):
     """Recreate services and real servers from FILE (default: standard input).
 
-    The whole input is checked first: a bad field (named by its path, e.g.
-    services[2].destinations[0].weight) stops the restore with nothing
-    changed.  Then everything goes to the kernel in one pipelined batch, and
-    every request it refused is reported.
+    The whole input is checked first, the scheduler and persistence-engine
+    names against this kernel's modules included: a bad line or field stops
+    the restore with nothing changed.  Then everything goes to the kernel
+    in pipelined batches, and every request it refused is reported.  A
+    restore that clears the table (--flush, or a -C line) is all or
+    nothing: the table is read first and put back if any request fails.
     """
-    text = _read_input(file)
-    if not as_json:
-        return _restore_lines(text, flush, dry_run, netns)
-    from ipvsctl import jsonrestore
+    with _as_click_errors():
+        return _restore(file, as_json, flush, dry_run, netns)
 
-    try:
-        table = jsonrestore.loads(text)
-    except jsonrestore.DocumentError as e:
-        raise Failure(f"restore: {e} (nothing was changed)", EXIT_BAD_INPUT) from None
-    n_dests = sum(len(d) for _, d in table)
+
+def _restore(file, as_json, flush, dry_run, netns) -> int:
+    from ipvsctl import schedulers
+
+    text = _read_input(file)
+    job = _JsonJob(text, flush) if as_json else _LinesJob(text, file, flush)
+    report = schedulers.check_services(job.located)
+    if report.refused:
+        for line in report.refusals():
+            click.echo(f"restore: {line}", err=True)
+        raise Failure("restore: nothing was changed", EXIT_BAD_INPUT)
     if dry_run:
-        click.echo(f"restore: valid: {len(table)} services, {n_dests} real servers "
-                   "(dry run: nothing was changed)")
+        click.echo(_dry_run_report(job, report))
         return 0
     with open_backend(netns) as backend:
-        outcome = jsonrestore.apply(backend, table, flush)
-    for line in outcome.failures:
-        click.echo(f"restore: {line}", err=True)
-    if outcome.failures:
-        total = len(table) + n_dests + (1 if flush else 0)
-        click.echo(f"restore: {len(outcome.failures)} of {total} requests failed; "
-                   "every other one was applied", err=True)
-        return EXIT_KERNEL
-    return 0
+        snap = _snapshot(backend, job.changes_timeouts) if job.clears else None
+        failed, summary = job.run(backend)
+        if not failed:
+            return 0
+        if snap is None:
+            click.echo(summary, err=True)
+            return EXIT_KERNEL
+        from ipvsctl import undo
+
+        problems = undo.put_back(backend, snap)
+    services, dests = snap.size
+    if problems:
+        click.echo(f"{summary}; putting the table back as it was FAILED for:", err=True)
+        for p in problems[:20]:
+            click.echo(f"restore:   {p}", err=True)
+        if len(problems) > 20:
+            click.echo(f"restore:   ... and {len(problems) - 20} more", err=True)
+    else:
+        click.echo(f"{summary}; the table was put back as it was ({services} services, "
+                   f"{dests} real servers; counters start again from zero)", err=True)
+    return EXIT_KERNEL
 
 
-def _restore_lines(text: str, flush: bool, dry_run: bool, netns: str | None) -> int:
-    """ipvsadm -R input: the compat path's restore, with --flush and --dry-run."""
-    from ipvsctl.cli import run_compat
+class _LinesJob:
+    """A restore of ipvsadm -R lines: every line parsed and checked at once."""
 
-    if flush:
-        text = "-C\n" + text
-    if dry_run:
+    as_json = False
+
+    def __init__(self, text: str, file: str, flush: bool):
+        from ipvsctl import backend as b
         from ipvsctl.restore import RestoreLineError, plan
 
+        if _looks_like_json(text):
+            name = "standard input" if file == "-" else file
+            raise Failure(f"restore: {name} holds a JSON document, not ipvsadm lines: "
+                          "use `restore --json` (nothing was changed)", EXIT_BAD_INPUT)
         try:
-            steps = plan(text.split("\n"))
+            self.steps = plan(text.split("\n"))
         except RestoreLineError as e:
-            what = "bad command line" if e.error.try_help else e.error.message
-            raise Failure(f"restore: line {e.line_no}: {what} (nothing was changed)",
-                          EXIT_BAD_INPUT) from None
-        click.echo(f"restore: valid: {len(steps)} commands (dry run: nothing was changed)")
-        return 0
-    import io
+            what = "bad command line (Try `ipvsctl -h')" if e.error.try_help else e.error.message
+            raise Failure(f"restore: line {e.line_no}: {what.rstrip()} (nothing was changed)",
+                          e.error.exit_code) from None
+        ops = [(n, s.op) for n, s in self.steps if isinstance(s, b.Request)]
+        self.flush = flush
+        self.clears = flush or any(op == b.OP_FLUSH for _, op in ops)
+        self.changes_timeouts = any(op == b.OP_SET_TIMEOUTS for _, op in ops)
+        self.located = [(f"line {n}", s.service) for n, s in self.steps
+                        if isinstance(s, b.Request) and s.op in (b.OP_ADD_SERVICE, b.OP_EDIT_SERVICE)]
+        self.what = f"{len(self.steps)} commands"
 
-    ctx = click.get_current_context()
-    argv = ["-R"] + (["--netns", netns] if netns else [])
-    return run_compat(argv, io.StringIO(text), sys.stdout, sys.stderr, ctx.find_root().info_name)
+    def run(self, backend) -> tuple[bool, str]:
+        from ipvsctl.restore import apply
+
+        result = apply(self.steps, backend, flush=self.flush)
+        sys.stdout.write("".join(result.out))
+        sys.stderr.write("".join(result.err))
+        if not result.failed:
+            return bool(result.status), "restore: clearing the table failed"
+        if self.clears:
+            return True, f"restore: {result.failures()}"
+        return True, result.summary().rstrip("\n")
+
+
+class _JsonJob:
+    """A restore of a JSON document: every field checked at once."""
+
+    as_json = True
+    changes_timeouts = False
+
+    def __init__(self, text: str, flush: bool):
+        from ipvsctl import jsonrestore
+
+        try:
+            self.table = jsonrestore.loads(text)
+        except jsonrestore.DocumentError as e:
+            if not e.path and text.lstrip()[:1] == "-":
+                raise Failure("restore: the input holds ipvsadm -R lines, not a JSON document: "
+                              "leave out --json (nothing was changed)", EXIT_BAD_INPUT) from None
+            raise Failure(f"restore: {e} (nothing was changed)", EXIT_BAD_INPUT) from None
+        self.flush = self.clears = flush
+        self.located = [(f"services[{i}]", svc) for i, (svc, _) in enumerate(self.table)]
+        self.what = (f"{len(self.table)} services, "
+                     f"{sum(len(d) for _, d in self.table)} real servers")
+
+    def run(self, backend) -> tuple[bool, str]:
+        from ipvsctl import jsonrestore
+
+        outcome = jsonrestore.apply(backend, self.table, self.flush)
+        for line in outcome.failures:
+            click.echo(f"restore: {line}", err=True)
+        if not outcome.failures:
+            return False, ""
+        return True, f"restore: {outcome.failed()}" if self.clears else outcome.summary()
+
+
+def _looks_like_json(text: str) -> bool:
+    return text.lstrip()[:1] in ("{", "[")
+
+
+def _snapshot(backend, with_timeouts: bool):
+    from ipvsctl import undo
+    from ipvsctl.backend import KernelError
+
+    try:
+        return undo.take(backend, with_timeouts)
+    except KernelError as e:
+        f = _read_failure(e)
+        raise Failure(f"restore: the table could not be read before clearing it ({f.message}); "
+                      "nothing was changed", EXIT_READ_FAILED) from None
+
+
+def _dry_run_report(job, report) -> str:
+    """What a dry run checked, and, as plainly, what it could not."""
+    names = []
+    for kind, label in (("scheduler", "schedulers"), ("pe", "persistence engines")):
+        if report.available[kind]:
+            names.append(f"{label} {', '.join(report.available[kind])}")
+    checked = ("every field, as restore --json reads it" if job.as_json else
+               "every line's options and values, as ipvsadm checks them (names resolved)")
+    lines = [f"restore: valid: {job.what} (dry run: nothing was changed)",
+             f"  checked: {checked}"]
+    if names:
+        lines.append(f"  checked: this kernel has the {' and the '.join(names)} named")
+    for message in report.unchecked:
+        lines.append(f"  not checked: {message}")
+    lines.append("  not checked: what the kernel decides about each change (a service or real "
+                 "server that already exists or does not, an address it refuses, ...): only "
+                 "the real run finds out, and reports every refusal")
+    if job.clears:
+        lines.append("  clears the table: if any change then fails, the table is put back as it was")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------
@@ -381,7 +406,7 @@ def run_app(args: list[str], prog: str = "ipvsctl") -> int:
         click.echo("interrupted", err=True)
         return 130
     except click.ClickException as e:
-        if isinstance(e, Failure):
+        if isinstance(e, ClickFailure):
             e.prog = prog
         e.show()
         return e.exit_code

@@ -104,6 +104,8 @@ def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") ->
             cmd = parse(args)
         except ParseError as e:
             stderr.write(try_help(prog) if e.try_help else e.message + "\n")
+            if e.try_help:
+                stderr.write(_subcommand_hint(args[0], prog))
             return e.exit_code
     if cmd.name == "help":
         stdout.write(usage_text(prog))
@@ -150,26 +152,100 @@ def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") ->
 def _restore(stdin, stdout, stderr, backend, prog: str) -> int:
     from ipvsctl.restore import RestoreLineError, apply, plan
 
+    text = stdin.read()
     try:
-        steps = plan(stdin.read().split("\n"))
+        steps = plan(text.split("\n"))
     except RestoreLineError as e:
         what = try_help(prog).rstrip("\n") if e.error.try_help else e.error.message
         stderr.write(f"line {e.line_no}: {what}\n"
                      f"restore: nothing was applied (the kernel table is unchanged)\n")
+        if text.lstrip()[:1] in ("{", "["):
+            stderr.write(f"restore: the input is a JSON document: `{prog} restore --json` reads it\n")
         return e.error.exit_code
     result = apply(steps, backend)
+    if result.failed:
+        result.err.append(result.summary())
     stdout.write("".join(result.out))
     stderr.write("".join(result.err))
     return result.status
 
 
+def subcommand_line(args: list[str]) -> list[str] | None:
+    """The line for ipvsctl's subcommand application, or None for an
+    ipvsadm-style line.
+
+    The options every command shares (``--netns NAME``, ``--netns=NAME``,
+    ``--json``) may come before the subcommand's word, as they may anywhere
+    on an ipvsadm line: ``ipvsctl --netns X list`` is ``ipvsctl list
+    --netns X``.
+    """
+    i, n = 0, len(args)
+    while i < n:
+        a = args[i]
+        if a == "--netns" and i + 1 < n:
+            i += 2
+        elif a == "--json" or a.startswith("--netns="):
+            i += 1
+        else:
+            break
+    if i < n and (args[i] in SUBCOMMANDS or args[i] == "help"):
+        return [args[i], *args[:i], *args[i + 1:]]
+    return None
+
+
+def _subcommand_hint(word: str, prog: str) -> str:
+    """A line after ipvsadm's "Try ..." when the first word looks like a
+    misspelt subcommand (`ipvsctl lsit`), else ''."""
+    if word[:1] == "-" or not word:
+        return ""
+    import difflib
+
+    close = difflib.get_close_matches(word, (*SUBCOMMANDS, "help"), n=1, cutoff=0.6)
+    return f"{prog}: `{word}' is no subcommand; did you mean `{prog} {close[0]}'?\n" if close else ""
+
+
+def _help(args: list[str], prog: str) -> int:
+    """``ipvsctl help`` prints -h's text; ``ipvsctl help COMMAND`` that
+    subcommand's own help."""
+    topic = [a for a in args[1:] if not a.startswith("-")][:1]
+    if topic and topic[0] in SUBCOMMANDS:
+        from ipvsctl.app import run_app
+
+        return run_app([topic[0], "--help"], prog)
+    sys.stdout.write(usage_text(prog))
+    return EXIT_OK
+
+
+def _guarded(run):
+    """run(), with a reader that left (``| head``) and Ctrl-C ended quietly."""
+    try:
+        return run()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     prog = program_name()
-    if (args and args[0] in SUBCOMMANDS) or "_IPVSCTL_COMPLETE" in os.environ:
+    line = subcommand_line(args)
+    if line is not None and line[0] == "help":
+        sys.exit(_help(line, prog))
+    completing = "_IPVSCTL_COMPLETE" in os.environ
+    if line is not None and line[0] in ("list", "ls", "watch") and not completing:
+        # The views read a plain line without click (ipvsctl.views: speed).
+        status = _guarded(lambda: __import__("ipvsctl.views").views.run_fast(line, prog))
+        if status is not None:
+            sys.stdout.flush()
+            sys.exit(status)
+    if line is not None or completing:
         from ipvsctl.app import run_app
 
-        sys.exit(run_app(args, prog))
+        sys.exit(run_app(line if line is not None else args, prog))
     # Bytes that are not UTF-8 (in a -R stream) pass through as ipvsadm's do,
     # instead of ending the run with a decoding traceback.
     for stream in (sys.stdin, sys.stdout, sys.stderr):

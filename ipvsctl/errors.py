@@ -73,3 +73,39 @@ def netns_open_error(netns: str | None, exc: OSError) -> str:
         where = f"network namespace {netns!r}" if netns else "IPVS"
         return f"cannot enter {where}: permission denied (you must be root)"
     return str(exc)
+
+
+LOOPBACK_DOWN = ("the loopback interface (lo) is down in this network namespace, and then the "
+                 "kernel refuses IPv4 real servers: bring it up with `ip link set lo up`")
+
+
+def loopback_hint(req, err: int, backend) -> str:
+    """LOOPBACK_DOWN when the kernel's vague EINVAL for a real server comes
+    from a loopback interface that is down (a fresh namespace), else ''."""
+    if err != E.EINVAL or req.op not in (b.OP_ADD_DEST, b.OP_EDIT_DEST):
+        return ""
+    return LOOPBACK_DOWN if loopback_is_down(getattr(backend, "netns", None)) else ""
+
+
+def loopback_is_down(netns: str | None) -> bool:
+    """Whether ``lo`` is down in ``netns`` (None: this thread's namespace).
+    False when that cannot be told."""
+    import fcntl
+    import socket
+    import struct
+
+    SIOCGIFFLAGS, IFF_UP = 0x8913, 0x1
+
+    def down() -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            reply = fcntl.ioctl(s, SIOCGIFFLAGS, struct.pack("16sH22x", b"lo", 0))
+        return not struct.unpack_from("16sH", reply)[1] & IFF_UP
+
+    try:
+        if netns:
+            from ipvsctl.netlink.transport import in_netns
+
+            return in_netns(netns, down)
+        return down()
+    except OSError:
+        return False

@@ -461,24 +461,57 @@ def _port(text, protocol):
 
 def _scan(argv):
     """Split argv into (opt, value, spelling) for each option and
-    (None, word, word) for each leftover word, in order, as popt sees them.
+    (None, word, word) for each leftover word, in order, as popt 1.19's
+    poptGetNextOpt sees them.
 
-    Returns (tokens, error): popt's own error (unknown option, missing
-    argument) ends the scan; the caller raises it after acting on the tokens
-    before it, which is when ipvsadm reports it.
+    ``spelling`` is the word popt last consumed when it handed the option
+    over (``poptBadOption``), which is what ipvsadm names in "invalid option
+    `...'": the whole cluster for ``-AL``, the value word for
+    ``--stop-daemon master``.
+
+    popt's rules, as this scanner follows them:
+
+    * ``--`` makes every later word a leftover; ``-`` and words not
+      starting with ``-`` (the empty word too) are leftovers.  With
+      POSIXLY_CORRECT or POSIX_ME_HARDER in the environment, the first
+      leftover makes every later word one as well.
+    * ``--name`` must be a whole long name (no abbreviations);
+      ``--name=value`` gives the value, even an empty one; an option
+      without an argument refuses ``=`` ("option does not take an
+      argument").
+    * A single dash starts a cluster of short options (ipvsadm has no
+      one-dash long options).  An option without an argument refuses a
+      following ``=``.  An option with an argument takes the rest of the
+      cluster, without one leading ``=`` (``-w=3``, ``-w3``; ``-w=`` is the
+      empty value); at the end of the cluster it takes the next word,
+      whatever it looks like, except that an optional argument (``-p``)
+      takes no word starting with ``-``.
+    * In any option's value, ``!#:+`` stands for the next word that does
+      not start with ``-``, which is then skipped as a leftover (popt's
+      alias syntax; it applies to plain options too).
+
+    Returns (tokens, error): popt's own error (unknown option, missing or
+    unwanted argument) ends the scan; the caller raises it after acting on
+    the tokens before it, which is when ipvsadm reports it.
     """
     out = []
     add = out.append
     i, n = 0, len(argv)
+    taken = None  # indices of words a "!#:+" consumed (popt's argb)
+    rest_leftover = False
     while i < n:
         word = argv[i]
         i += 1
-        if word[:1] != "-" or word == "-":
+        if taken is not None and (i - 1) in taken:
+            continue
+        if rest_leftover or word[:1] != "-" or word == "-":
             add((None, word, word))
+            if not rest_leftover and _posix_me_harder():
+                rest_leftover = True
             continue
         if word == "--":
-            out.extend((None, rest, rest) for rest in argv[i:])
-            break
+            rest_leftover = True
+            continue
         if word[1] == "-":
             name, eq, inline = word[2:].partition("=")
             opt = LONG_OPTIONS.get(name)
@@ -488,19 +521,21 @@ def _scan(argv):
                 if eq:
                     return out, ParseError(f"{word}: option does not take an argument", EXIT_USAGE)
                 add((opt, None, word))
-            elif eq:
-                add((opt, inline, word))
-            elif opt.arity == OPTIONAL:
-                if i < n and argv[i][:1] != "-":
-                    add((opt, argv[i], word))
-                    i += 1
-                else:
-                    add((opt, None, word))
-            elif i < n:
-                add((opt, argv[i], word))
-                i += 1
+                continue
+            if eq:
+                value = inline
+            elif i >= n:
+                if opt.arity != OPTIONAL:
+                    return out, ParseError(f"{word}: missing argument", EXIT_USAGE)
+                value = None
+            elif opt.arity == OPTIONAL and argv[i][:1] == "-":
+                value = None
             else:
-                return out, ParseError(f"{word}: missing argument", EXIT_USAGE)
+                value = argv[i]
+                i += 1
+            if value is not None and "!#:+" in value:
+                value, taken = _expand_next_arg(value, argv, i, taken)
+            add((opt, value, argv[i - 1]))
             continue
         j, length = 1, len(word)
         while j < length:
@@ -511,23 +546,46 @@ def _scan(argv):
                 # popt names the whole word ("-Lnq"), not just the letter.
                 return out, ParseError(f"{word}: unknown option", EXIT_USAGE)
             if opt.arity == NONE:
-                add((opt, None, "-" + ch))
+                if word[j:j + 1] == "=":
+                    return out, ParseError(f"{word}: option does not take an argument", EXIT_USAGE)
+                add((opt, None, word))
                 continue
             if j < length:
-                add((opt, word[j:], "-" + ch))
-            elif opt.arity == OPTIONAL:
-                if i < n and argv[i][:1] != "-":
-                    add((opt, argv[i], "-" + ch))
-                    i += 1
-                else:
-                    add((opt, None, "-" + ch))
-            elif i < n:
-                add((opt, argv[i], "-" + ch))
-                i += 1
+                value = word[j + 1:] if word[j] == "=" else word[j:]
+            elif i >= n:
+                if opt.arity != OPTIONAL:
+                    return out, ParseError(f"{word}: missing argument", EXIT_USAGE)
+                value = None
+            elif opt.arity == OPTIONAL and argv[i][:1] == "-":
+                value = None
             else:
-                return out, ParseError(f"{word}: missing argument", EXIT_USAGE)
+                value = argv[i]
+                i += 1
+            if value is not None and "!#:+" in value:
+                value, taken = _expand_next_arg(value, argv, i, taken)
+            add((opt, value, argv[i - 1]))
             break
     return out, None
+
+
+def _posix_me_harder() -> bool:
+    # Read only when a leftover word appears, which a valid line rarely has.
+    import os
+
+    return "POSIXLY_CORRECT" in os.environ or "POSIX_ME_HARDER" in os.environ
+
+
+def _expand_next_arg(value: str, argv, start: int, taken):
+    """popt's expandNextArg: every "!#:+" in an option's value becomes the
+    first later word that does not start with "-" (and was not taken
+    before), and that word is taken out of the line.  Without such a word
+    the text stays as it is."""
+    taken = set() if taken is None else taken
+    for k in range(start, len(argv)):
+        if k not in taken and argv[k][:1] != "-":
+            taken.add(k)
+            return value.replace("!#:+", argv[k]), taken
+    return value, taken
 
 
 def _set_option(cmd: Command, name: str) -> None:

@@ -37,6 +37,7 @@ Commands (long or short spelling):
   --start-daemon              start the connection sync daemon
   --stop-daemon               stop the connection sync daemon
   --help            -h        print this text
+  --version         -v        print the version
 
 virtual-service:
   --tcp-service|-t  service-address   host[:port], IPv6 as [addr]:port
@@ -78,6 +79,7 @@ Options:
   --numeric      -n                   print addresses and ports as numbers
   --sched-flags  -b flags             scheduler flags, comma-separated
   --netns        name                 work on the table of a named network namespace
+  --json                              with -L/-l: one JSON document instead of the text
 Daemon Options:
   --syncid sid                        sync id, 0-255 (default=0)
   --sync-maxlen length                largest sync message (default: the kernel's, from the MTU)
@@ -85,4 +87,12 @@ Daemon Options:
   --mcast-group address               IPv4/IPv6 group (default=224.0.0.81)
   --mcast-port port                   UDP port (default=8848)
   --mcast-ttl ttl                     multicast TTL (default=1)
+
+Subcommands ({p} SUBCOMMAND [options]; {p} help SUBCOMMAND for each one's options):
+  list | ls                           the table for people; --stats, --rate, --json, filters
+  watch                               live connection and byte rates, busiest first
+  restore [--json] [FILE]             restore checked first (names too); --flush: all or
+                                      nothing; --dry-run: check only
+  completion bash|zsh|fish            the shell completion script
+  help [SUBCOMMAND]                   this text, or a subcommand's
 """

@@ -273,10 +273,23 @@ def loads(text: str) -> list[tuple[m.Service, list[m.Destination]]]:
 
 @dataclass
 class Outcome:
-    applied: int = 0
+    applied: int = 0  # requests of the document (the flush not counted)
     failures: list[str] = field(default_factory=list)  # one line each
     services: int = 0
     destinations: int = 0
+    refused: int = 0  # requests of the document the kernel refused
+
+    def failed(self) -> str:
+        """'K of M requests failed' (the flush is no request of the document)."""
+        return f"{self.refused} of {self.services + self.destinations} requests failed"
+
+    def summary(self) -> str:
+        """The closing line when something failed, in words that match it."""
+        if self.refused == 0:
+            return "restore: every request of the document was applied, but not the flush"
+        if self.applied == 0:
+            return f"restore: {self.failed()}; none was applied"
+        return f"restore: {self.failed()}; the other {self.applied} were applied"
 
 
 def requests(table, flush: bool = False) -> tuple[list[b.Request], list[str]]:
@@ -308,7 +321,7 @@ def _describe(req: b.Request) -> str:
 
 def apply(backend, table, flush: bool = False) -> Outcome:
     """Send everything in one pipelined batch; every refusal is reported."""
-    from ipvsctl.errors import kernel_message
+    from ipvsctl.errors import kernel_message, loopback_hint
 
     reqs, where = requests(table, flush)
     out = Outcome(services=len(table), destinations=sum(len(d) for _, d in table))
@@ -316,11 +329,17 @@ def apply(backend, table, flush: bool = False) -> Outcome:
         errors = backend.apply_many(reqs)
     except b.KernelError as e:
         out.failures.append(f"the batch failed, its outcome is unknown: {kernel_message(e.op, e.errno)}")
+        out.refused = out.services + out.destinations
         return out
     for i, req in enumerate(reqs):
         e = errors.get(i)
         if e is None:
-            out.applied += 1
-        else:
-            out.failures.append(f"{where[i]} ({_describe(req)}): {kernel_message(req.op, e.errno)}")
+            if req.op != b.OP_FLUSH:
+                out.applied += 1
+            continue
+        if req.op != b.OP_FLUSH:
+            out.refused += 1
+        line = f"{where[i]} ({_describe(req)}): {kernel_message(req.op, e.errno)}"
+        extra = loopback_hint(req, e.errno, backend)
+        out.failures.append(line + (f"\n  {extra}" if extra else ""))
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ipvsctl import backend as b
 from ipvsctl import model as m
-from ipvsctl.errors import EXIT_KERNEL, EXIT_LIST_FAILED, EXIT_OK, kernel_message
+from ipvsctl.errors import EXIT_KERNEL, EXIT_LIST_FAILED, EXIT_OK, kernel_message, loopback_hint
 from ipvsctl.grammar import Command
 from ipvsctl.render import text
 
@@ -105,7 +105,9 @@ def execute(cmd: Command, backend: b.Backend) -> Outcome:
         try:
             backend.apply(req)
         except b.KernelError as e:
-            return Outcome(EXIT_KERNEL, "", kernel_message(req.op, e.errno) + "\n")
+            extra = loopback_hint(req, e.errno, backend)
+            return Outcome(EXIT_KERNEL, "", kernel_message(req.op, e.errno) + "\n"
+                           + (extra + "\n" if extra else ""))
         return Outcome()
     if cmd.name == "save":
         return list_all(backend, cmd.fmt, with_header=False)

@@ -17,7 +17,7 @@ import _socket as socket  # the C module: socket.py's enum classes cost ~6 ms of
 
 from operator import itemgetter
 
-from ipvsctl.model import AF_INET, AF_INET6, Destination, Service
+from ipvsctl.model import AF_INET, AF_INET6, Destination, DestinationRows, Service
 
 _inet_aton = socket.inet_aton
 _addr_port = itemgetter(0, 1)
@@ -113,7 +113,32 @@ def sort_services(entries: list, service_of=lambda e: e) -> list:
     return [t[5] for t in _msort(keyed, cmp)]
 
 
+def rows_in_order(rows: DestinationRows) -> DestinationRows | None:
+    """The servers of ``rows`` in ipvsadm's order, still in columns; None
+    when ipvsadm's comparator can wrap between them (addresses 2^31 or more
+    apart), which only the general path below reproduces."""
+    if len(rows) < 2:
+        return rows
+    first = rows.planes[0]
+    # Addresses 2^31 or more apart need first bytes 128 or more apart.
+    if max(first) - min(first) >= 128:
+        lo, hi = min(rows.keys()), max(rows.keys())
+        if int.from_bytes(bytes(hi[:4]), "big") - int.from_bytes(bytes(lo[:4]), "big") >= _SPAN:
+            return None
+    planes, settings = rows.in_key_order()
+    if planes is rows.planes:
+        return rows
+    return DestinationRows(tuple(planes), list(settings))
+
+
 def sort_destinations(dests: list[Destination]) -> list[Destination]:
+    """A service's real servers in ipvsadm's order (a DestinationRows stays
+    one, in columns, where it can)."""
+    if isinstance(dests, DestinationRows):
+        ordered = rows_in_order(dests)
+        if ordered is not None:
+            return ordered
+        dests = list(dests)
     if len(dests) < 2:
         return dests
     if all(d.af == AF_INET for d in dests):

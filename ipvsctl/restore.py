@@ -17,7 +17,7 @@ from __future__ import annotations
 
 
 from ipvsctl import backend as b
-from ipvsctl.errors import EXIT_KERNEL, EXIT_OK, kernel_message
+from ipvsctl.errors import EXIT_KERNEL, EXIT_OK, kernel_message, loopback_hint
 from ipvsctl.grammar import EXIT_USAGE, ParseError, parse, split_restore_line
 
 
@@ -30,7 +30,19 @@ class RestoreResult:
         self.out: list[str] = []
         self.err: list[str] = []
         self.applied = 0
+        self.commands = 0  # lines that are commands (not blank, not comments)
         self.failed: list[int] = []  # line numbers
+        self.flush_failed = False
+
+    def failures(self) -> str:
+        """'K of M commands failed (lines ...)'."""
+        shown = ", ".join(str(n) for n in self.failed[:20])
+        more = ", ..." if len(self.failed) > 20 else ""
+        return f"{len(self.failed)} of {self.commands} commands failed (lines {shown}{more})"
+
+    def summary(self) -> str:
+        """The closing line of a restore in which something failed."""
+        return f"restore: {self.failures()}, {self.commands - len(self.failed)} applied\n"
 
 
 class RestoreLineError(Exception):
@@ -53,7 +65,9 @@ def plan(lines):
         words = split_restore_line(line)
         if not words or words[0].startswith("#"):
             continue
-        req = fast_request(words)
+        # popt's "!#:+" takes a later word as an option's value: only the
+        # grammar knows that.
+        req = fast_request(words) if "!#:+" not in line else None
         if req is not None:
             steps.append((line_no, req))
             continue
@@ -69,42 +83,51 @@ def plan(lines):
     return steps
 
 
-def apply(steps, backend: b.Backend) -> RestoreResult:
+def apply(steps, backend: b.Backend, flush: bool = False) -> RestoreResult:
+    """Run the planned steps; with ``flush`` the table is cleared first, in
+    the same batch as the first changes (it is no line of the input, so it
+    shifts no line number)."""
     from ipvsctl.ops import execute
 
     result = RestoreResult()
-    batch: list = []
+    result.commands = len(steps)
+    batch: list = [(None, b.Request(b.OP_FLUSH))] if flush else []
 
-    def flush():
+    def send():
         if not batch:
             return
         errors = backend.apply_many(req for _, req in batch)
         for index, (line_no, req) in enumerate(batch):
             e = errors.get(index)
             if e is None:
-                result.applied += 1
+                if line_no is not None:
+                    result.applied += 1
+                continue
+            message = kernel_message(req.op, e.errno)
+            if line_no is None:
+                result.flush_failed = True
+                result.err.append(f"clearing the table (--flush): {message}\n")
                 continue
             result.failed.append(line_no)
-            result.err.append(f"line {line_no}: {kernel_message(req.op, e.errno)}\n")
+            result.err.append(f"line {line_no}: {message}\n")
+            extra = loopback_hint(req, e.errno, backend)
+            if extra:
+                result.err.append(f"line {line_no}: {extra}\n")
         batch.clear()
 
     for line_no, step in steps:
         if isinstance(step, b.Request):
             batch.append((line_no, step))
             continue
-        flush()
+        send()
         outcome = execute(step, backend)
         result.out.append(outcome.text)
         if outcome.err:
             result.err.append(f"line {line_no}: {outcome.err}")
         if outcome.status:
             result.failed.append(line_no)
-    flush()
-    if result.failed:
+    send()
+    if result.failed or result.flush_failed:
         result.status = EXIT_KERNEL
-        shown = ", ".join(str(n) for n in result.failed[:20])
-        more = ", ..." if len(result.failed) > 20 else ""
-        result.err.append(
-            f"restore: {len(result.failed)} of {len(steps)} commands failed "
-            f"(lines {shown}{more}), {len(steps) - len(result.failed)} applied\n")
     return result
+

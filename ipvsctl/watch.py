@@ -3,9 +3,9 @@
 Strategy: read the whole table (``Backend.table()``, one consistent read)
 every interval and show, per service and per real server, the kernel's own
 rate estimates (new connections, packets and bytes per second: what
-``ipvsadm -Ln --rate`` shows), busiest first.  The drawing (``frame``) is
-a pure function of the table, so tests feed it fixed tables; ``run`` owns
-the clock, the backend and the terminal.
+``ipvsadm -Ln --rate`` shows), busiest first.  The drawing (``frame_lines``)
+is a pure function of the rates, so tests feed it fixed tables; ``run`` owns
+the clock, the reads and the terminal.
 
 Why the kernel's estimates and not differences of the exact counters
 between two reads: the kernel folds its per-CPU counters into the totals a
@@ -16,45 +16,63 @@ as 0, 40 or 80.  The estimator is computed on the tick itself and is
 smoothed over a few seconds, so it is steady, and it costs no second sample
 (the first frame shows at once).
 
-On a terminal the frame is redrawn in place (rich ``Live``: cursor moves
-only, no alternate screen, so it works over SSH in any VT100-ish terminal
-and leaves the last frame on screen after Ctrl-C).  Off a terminal (a pipe,
-a test, ``--once``) each frame is printed after the previous one.
+Big tables: a frame is laid out as plain text (ipvsctl.render.layout), and
+on a terminal only the rows that fit the screen are laid out at all (the
+busiest; a last line says how many more there are).  A frame that takes
+longer than the interval says so in its heading.
+
+On a terminal the frame is redrawn in place: the cursor moves back up over
+the previous frame, which is then overwritten (no alternate screen, so it
+works over SSH in any VT100-ish terminal and the last frame stays on screen
+after Ctrl-C).  Off a terminal (a pipe, a test, ``--once``) each frame is
+printed after the previous one, whole.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 from ipvsctl import model as m
 
 DEFAULT_INTERVAL = 2.0
 
 
-@dataclass
 class Rates:
-    """Rates of one service or real server: (cps, inpps, outpps, inbps, outbps)."""
+    """Rates of one service or real server: (cps, inpps, outpps, inbps,
+    outbps), and its active and inactive connections."""
 
-    values: tuple[int, ...]
-    active: int = 0
-    inactive: int = 0
+    __slots__ = ("values", "active", "inactive")
+
+    def __init__(self, values: tuple[int, ...], active: int = 0, inactive: int = 0):
+        self.values = values
+        self.active = active
+        self.inactive = inactive
 
     @property
     def sort_key(self) -> tuple:
         return (self.values[0], self.values[3] + self.values[4])
 
 
-@dataclass
 class ServiceRates:
-    service: m.Service
-    rates: Rates
-    dests: list[tuple[m.Destination, Rates]] = field(default_factory=list)
+    __slots__ = ("service", "rates", "dests")
+
+    def __init__(self, service: m.Service, rates: Rates, dests=None):
+        self.service = service
+        self.rates = rates
+        self.dests: list[tuple[m.Destination, Rates]] = dests if dests is not None else []
+
+
+_IDLE = (0, 0, 0, 0, 0)
 
 
 def _estimates(st: m.Stats | None) -> tuple[int, ...]:
-    st = st or m.Stats()
+    if st is None:
+        return _IDLE
     return (st.cps, st.inpps, st.outpps, st.inbps, st.outbps)
+
+
+def _busiest(values: tuple[int, ...]) -> tuple[int, int]:
+    return (values[0], values[3] + values[4])
 
 
 def rates(table) -> list[ServiceRates]:
@@ -65,130 +83,166 @@ def rates(table) -> list[ServiceRates]:
     """
     out = []
     for svc, dests in table:
-        sr = ServiceRates(svc, Rates(_estimates(svc.stats), sum(d.active_conns for d in dests),
-                                     sum(d.inact_conns for d in dests)))
-        for d in dests:
-            sr.dests.append((d, Rates(_estimates(d.stats), d.active_conns, d.inact_conns)))
-        sr.dests.sort(key=lambda dr: dr[1].sort_key, reverse=True)
-        out.append(sr)
-    out.sort(key=lambda s: s.rates.sort_key, reverse=True)
+        pairs = [(d, Rates(_estimates(d.stats), d.active_conns, d.inact_conns)) for d in dests]
+        pairs.sort(key=lambda dr: _busiest(dr[1].values), reverse=True)
+        active = sum(r.active for _, r in pairs)
+        inactive = sum(r.inactive for _, r in pairs)
+        out.append(ServiceRates(svc, Rates(_estimates(svc.stats), active, inactive), pairs))
+    out.sort(key=lambda s: _busiest(s.rates.values), reverse=True)
     return out
 
 
-# (header, index into Rates.values, unit): connections and bytes; packets
-# are in the rates too but left out of the frame to keep it to 80 columns.
-_COLUMNS = (("Conn/s", 0, ""), ("In B/s", 3, "B/s"), ("Out B/s", 4, "B/s"))
+def _columns():
+    from ipvsctl.render.layout import Column
+
+    # Packets are in the rates too, but left out to keep the frame to 80
+    # columns; on a narrow screen the least needed columns go first.
+    return (Column("Service / real server", right=False), Column("Conn/s"),
+            Column("In B/s", drop=2), Column("Out B/s", drop=3), Column("Active", drop=5),
+            Column("Inact", drop=6), Column("Weight", wrap=True, drop=4))
 
 
-def _rate_cells(r: Rates) -> list[str]:
-    from ipvsctl.render.table import human
+def _body(rows: list[ServiceRates], limit: int | None):
+    """(cells, marks, shown, total): the rows of the frame (at most ``limit``),
+    their styles, how many real rows were shown and how many there are."""
+    from ipvsctl.render.table import DRAINING, NO_SERVERS, S_ADDR, S_DRAIN, S_DRAIN_ROW, S_WARN
+    from ipvsctl.render.table import host_port, human, service_label
 
-    return [human(r.values[i], unit) for _, i, unit in _COLUMNS]
-
-
-class Frame:
-    """One screen: services (bold) with their real servers under them.
-
-    A renderable: column widths are fitted to the width rich offers (see
-    ipvsctl.render.table.fit), so addresses stay whole on 80 columns.
-    """
-
-    def __init__(self, rows: list[ServiceRates], title: str = ""):
-        self.rows = rows
-        self.title = title
-
-    def _lines(self):
-        """(cells, style, end_section) of every row."""
-        from rich.text import Text
-
-        from ipvsctl.render import table as tv
-
-        out = []
-        for i, sr in enumerate(self.rows):
-            label = Text(tv.service_label(sr.service.key), tv.S_ADDR)
-            last = i + 1 == len(self.rows)
-            out.append(([label, *_rate_cells(sr.rates), str(sr.rates.active),
-                         str(sr.rates.inactive), ""], "bold", False))
-            if not sr.dests:
-                blank = [""] * (len(_COLUMNS) + 3)
-                out.append(([Text("  " + tv.NO_SERVERS, tv.S_WARN), *blank], None, not last))
-            for j, (d, r) in enumerate(sr.dests):
-                weight = (Text.assemble("0 ", (tv.DRAINING, tv.S_DRAIN)) if d.weight == 0
-                          else str(d.weight))
-                out.append((["  " + tv.host_port(d.af, d.addr, d.port), *_rate_cells(r),
-                             str(r.active), str(r.inactive), weight],
-                            tv.S_DRAIN_ROW if d.weight == 0 else None,
-                            j + 1 == len(sr.dests) and not last))
-        return out
-
-    def __rich_console__(self, console, options):
-        from rich import box
-        from rich.table import Table
-        from rich.text import Text
-
-        from ipvsctl.render import table as tv
-
-        headers = ["Service / real server"] + [name for name, _, _ in _COLUMNS] + \
-            ["Active", "Inact", "Weight"]
-        lines = self._lines()
-        measures = [tv._measure(h, [cells[k] for cells, _, _ in lines]) for k, h in enumerate(headers)]
-        widths, gap = tv.fit(measures, options.max_width)
-        t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, gap - 1, 0, 0),
-                  title=self.title or None, title_justify="left", title_style="bold",
-                  header_style="bold")
-        for k, (h, w) in enumerate(zip(headers, widths)):
-            t.add_column(h, justify="left" if k == 0 else "right", width=w, overflow="fold")
-        for cells, style, end_section in lines:
-            t.add_row(*cells, style=style, end_section=end_section)
-        if not lines:
-            t.add_row(Text("no virtual services", "dim"), *[""] * (len(headers) - 1))
-        yield t
+    cells: list[tuple[str, ...]] = []
+    marks: list = []
+    total = sum(1 + max(len(sr.dests), 1) for sr in rows)  # rows, blank lines not counted
+    blank = ("",) * 7
+    for i, sr in enumerate(rows):
+        if limit is not None and len(cells) >= limit:
+            break
+        if i:
+            cells.append(blank)
+            marks.append(None)
+        v, r = sr.rates.values, sr.rates
+        cells.append((service_label(sr.service.key), human(v[0]), human(v[3], "B/s"),
+                      human(v[4], "B/s"), str(r.active), str(r.inactive), ""))
+        marks.append(("bold", {0: (S_ADDR, cells[-1][0])}))
+        if not sr.dests:
+            cells.append(("  " + NO_SERVERS, "", "", "", "", "", ""))
+            marks.append((None, {0: (S_WARN, NO_SERVERS)}))
+        for d, dr in sr.dests:
+            if limit is not None and len(cells) >= limit:
+                break
+            v = dr.values
+            drained = d.weight == 0
+            cells.append(("  " + host_port(d.af, d.addr, d.port), human(v[0]), human(v[3], "B/s"),
+                          human(v[4], "B/s"), str(dr.active), str(dr.inactive),
+                          "0 " + DRAINING if drained else str(d.weight)))
+            marks.append((S_DRAIN_ROW, {6: (S_DRAIN, DRAINING)}) if drained else None)
+    shown = sum(1 for c in cells if c is not blank)
+    return cells, marks, shown, total
 
 
-def frame(rows: list[ServiceRates], title: str = "") -> Frame:
-    return Frame(rows, title)
+def frame_lines(rows: list[ServiceRates], out, title: str = "", limit: int | None = None) -> list[str]:
+    """One frame: the title, then services (bold) with their real servers
+    under them, fitted to ``out.width``; at most ``limit`` rows of the table
+    (the busiest), and then a line saying how many more there are."""
+    from ipvsctl.render.layout import cut, fit, header_lines, lines, measure, rule, wrap_words
+
+    columns = _columns()
+    cells, marks, shown, total = _body(rows, limit)
+    result = [out.paint(cut(title, out.width, out.ellipsis), "bold")] if title else []
+    if not rows:
+        result.append(out.paint("no virtual services", "dim"))
+        return result
+    natural = measure(columns, cells)
+    layout = fit(columns, natural, cells, out.width)
+    result += header_lines(layout, out)
+    result.append(rule(layout, out))
+    result += lines(layout, cells, out, marks, natural)
+    if shown < total:
+        result += wrap_words(f"... and {total - shown} more rows, less busy, below the screen "
+                             "(--once in a pipe lists all)", out.width, out.ellipsis)
+    if layout.dropped:
+        result += wrap_words(f"(left out to fit {out.width} columns: "
+                             f"{', '.join(layout.dropped)})", out.width, out.ellipsis)
+    return result
 
 
-def run(read_table, console, interval: float = DEFAULT_INTERVAL, iterations: int | None = None,
-        title: str = "", clock=time.monotonic, sleep=time.sleep, wall=time.strftime) -> int:
+class _Screen:
+    """Redraws a frame in place on a terminal: back up over the previous
+    frame, write the new one, clear what is left below."""
+
+    def __init__(self, file):
+        self.file = file
+        self.drawn = 0
+
+    def start(self):
+        self.file.write("\x1b[?25l")  # hide the cursor while frames are drawn
+
+    def draw(self, frame: list[str]):
+        up = f"\x1b[{self.drawn}F" if self.drawn else "\r"
+        self.file.write(up + "\x1b[J" + "\n".join(frame) + "\n")
+        self.file.flush()
+        self.drawn = len(frame)
+
+    def stop(self):
+        self.file.write("\x1b[?25h")
+        self.file.flush()
+
+
+def run(read_table, file, out, interval: float = DEFAULT_INTERVAL, iterations: int | None = None,
+        title: str = "", clock=time.monotonic, sleep=time.sleep, wall=time.strftime,
+        terminal: bool | None = None) -> int:
     """Read, draw, wait, repeat: ``iterations`` frames (None: until Ctrl-C).
 
     The first frame is drawn at once.  ``read_table()`` returns the
     (filtered) table; it may raise, which ends the watch (the caller reports
-    it).  Returns the number of frames drawn.
+    it).  On a terminal (``out.height`` known, more than one frame) frames
+    are redrawn in place and hold only the rows that fit the screen.
+    Returns the number of frames drawn.
     """
-    live = None
+    if terminal is None:
+        terminal = out.height is not None and iterations != 1
+    screen = _Screen(file) if terminal else None
     drawn = 0
     next_at = clock()
     try:
-        if console.is_terminal and iterations != 1:
-            from rich.live import Live
-
-            live = Live(console=console, auto_refresh=False, transient=False)
-            live.start()
+        if screen is not None:
+            screen.start()
         while iterations is None or drawn < iterations:
             delay = next_at - clock()
             if delay > 0:
                 sleep(delay)
+            started = clock()
             table = read_table()
-            now = clock()
-            next_at += interval
-            if next_at < now:  # reading took longer than an interval: do not race
-                next_at = now + interval
             heading = f"{title}every {interval:g}s at {wall('%H:%M:%S')}, busiest first"
             if iterations is None:
                 heading += " (Ctrl-C to quit)"
-            view = frame(rates(table), heading)
-            if live is not None:
-                live.update(view, refresh=True)
+            limit = None
+            if screen is not None:
+                # the title, the header (two lines when narrow), the rule, two
+                # lines for "more rows", two for columns left out, the cursor's
+                limit = max(out.height - 9, 1)
+            frame = frame_lines(rates(table), out, heading, limit)
+            now = clock()
+            took = now - started
+            if took > interval:  # say so: the rhythm of the frames is not the interval's
+                from ipvsctl.render.layout import cut
+
+                late = f"{heading} (late: this frame took {took:.1f}s, more than the interval)"
+                frame[0] = out.paint(cut(late, out.width, out.ellipsis), "bold")
+            if screen is not None:
+                frame = frame[:max(out.height - 1, 1)]  # a scrolling screen cannot be redrawn
+            next_at += interval
+            if next_at < now:  # the frame took longer than an interval: do not race
+                next_at = now + interval
+            if screen is not None:
+                screen.draw(frame)
             else:
                 if drawn:
-                    console.print()
-                console.print(view)
+                    file.write("\n")
+                file.write("\n".join(frame) + "\n")
+                file.flush()
             drawn += 1
     except KeyboardInterrupt:
         pass
     finally:
-        if live is not None:
-            live.stop()
+        if screen is not None:
+            screen.stop()
     return drawn

@@ -183,14 +183,16 @@ def dumps(doc: dict, pretty: bool = False) -> str:
 # --------------------------------------------------------------------------
 
 
-def read_table(backend, key: m.ServiceKey | None = None, nosort: bool = False):
-    """[(Service, [Destination])] in ipvsadm's order; raises KernelError."""
+def read_table(backend, key: m.ServiceKey | None = None, nosort: bool = False,
+               counters: bool = True):
+    """[(Service, [Destination])] in ipvsadm's order; raises KernelError.
+    Without ``counters`` the real servers' stats may be left out (None)."""
     from ipvsctl.order import sort_destinations, sort_services
 
     if key is not None:
         table = [(backend.service(key), backend.destinations(key))]
     else:
-        table = backend.table()
+        table = backend.table(counters=counters)
     if nosort:
         return table
     return [(svc, sort_destinations(dests)) for svc, dests in

@@ -1,4 +1,4 @@
-"""The table for people: ``ipvsctl list`` as rich tables.
+"""The table for people: ``ipvsctl list`` as aligned text tables.
 
 Strategy: pure functions from model values to rich renderables; the caller
 owns the Console (and so the width, the colours and the file).  One heading
@@ -13,15 +13,18 @@ Counters are shown scaled for people (``1.2 M``, ``34 KB/s``) unless
 ``--exact`` asks for every digit.  Addresses are always numeric: a table
 for people should not wait on DNS.
 
-rich is imported inside the functions that draw, never at module level, so
-the filters here cost nothing to import.
+The layout (column widths, wrapping, colour) is ipvsctl.render.layout's:
+plain text, so that ten thousand real servers print in a fraction of a
+second.
 """
 
 from __future__ import annotations
 
-import socket
+import _socket as socket  # the C module: socket.py's enum classes cost ~25 ms under UML
 
 from ipvsctl import model as m
+from ipvsctl.render.layout import (Column, Layout, Out, fit, header_lines, heading, lines, measure,
+                                   rule, wrap_words)
 
 PROTO_LABELS = {m.IPPROTO_TCP: "TCP", m.IPPROTO_UDP: "UDP", m.IPPROTO_SCTP: "SCTP"}
 FORWARD_LABELS = {m.FWD_MASQ: "Masq", m.FWD_LOCAL: "Local", m.FWD_TUNNEL: "Tunnel",
@@ -63,6 +66,8 @@ def human(n: int | float, unit: str = "", exact: bool = False) -> str:
     sep = " " if unit else ""
     if exact:
         return f"{round(n):,}{sep}{unit}"
+    if n.__class__ is int and -1000 < n < 1000:  # the common case, at once
+        return f"{n}{sep}{unit}"
     v = float(n)
     if abs(v) < 1000:
         if isinstance(n, int):
@@ -167,300 +172,259 @@ def filter_table(table, key: m.ServiceKey | None = None, protocol: str | None = 
 # --------------------------------------------------------------------------
 
 
-def service_heading(svc: m.Service, dests: list[m.Destination]):
-    from rich.text import Text
-
+def service_heading(svc: m.Service, dests) -> list[list[tuple[str, str | None]]]:
+    """The heading of one service as parts (see layout.heading)."""
     from ipvsctl.render.text import persistence_mask, sched_flag_names
 
     k = svc.key
-    t = Text()
     if k.fwmark:
-        t.append("FWM", S_PROTO)
-        t.append(" ")
-        t.append(str(k.fwmark) + (" IPv6" if k.af == m.AF_INET6 else ""), S_ADDR)
+        parts = [[("FWM", S_PROTO), (" ", None),
+                  (str(k.fwmark) + (" IPv6" if k.af == m.AF_INET6 else ""), S_ADDR)]]
     else:
-        t.append(PROTO_LABELS.get(k.protocol, str(k.protocol)), S_PROTO)
-        t.append(" ")
-        t.append(host_port(k.af, k.addr, k.port), S_ADDR)
-    t.append("  ")
-    t.append(svc.scheduler, S_SCHED)
+        parts = [[(PROTO_LABELS.get(k.protocol, str(k.protocol)), S_PROTO), (" ", None),
+                  (host_port(k.af, k.addr, k.port), S_ADDR)]]
+    sched = [(svc.scheduler, S_SCHED)]
     flags = sched_flag_names(svc)
     if flags:
-        t.append(f" ({flags})", S_FLAGS)
+        sched.append((f" ({flags})", S_FLAGS))
+    parts.append(sched)
     if svc.flags & m.SVC_F_PERSISTENT:
         persist = f"persistent {svc.timeout}s"
         mask = persistence_mask(svc)
         if mask:
             persist += f" mask {'/' if k.af == m.AF_INET6 else ''}{mask}"
-        t.append("  ")
-        t.append(persist, S_PERSIST)
+        parts.append([(persist, S_PERSIST)])
     if svc.pe_name:
-        t.append(f"  pe {svc.pe_name}", S_PERSIST)
+        parts.append([(f"pe {svc.pe_name}", S_PERSIST)])
     if svc.flags & m.SVC_F_ONEPACKET:
-        t.append("  one-packet", S_FLAGS)
+        parts.append([("one-packet", S_FLAGS)])
     if not dests:
-        t.append("  ")
-        t.append(NO_SERVERS, S_WARN)
-    elif all(d.weight == 0 for d in dests):
-        t.append("  ")
-        t.append(ALL_DRAINING, S_WARN)
-    return t
+        parts.append([(NO_SERVERS, S_WARN)])
+    elif _all_draining(dests):
+        parts.append([(ALL_DRAINING, S_WARN)])
+    return parts
 
 
-def _weight_cell(d: m.Destination):
-    from rich.text import Text
-
-    if d.weight == 0:
-        return Text.assemble("0 ", (DRAINING, S_DRAIN))
-    return Text(str(d.weight))
+def _all_draining(dests) -> bool:
+    if isinstance(dests, m.DestinationRows):
+        return not any(settings[1] for settings in dests.settings)
+    return all(d.weight == 0 for d in dests)
 
 
-# (header, Stats attribute, unit shown in a scaled cell)
-_STATS_COLUMNS = (("Conns", "conns", ""), ("In pkts", "inpkts", ""), ("Out pkts", "outpkts", ""),
-                  ("In bytes", "inbytes", "B"), ("Out bytes", "outbytes", "B"))
-_RATE_COLUMNS = (("Conn/s", "cps", ""), ("In pkt/s", "inpps", ""), ("Out pkt/s", "outpps", ""),
-                 ("In B/s", "inbps", "B/s"), ("Out B/s", "outbps", "B/s"))
+# (header, Stats attribute, unit shown in a scaled cell, how early the column
+# is left out on a narrow screen: the highest first, 0 never)
+_STATS_COLUMNS = (("Conns", "conns", "", 0), ("In pkts", "inpkts", "", 7),
+                  ("Out pkts", "outpkts", "", 8), ("In bytes", "inbytes", "B", 5),
+                  ("Out bytes", "outbytes", "B", 6))
+_RATE_COLUMNS = (("Conn/s", "cps", "", 0), ("In pkt/s", "inpps", "", 7),
+                 ("Out pkt/s", "outpps", "", 8), ("In B/s", "inbps", "B/s", 5),
+                 ("Out B/s", "outbps", "B/s", 6))
 
-#: Table lines: a rule under the header and above the totals row, no frame.
-_BOX = None
-
-
-def _box():
-    global _BOX
-    if _BOX is None:
-        from rich.box import Box
-
-        _BOX = Box("    \n    \n ── \n    \n    \n ── \n    \n    \n")
-    return _BOX
+_SERVER = Column("Real server", right=False)
+_PLAIN_COLUMNS = (_SERVER, Column("Forward", right=False, wrap=True, drop=4),
+                  Column("Weight", wrap=True), Column("Thresh u/l", drop=5),
+                  Column("Active", drop=2), Column("Inactive", drop=3))
+_PERSIST_COLUMNS = _PLAIN_COLUMNS + (Column("Persist", drop=6),)
 
 
-def _columns(svc: m.Service, counters) -> list[tuple[str, str]]:
-    """(header, justify) of the columns of one service's table."""
+_COUNTER_COLUMNS: dict[tuple, tuple[Column, ...]] = {}
+
+
+def _columns(svc: m.Service, counters) -> tuple[Column, ...]:
+    """The columns of one service's table (one tuple per kind of table, so
+    that tables of one kind share their layout)."""
     if counters:
-        cols = [("Real server", "left"), ("Weight", "right")]
-        return cols + [(title, "right") for title, _, _ in counters]
-    cols = [("Real server", "left"), ("Forward", "left"), ("Weight", "right"),
-            ("Thresh u/l", "right"), ("Active", "right"), ("Inactive", "right")]
+        cols = _COUNTER_COLUMNS.get(counters)
+        if cols is None:
+            cols = _COUNTER_COLUMNS[counters] = (_SERVER, Column("Weight", wrap=True, drop=4)) + tuple(
+                Column(title, drop=drop) for title, _, _, drop in counters)
+        return cols
     if svc.flags & m.SVC_F_PERSISTENT:
-        cols.append(("Persist", "right"))
-    return cols
+        return _PERSIST_COLUMNS
+    return _PLAIN_COLUMNS
 
 
-def _rows(svc: m.Service, dests: list[m.Destination], counters, exact: bool):
-    """The cells of each real server's row, and the totals row (or None)."""
+_DRAIN_MARK = (S_DRAIN_ROW, {1: (S_DRAIN, DRAINING)})
+_DRAIN_MARK_PLAIN = (S_DRAIN_ROW, {2: (S_DRAIN, DRAINING)})
+_DRAINING_WEIGHT = "0 " + DRAINING
 
-    def values(st: m.Stats | None) -> list[str]:
-        st = st or m.Stats()
-        return [human(getattr(st, attr), "" if exact else unit, exact) for _, attr, unit in counters]
 
-    rows = []
-    for d in dests:
-        row = [host_port(d.af, d.addr, d.port)]
-        if counters:
-            row += [_weight_cell(d)] + values(d.stats)
-        else:
-            row += [forward_label(d), _weight_cell(d), thresholds_label(d),
-                    str(d.active_conns), str(d.inact_conns)]
-            if svc.flags & m.SVC_F_PERSISTENT:
-                row.append(str(d.persist_conns))
+class _Cells:
+    """The cells a listing draws, each made once for equal inputs: the
+    counters of a real server (often all zero) by their values, the cells
+    after the address of a DestinationRows server by its settings tuple."""
+
+    def __init__(self, counters, exact: bool):
+        from operator import attrgetter
+
+        self.read = attrgetter(*(attr for _, attr, _, _ in counters)) if counters else None
+        self.units = ["" if exact else unit for _, _, unit, _ in counters]
+        self.exact = [exact] * len(counters)
+        self.counters: dict[tuple, tuple] = {}
+        self.plain = {False: _PlainCells(False), True: _PlainCells(True)}
+        self.zero = m.Stats()
+
+    def values(self, st) -> tuple[str, ...]:
+        raw = self.read(st or self.zero)
+        cells = self.counters.get(raw)
+        if cells is None:
+            cells = self.counters[raw] = tuple(map(human, raw, self.units, self.exact))
+        return cells
+
+
+def _rows(svc: m.Service, dests, counters, cells: _Cells):
+    """(rows, marks, totals): the cells of each real server, the style of
+    the drained ones (else None), and the totals row (or None)."""
+    rows, marks = [], None
+    persistent = bool(svc.flags & m.SVC_F_PERSISTENT)
+    if counters:
+        values = cells.values
+        for i, d in enumerate(dests):
+            weight = d.weight
+            rows.append((host_port(d.af, d.addr, d.port),
+                         _DRAINING_WEIGHT if weight == 0 else str(weight)) + values(d.stats))
+            if weight == 0:
+                marks = marks or [None] * len(dests)
+                marks[i] = _DRAIN_MARK
+        totals = ("service total", "") + values(svc.stats)
+        return rows, marks, totals
+    if isinstance(dests, m.DestinationRows):
+        return _rows_of_columns(dests, cells.plain[persistent])
+    for i, d in enumerate(dests):
+        weight = d.weight
+        row = (host_port(d.af, d.addr, d.port), forward_label(d),
+               _DRAINING_WEIGHT if weight == 0 else str(weight), thresholds_label(d),
+               str(d.active_conns), str(d.inact_conns))
+        if persistent:
+            row += (str(d.persist_conns),)
         rows.append(row)
-    totals = ["service total", ""] + values(svc.stats) if counters else None
-    return rows, totals
+        if weight == 0:
+            marks = marks or [None] * len(dests)
+            marks[i] = _DRAIN_MARK_PLAIN
+    return rows, marks, None
 
 
-def service_table(svc: m.Service, dests: list[m.Destination], stats: bool = False,
-                  rate: bool = False, exact: bool = False, widths: dict | None = None,
-                  gap: int = GAP):
-    """The real servers of one service as a rich Table (the heading is apart).
+class _PlainCells(dict):
+    """DestinationRows settings tuple -> the cells after the address, each
+    made once (a big table has few distinct settings)."""
 
-    The plain view: server, forwarding method, weight, thresholds (upper/lower),
-    active and inactive connections (and persistent-connection templates for a
-    persistent service).  With ``stats``/``rate`` the counters replace the
-    connection columns, as ipvsadm's --stats/--rate do, and a footer holds the
-    service's own totals.  ``widths`` (header -> cells, see column_widths)
-    lines up the tables of several services.  None when there is nothing to
-    show (a service without real servers, and no counters asked for).
-    """
-    from rich.table import Table
-    from rich.text import Text
+    def __init__(self, persistent: bool):
+        super().__init__()
+        self.persistent = persistent
 
-    counters = (_STATS_COLUMNS if stats else ()) + (_RATE_COLUMNS if rate else ())
-    if not dests and not counters:
-        return None
-    rows, totals = _rows(svc, dests, counters, exact)
-    widths = widths or {}
-    # The box's column divider is one space; the padding adds the rest of the gap.
-    table = Table(box=_box(), show_edge=False, pad_edge=False, padding=(0, gap - 1, 0, 0),
-                  header_style="bold", show_footer=totals is not None, expand=False)
-    for i, (title, justify) in enumerate(_columns(svc, counters)):
-        footer = ""
-        if totals is not None:
-            footer = Text(totals[i], S_TOTAL)
-        # Widths from column_widths: words wrap where that is allowed, and
-        # what still does not fit folds (an address is never cut short).
-        table.add_column(title, justify=justify, footer=footer, width=widths.get(title),
-                         overflow="fold")
-    if not dests:
-        table.add_row(Text(NO_SERVERS, S_WARN), *[""] * (len(table.columns) - 1))
-    for d, row in zip(dests, rows):
-        table.add_row(*row, style=S_DRAIN_ROW if d.weight == 0 else None)
-    return table
+    def __missing__(self, settings: tuple) -> tuple:
+        fwd, weight, tun_type, tun_port, tun_flags, u_th, l_th, active, inact, persist = settings
+        d = m.Destination(m.AF_INET, "0.0.0.0", 0, fwd & m.FWD_MASK, weight, u_th, l_th, tun_type,
+                          socket.ntohs(tun_port), tun_flags)
+        cells = (forward_label(d), _DRAINING_WEIGHT if weight == 0 else str(weight),
+                 thresholds_label(d), str(active), str(inact))
+        if self.persistent:
+            cells += (str(persist),)
+        self[settings] = cells
+        return cells
 
 
-def _cell_text(cell) -> str:
-    return cell if isinstance(cell, str) else cell.plain
+def _rows_of_columns(rows: m.DestinationRows, cells: _PlainCells):
+    """_rows for a DestinationRows (IPv4, no counters), from its columns:
+    no Destination per server."""
+    tails = map(cells.__getitem__, rows.settings)
+    out = [(name,) + tail for name, tail in zip(rows.names(), tails)]
+    marks = None
+    if not all(settings[1] for settings in rows.settings):
+        marks = [None if settings[1] else _DRAIN_MARK_PLAIN for settings in rows.settings]
+    return out, marks, None
 
 
-# Columns whose cells may wrap between words ("Tunnel gue:6080 csum",
-# "0 draining"); numbers, addresses and thresholds never break inside.
-_BREAKABLE = ("Forward", "Weight")
+class _Table:
+    __slots__ = ("heading", "columns", "rows", "marks", "totals", "measured", "natural")
 
 
-def _measure(title: str, cells) -> tuple[int, int, int]:
-    """(natural, minimal, floor) width of a column: its widest line; the
-    least it can take without breaking a word (headers may wrap between
-    words); and the least it may be folded to: a whole header word, and
-    for Forward and Weight a whole word of any cell ("draining")."""
-    from rich.cells import cell_len
-
-    texts = [_cell_text(c) for c in cells]
-    natural = max([cell_len(title)] + [cell_len(t) for t in texts])
-    floor = max([5] + [cell_len(w) for w in title.split()])
-    minimal = floor
-    for t in texts:
-        words = t.split() if title in _BREAKABLE else [t]
-        minimal = max([minimal] + [cell_len(w) for w in words])
-    if title in _BREAKABLE:
-        floor = minimal
-    return natural, minimal, floor
-
-
-def fit_widths(measures, max_width: int, gap: int = GAP) -> list[int]:
-    """Column widths within ``max_width`` (``measures``: see _measure).
-
-    Natural widths when they fit.  Else, first, words wrap: the column with
-    the most room above its longest word gives way first (headers, tunnel
-    details, "0 draining").  If that is not enough, the widest column folds
-    one cell at a time (so what is folded is what is longest), never below
-    12 cells for the first column (addresses) nor below its floor for the
-    others.  The result exceeds ``max_width`` only when nothing can give way.
-    """
-    measures = [tuple(mm) + (5,) * (3 - len(mm)) for mm in measures]
-    if not measures:
-        return []
-    widths = [mm[0] for mm in measures]
-    budget = max_width - gap * (len(widths) - 1)
-    while sum(widths) > budget:
-        slack = [(w - mm[1], i) for i, (mm, w) in enumerate(zip(measures, widths)) if i and w > mm[1]]
-        if not slack:
-            break
-        _, i = max(slack)
-        widths[i] -= 1
-    floors = [min(12, measures[0][0])] + [mm[2] for mm in measures[1:]]
-    while sum(widths) > budget:
-        # widest first; on a tie the rightmost, so an address folds last
-        foldable = [(w, i) for i, w in enumerate(widths) if w > floors[i]]
-        if not foldable:
-            break
-        _, i = max(foldable)
-        widths[i] -= 1
-    return widths
-
-
-def fit(measures, max_width: int) -> tuple[list[int], int]:
-    """(widths, gap): two cells between columns, or one when that is what fits."""
-    widths = fit_widths(measures, max_width, GAP)
-    if sum(widths) + GAP * (len(widths) - 1) > max_width:
-        narrow = fit_widths(measures, max_width, 1)
-        if sum(narrow) + len(narrow) - 1 < sum(widths) + GAP * (len(widths) - 1):
-            return narrow, 1
-    return widths, GAP
-
-
-def column_widths(table, stats: bool = False, rate: bool = False, exact: bool = False,
-                  max_width: int = 10**6) -> tuple[dict, int]:
-    """(header -> width, gap), shared by every service's table so that they line up."""
-    counters = (_STATS_COLUMNS if stats else ()) + (_RATE_COLUMNS if rate else ())
-    titles: list[str] = []
-    cells: dict[str, list] = {}
+def _tables(table, counters, exact):
+    cells = _Cells(counters, exact)
+    out = []
     for svc, dests in table:
-        cols = _columns(svc, counters)
-        for title, _ in cols:
-            if title not in cells:
-                titles.append(title)
-                cells[title] = []
-        rows, totals = _rows(svc, dests, counters, exact)
-        if not dests:
-            rows = rows + [[NO_SERVERS]]
-        for row in rows + ([totals] if totals else []):
-            for (title, _), cell in zip(cols, row):
-                cells[title].append(cell)
-    measures = [_measure(t, cells[t]) for t in titles]
-    widths, gap = fit(measures, max_width)
-    return dict(zip(titles, widths)), gap
+        t = _Table()
+        t.heading = service_heading(svc, dests)
+        t.columns = _columns(svc, counters)
+        if dests or counters:
+            t.rows, t.marks, t.totals = _rows(svc, dests, counters, cells)
+            t.measured = t.rows + [t.totals] if t.totals else t.rows
+            if not dests:
+                t.measured = t.measured + [(NO_SERVERS,) + ("",) * (len(t.columns) - 1)]
+            t.natural = measure(t.columns, t.measured)
+        else:
+            t.rows, t.marks, t.totals, t.measured, t.natural = [], None, None, [], []
+        out.append(t)
+    return out
 
 
-class ListView:
-    """Everything ``ipvsctl list`` shows, as one renderable.
+def _shared_layouts(tables, width: int) -> dict | None:
+    """One layout per kind of table, with the widest cells of all tables of
+    every kind; None when one of them is wider than ``width``."""
+    widest: dict[str, int] = {}
+    kinds = {}
+    for t in tables:
+        if t.natural:
+            kinds[t.columns] = None
+            for col, w in zip(t.columns, t.natural):
+                if w > widest.get(col.title, 0):
+                    widest[col.title] = w
+    for columns in kinds:
+        layout = Layout(columns, list(range(len(columns))), [widest[c.title] for c in columns], 2, [])
+        if layout.total > width:
+            return None
+        kinds[columns] = layout
+    return kinds
 
-    Column widths are computed once for the whole table (so the services'
-    tables line up) and fitted to the width rich offers.
+
+def list_lines(table, out: Out, stats: bool = False, rate: bool = False,
+               exact: bool = False) -> list[str]:
+    """Everything ``ipvsctl list`` prints, as lines (without newlines).
+
+    The tables of all services share their column widths when all of them
+    fit the width that way, so that they line up; otherwise each table is
+    fitted on its own, and only the tables that need it wrap, close up or
+    leave columns out.  Columns left out are named once, at the end.
     """
-
-    def __init__(self, table, stats: bool = False, rate: bool = False, exact: bool = False):
-        self.table = table
-        self.stats, self.rate, self.exact = stats, rate, exact
-
-    def __rich_console__(self, console, options):
-        from rich.text import Text
-
-        widths, gap = column_widths(self.table, self.stats, self.rate, self.exact, options.max_width)
-        for i, (svc, dests) in enumerate(self.table):
-            if i:
-                yield Text("")
-            yield service_heading(svc, dests)
-            t = service_table(svc, dests, self.stats, self.rate, self.exact, widths, gap)
-            if t is not None:
-                yield t
-        if not self.table:
-            yield Text("no virtual services", "dim")
-
-
-def list_view(table, stats: bool = False, rate: bool = False, exact: bool = False) -> ListView:
-    return ListView(table, stats, rate, exact)
-
-
-# --------------------------------------------------------------------------
-# Consoles
-# --------------------------------------------------------------------------
-
-
-def make_console(file=None, width: int | None = None, color: bool | None = None):
-    """A Console on ``file``: colour only on a terminal, never with color=False.
-
-    rich itself honours NO_COLOR and TERM=dumb, and falls back to ASCII box
-    characters when the terminal's encoding is not UTF-8.  Off a terminal the
-    width is ``width``, else $COLUMNS, else 80.
-    """
-    from rich.console import Console
-
-    kwargs = {}
-    if color is False:
-        kwargs["color_system"] = None
-        kwargs["no_color"] = True
-    elif color is True:
-        kwargs["force_terminal"] = True
-    return Console(file=file, width=width, highlight=False, emoji=False, markup=False,
-                   soft_wrap=False, **kwargs)
+    counters = (_STATS_COLUMNS if stats else ()) + (_RATE_COLUMNS if rate else ())
+    tables = _tables(table, counters, exact)
+    shared = _shared_layouts(tables, out.width)
+    result: list[str] = []
+    add, extend = result.append, result.extend
+    dropped: list[str] = []
+    for i, t in enumerate(tables):
+        if i:
+            add("")
+        extend(heading(t.heading, out))
+        if not t.natural:
+            continue
+        if shared is not None:
+            layout = shared[t.columns]
+        else:
+            layout = fit(t.columns, t.natural, t.measured, out.width)
+            for title in layout.dropped:
+                if title not in dropped:
+                    dropped.append(title)
+        extend(header_lines(layout, out))
+        add(rule(layout, out))
+        if t.rows:
+            extend(lines(layout, t.rows, out, t.marks, t.natural))
+        else:
+            empty = (NO_SERVERS,) + ("",) * (len(t.columns) - 1)
+            extend(lines(layout, [empty], out, [(None, {0: (S_WARN, NO_SERVERS)})], t.natural))
+        if t.totals:
+            add(rule(layout, out))
+            extend(lines(layout, [t.totals], out, [(S_TOTAL, None)], t.natural))
+    if not tables:
+        add(out.paint("no virtual services", "dim"))
+    if dropped:
+        add("")
+        extend(wrap_words(f"(left out to fit {out.width} columns: {', '.join(dropped)}; "
+                          "a wider terminal or --width shows them)", out.width, out.ellipsis))
+    return result
 
 
-def render_text(renderable, width: int, color: bool = False) -> str:
-    """The renderable as a string at a fixed width (tests, docs)."""
-    import io
-
-    buf = io.StringIO()
-    console = make_console(buf, width=width, color=color)
-    if color:
-        console = make_console(buf, width=width, color=True)
-    console.print(renderable)
-    return buf.getvalue()
+def render_text(table, width: int, color: bool = False, **modes) -> str:
+    """The list view of ``table`` at a fixed width, as one string (tests, docs)."""
+    out = Out(width=width, color=color)
+    return "".join(line + "\n" for line in list_lines(table, out, **modes))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from differential import compare_lines, compare_state, compare_views
+from differential import compare_lines, compare_state, compare_views, ipvsadm, ipvsctl
 
 LIST_VIEWS = [
     "-Ln", "-L -n", "-l --numeric", "-Ln --stats", "-Ln --rate", "-Ln --thresholds",
@@ -166,6 +166,41 @@ SCENARIOS = {
         "-Ln --weight 3", "-Lnq", "-Lx", "-A -t1.2.3.4:80 -s", "--list=foo", "-L --numeric=yes",
         "-t 1.2.3.4:80 -A", "-A -- -t 1.2.3.4:80", "-A -t 1.2.3.4:http -s rr -M 1.2.3",
     ],
+    # popt 1.19's rules (grammar._scan): "=" after a short option that
+    # takes a value, clusters, "--opt=value", empty values, "!#:+".
+    "popt-equals": [
+        "-A -t=10.8.0.1:80 -s=rr", "-A -t==10.8.0.2:80", "-A -t=", "-A -t=10.8.0.3:80 -p=",
+        "-A -t=10.8.0.4:80 -p=30 -M=255.255.255.0", "-A -u=10.8.0.5:53 -s=wrr -o -b=flag-1",
+        "-A -f=7 -s=sh -b=sh-port", "-A -f=8 -6 -p=60 -M=64", "-A --tcp-service=",
+        "-A --tcp-service=10.8.0.6:80 --scheduler=", "-A -t 10.8.0.7:80 -s=",
+        "-A -t 10.8.0.8:80 -p30 -M=255.255.0.0", "-A -Mt=10.8.0.9:80",
+        "-a -t=10.8.0.1:80 -r=10.8.1.1:8080 -m -w=3 -x=9 -y=2",
+        "-a -t 10.8.0.1:80 -r=10.8.1.2 -w=", "-a -t 10.8.0.1:80 -r 10.8.1.3 -m=",
+        "-a -t 10.8.0.1:80 -r 10.8.1.4 -mw=4", "-a -t 10.8.0.1:80 -r 10.8.1.5 -mw4 -x=",
+        "-a -t 10.8.0.1:80 -r 10.8.1.6 -gw==4", "-a -f=7 -r=10.8.1.7 -i --tun-type=gre",
+        "-a -t 10.8.0.1:80 -r 10.8.1.8 -i --tun-type=gue --tun-port=6080 --tun-csum=",
+        "-e -t=10.8.0.1:80 -r=10.8.1.1:8080 -w=5 -m",
+        "-Ln= ", "-L=n", "--list=", "--list -n=", "-Lt=10.8.0.1:80", "-Ln -t=10.8.0.1:80",
+        "-Lnt10.8.0.1:80", "-Ln -t", "-Ln --tcp-service", "-A -6=", "-A=x", "--add-service=x",
+        "-Z -t=10.8.0.4:80", "-D -t=10.8.0.99:80", "--set=1 2 3", "--set 900= 120 300",
+        "--start-daemon=nosuch", "--stop-daemon=backup", "-A -t 10.8.0.20:80 -s =rr",
+        "-A -t 10.8.0.21:80 -p -30", "-A -t 10.8.0.22:80 -p=-30", "-A -t 10.8.0.23:80 -p ''",
+        "-A -t '' ", "-A '' -t 10.8.0.24:80", "-A - -t 10.8.0.25:80", "-A -t 10.8.0.26:80 -- -s rr",
+    ],
+    "popt-bundled-commands": [
+        "-AL", "-SZ", "-LnC", "-Lc -A", "-A -t 10.8.2.1:80 -L", "-A -t 10.8.2.1:80 -AL",
+        "-A -t 10.8.2.1:80 --stop-daemon master", "-A -t 10.8.2.1:80 --stop-daemon=master",
+        "-L --start-daemon backup", "-Ln -S", "-ZL", "-Lnh", "-Lv", "-CL", "-RL",
+        "-A -t 10.8.2.1:80 -sL", "-A -t 10.8.2.1:80 --set", "-a -t 10.8.2.1:80 -r 10.8.2.2 -me",
+    ],
+    "popt-next-arg": [
+        "-A -t !#:+ 10.8.3.1:80", "-A -t 10.8.3.2:80 -s '!#:+' -p 30",
+        "-A -t 10.8.3.3:80 -s 'x!#:+y' foo", "-A -t 10.8.3.4:80 -s '!#:+'",
+        "-A -t '!#:+' -- 10.8.3.5:80", "-A -t '!#:+:!#:+' 10.8.3.6 80",
+        "-A -t 10.8.3.7:80 -s=!#:+ rr", "-A --tcp-service=!#:+ 10.8.3.8:80 -s rr",
+        "-A -t!#:+ -s rr 10.8.3.9:80", "-a -t 10.8.3.1:80 -r !#:+ -m -w !#:+ 10.8.3.10:8080 7",
+        "-L -n -t !#:+ 10.8.3.1:80",
+    ],
 }
 
 
@@ -208,3 +243,32 @@ def test_without_root_rights(netns):
         # host (module loaded) it prints nothing; that line is not ipvsadm's.
         want_err = "".join(x for x in want.stderr.splitlines(True) if not x.startswith("modprobe: "))
         assert (got.returncode, got.stdout, got.stderr) == (want.returncode, want.stdout, want_err), line
+
+
+def test_posixly_correct_makes_the_first_leftover_end_the_options(netns_pair, monkeypatch):
+    """popt reads POSIXLY_CORRECT (and POSIX_ME_HARDER): after the first word
+    that is not an option, every word is a leftover."""
+    ref, ours = netns_pair
+    lines = ["-A -t 10.8.4.1:80 -s rr", "-A foo -t 10.8.4.2:80", "-L -n extra -t 10.8.4.1:80",
+             "foo -L", "-A -t 10.8.4.3:80 -- -s rr", "--set 900 120 300", "--set 900 -5 300",
+             "-Ln - --stats", "-A -t !#:+ 10.8.4.4:80 x"]
+    for var in ("POSIXLY_CORRECT", "POSIX_ME_HARDER"):
+        monkeypatch.setenv(var, "1")
+        problems = compare_lines(ref, ours, lines)
+        problems += compare_state(ref, ours)
+        assert not problems, "\n\n".join(problems)
+        monkeypatch.delenv(var)
+        compare_lines(ref, ours, ["-C"])
+
+
+def test_popt_forms_inside_a_restore_stream(netns_pair):
+    """A -R stream is parsed line by line with the same popt rules."""
+    ref, ours = netns_pair
+    stream = ("-A -t=10.8.5.1:80 -s=rr -p=60\n-a -t=10.8.5.1:80 -r=10.8.6.1:8080 -m -w=3 -x=9 -y=2\n"
+              "-a -t 10.8.5.1:80 -r 10.8.6.2 -mw4\n--add-service --udp-service=10.8.5.2:53 -o\n"
+              "-A -f=9 -6 -M=64 -p\n-A -t 10.8.5.3:80 -p 30 -s !#:+ rr\n-Ln -t=10.8.5.1:80\n")
+    want = ipvsadm(ref, ["-R"], input=stream)
+    got = ipvsctl(ours, ["-R"], input=stream)
+    assert want.status == 0 and want.err == ""
+    assert got == want
+    assert not compare_state(ref, ours)

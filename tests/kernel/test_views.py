@@ -207,7 +207,7 @@ def test_restore_json_refuses_bad_input_and_reports_kernel_refusals(netns_pair, 
     assert lines[0] == "restore: services[0] (FWM 4294967295): Service already exists"
     assert lines[1] == ("restore: services[0].destinations[0] (FWM 4294967295 -> 198.51.100.9:0): "
                         "Destination already exists")
-    assert lines[-1] == f"restore: {total} of {total} requests failed; every other one was applied"
+    assert lines[-1] == f"restore: {total} of {total} requests failed; none was applied"
 
     # --flush: the same document replaces the table
     _ipvsadm(dst, "-A", "-t", "192.0.2.99:80")

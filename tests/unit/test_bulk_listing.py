@@ -267,3 +267,30 @@ def test_one_server_listed_twice_is_a_repeat():
     planes, settings = rows.in_key_order()
     assert len(list(zip(*planes))) == len(list(settings)) == 2
     assert not rows_of(d).has_repeats()
+
+
+@pytest.mark.parametrize("spread", [False, True])
+def test_rows_sort_in_columns_like_the_general_path(spread):
+    """order.sort_destinations keeps a DestinationRows in columns, in the
+    order the general path gives (and falls back to it where ipvsadm's
+    comparator wraps)."""
+    from ipvsctl.order import sort_destinations
+
+    ds = dests(500, seed=5, spread=spread)
+    rows = codec.decode_dest_run(run_of(ds))
+    ordered = sort_destinations(rows)
+    assert [full(d) for d in ordered] == [full(d) for d in sort_destinations(list(rows))]
+    assert isinstance(ordered, m.DestinationRows) != spread  # spread: 2^31 apart, general path
+
+
+def test_the_list_view_of_rows_is_the_list_view_of_their_destinations():
+    from ipvsctl.order import sort_destinations
+    from ipvsctl.render import table as tv
+
+    ds = dests(300, seed=6)
+    rows = sort_destinations(codec.decode_dest_run(run_of(ds)))
+    for persistent in (0, m.SVC_F_PERSISTENT):
+        svc = m.Service(m.ServiceKey(m.AF_INET, m.IPPROTO_TCP, "192.0.2.1", 80), flags=persistent)
+        for color in (False, True):
+            assert (tv.render_text([(svc, rows)], 100, color=color)
+                    == tv.render_text([(svc, list(rows))], 100, color=color))

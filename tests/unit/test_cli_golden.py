@@ -29,13 +29,7 @@ GOLDENS = {path.stem: Golden.load(path) for path in golden_files()}
 
 # Lines where ipvsctl is known to differ from ipvsadm today, each with the
 # issue that will fix it (strict: the mark must go when the fix lands).
-KNOWN = {
-    ("mistakes", "-A -t=10.9.0.14:80 -s=rr"): "issue 10 item 3: short options with =",
-    ("mistakes", "-a -t 10.9.0.1:80 -r=10.9.1.9:80 -m -w=3"): "issue 10 item 3: short options with =",
-    ("mistakes", "-AL"): "issue 10 item 4: bundled commands",
-    ("mistakes", "-SZ"): "issue 10 item 4: bundled commands",
-    ("mistakes", "-LnC"): "issue 10 item 4: bundled commands",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def _cases():

@@ -140,3 +140,20 @@ def test_restore_lines_split_on_space_tab_and_cr_only():
         line = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 12)))
         words = [w for w in re.split("[ \t\r]", line) if w and w != "ipvsadm"]
         assert split_restore_line(line) == words, repr(line)
+
+
+def test_popt_equals_after_a_short_option():
+    # popt strips one "=" after a short option that takes a value
+    c = parse(["-a", "-t=10.0.0.1:80", "-r=10.1.1.1:8080", "-mw=3", "-x=9", "-y=2"])
+    d = c.destination()
+    assert (c.port, d.port, d.weight, d.u_threshold, d.l_threshold) == (80, 8080, 3, 9, 2)
+    assert parse(["-A", "-t", "10.0.0.1:80", "-p=30"]).timeout == 30
+    assert err(["-A", "-t", "10.0.0.1:80", "-p="]).message == "invalid timeout value `' specified"
+    # ... and refuses "=" after one that takes none
+    e = err(["-a", "-t", "10.0.0.1:80", "-r", "10.1.1.1", "-m="])
+    assert (e.message, e.exit_code) == ("-m=: option does not take an argument", 255)
+
+
+def test_invalid_option_names_the_word_popt_consumed_last():
+    assert err(["-AL"]).message == "invalid option `-AL'"
+    assert err(["-A", "-t", "10.0.0.1:80", "--stop-daemon", "master"]).message == "invalid option `master'"

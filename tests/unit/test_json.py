@@ -121,6 +121,12 @@ def fake(monkeypatch):
         return state["backend"]
 
     monkeypatch.setattr(cli, "open_backend", open_backend)
+    # The host running the unit tests may have no IPVS modules at all: every
+    # scheduler is taken as there (tests/unit/test_schedulers.py and the
+    # kernel tier test the check itself).
+    from ipvsctl import schedulers
+
+    monkeypatch.setattr(schedulers.Probe, "state", lambda self, module: (schedulers.AVAILABLE, "loaded"))
     return state
 
 
@@ -363,13 +369,15 @@ def test_restore_reports_every_refusal_by_path(fake):
         "Destination already exists",
         "restore: services[4].destinations[0] (FWM 4294967295 -> 198.51.100.9:0): "
         "Service not defined",
-        "restore: 3 of 12 requests failed; every other one was applied",
+        "restore: 3 of 12 requests failed; the other 9 were applied",
     ]
 
 
 def test_restore_dry_run_changes_nothing(fake):
     status, out, _ = app("restore", "--json", "--dry-run", stdin=_doc_text())
-    assert status == 0 and out == "restore: valid: 5 services, 7 real servers (dry run: nothing was changed)\n"
+    assert status == 0
+    assert out.splitlines()[0] == "restore: valid: 5 services, 7 real servers (dry run: nothing was changed)"
+    assert "  checked: this kernel has the schedulers wlc, rr, mh, sh, wrr and the persistence engines sip named" in out.splitlines()
     assert fake["backend"].applied == [] and fake["netns"] == []
 
 
@@ -510,3 +518,13 @@ def test_indented_on_a_terminal(fake):
     assert run_compat(["-L", "-u", "192.0.2.53:53", "--json"], io.StringIO(), out, io.StringIO()) == 0
     assert out.getvalue().startswith('{\n  "version": "1.2.1",\n  "conn_tab_size": 4096,\n')
     assert json.loads(out.getvalue())["services"][0]["port"] == 53
+
+
+def test_restore_names_input_that_is_not_utf8(fake, tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "ipvsctl", "restore", "--dry-run"],
+                       input=b"-A -t 192.0.2.1:80 -s \xff\n", capture_output=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr == (b"ipvsctl: standard input: not UTF-8 text (invalid start byte at byte 22)\n")

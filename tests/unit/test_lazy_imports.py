@@ -92,3 +92,43 @@ def test_the_check_would_notice():
     heavy, _, out = _run("-Ln", "--json")
     assert "json" in heavy  # (json itself imports re, enum, functools)
     assert json.loads(out)["services"][0]["address"] == "192.0.2.1"
+
+
+# The views without click: `ipvsctl list` / `watch --once` on a plain line.
+VIEW_CHILD = CHILD.split("cli.open_backend = lambda netns: Fake()")[0] + r"""
+cli.open_backend = lambda netns: Fake()
+out = io.StringIO()
+sys.stdout = out
+try:
+    cli.main(sys.argv[1:])
+except SystemExit as e:
+    status = e.code
+sys.stdout = sys.__stdout__
+heavy = sorted({name.split(".")[0] for name in sys.modules} & set(%r))
+sys.__stdout__.write(repr((status, heavy, out.getvalue())))
+""" % (HEAVY,)
+
+
+@pytest.mark.parametrize("argv", [["list"], ["ls", "--stats", "--width", "100"], ["list", "-n"],
+                                  ["--netns", "x", "list", "--rate", "-X"],
+                                  ["watch", "--once", "--interval", "1"]])
+def test_views_on_a_plain_line_import_no_click_or_rich(argv):
+    r = subprocess.run([sys.executable, "-c", VIEW_CHILD, *argv], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    import ast
+
+    status, heavy, out = ast.literal_eval(r.stdout)
+    assert status == 0 and heavy == [], (argv, heavy)
+    assert "198.51.100.1:80" in out
+
+
+def test_views_hand_anything_unusual_to_click():
+    r = subprocess.run([sys.executable, "-c", VIEW_CHILD, "list", "--width", "5"],
+                       capture_output=True, text=True, timeout=60)
+    import ast
+
+    status, heavy, _ = ast.literal_eval(r.stdout)
+    # click said what is wrong with --width 5 (click itself brings enum, functools, re)
+    assert status == 2 and "click" in heavy and "rich" not in heavy
+    assert "Invalid value for '--width'" in r.stderr

@@ -47,6 +47,23 @@ def test_kernel_failures_are_reported_by_line_and_the_rest_applied():
     result = apply(steps, fake)
     assert len(fake.batches) == 1 and len(fake.batches[0]) == 3
     assert result.failed == [3, 4]
-    assert result.err == ["line 3: Service already exists\n", "line 4: Service not defined\n",
-                          "restore: 2 of 3 commands failed (lines 3, 4), 1 applied\n"]
+    assert result.err == ["line 3: Service already exists\n", "line 4: Service not defined\n"]
+    assert result.summary() == "restore: 2 of 3 commands failed (lines 3, 4), 1 applied\n"
     assert result.status == 255 and result.applied == 1
+
+
+def test_flush_is_a_request_before_the_first_line_not_a_line():
+    steps = plan(["-A -t 10.0.0.1:80", "-A -t 10.0.0.1:80 -s nosuch", "-A -t 10.0.0.2:80"])
+    fake = FakeBackend(fail={2: errno.ENOENT})  # index 0 is the flush
+    result = apply(steps, fake, flush=True)
+    assert [r.op for r in fake.batches[0]] == [b.OP_FLUSH, b.OP_ADD_SERVICE, b.OP_ADD_SERVICE,
+                                               b.OP_ADD_SERVICE]
+    assert result.err == ["line 2: Scheduler or persistence engine not found\n"]
+    assert result.summary() == "restore: 1 of 3 commands failed (lines 2), 2 applied\n"
+
+
+def test_a_line_with_popts_next_word_syntax_goes_through_the_grammar():
+    # "-s !#:+ -p 30": popt gives -s the next plain word ("30"), which -p
+    # then takes as well; the shortcut for common lines must not guess.
+    (_, req), = plan(["-A -t 10.0.0.1:80 -s !#:+ -p 30"])
+    assert (req.service.scheduler, req.service.timeout) == ("30", 30)

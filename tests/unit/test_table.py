@@ -1,4 +1,4 @@
-"""The views for people: ``ipvsctl list`` (rich tables) and ``ipvsctl watch``.
+"""The views for people: ``ipvsctl list`` (text tables) and ``ipvsctl watch``.
 
 The layouts are compared with reviewed renderings in tests/data/views/,
 made at 80 and 120 columns from one fixed in-memory table that has every
@@ -23,6 +23,7 @@ from click.testing import CliRunner
 
 from ipvsctl import model as m
 from ipvsctl.backend import KernelError
+from ipvsctl.render import layout
 from ipvsctl.render import table as tv
 from ipvsctl import watch
 
@@ -85,14 +86,14 @@ def _golden(name: str, text: str) -> None:
 @pytest.mark.parametrize("width", [80, 120])
 @pytest.mark.parametrize("mode", list(LIST_MODES))
 def test_list_view_matches_reviewed_rendering(mode, width):
-    text = tv.render_text(tv.list_view(FIXED_TABLE, **LIST_MODES[mode]), width)
+    text = tv.render_text(FIXED_TABLE, width, **LIST_MODES[mode])
     _golden(f"list-{mode}-{width}.txt", text)
 
 
-@pytest.mark.parametrize("width", [80, 120])
+@pytest.mark.parametrize("width", [20, 30, 40, 60, 80, 120])
 def test_list_view_never_wider_than_asked(width):
     for kwargs in LIST_MODES.values():
-        text = tv.render_text(tv.list_view(FIXED_TABLE, **kwargs), width)
+        text = tv.render_text(FIXED_TABLE, width, **kwargs)
         assert max(len(line) for line in text.splitlines()) <= width
 
 
@@ -102,8 +103,8 @@ def _watch_rows():
 
 @pytest.mark.parametrize("width", [80, 120])
 def test_watch_frame_matches_reviewed_rendering(width):
-    text = tv.render_text(watch.frame(_watch_rows(), "every 2s at 12:00:00, busiest first"), width)
-    _golden(f"watch-{width}.txt", text)
+    lines = watch.frame_lines(_watch_rows(), layout.Out(width), "every 2s at 12:00:00, busiest first")
+    _golden(f"watch-{width}.txt", "".join(line + "\n" for line in lines))
 
 
 # --------------------------------------------------------------------------
@@ -112,7 +113,7 @@ def test_watch_frame_matches_reviewed_rendering(width):
 
 
 def test_markers_are_words_not_only_colours():
-    text = tv.render_text(tv.list_view(FIXED_TABLE), 120)
+    text = tv.render_text(FIXED_TABLE, 120)
     assert "\x1b[" not in text
     lines = text.splitlines()
     udp = next(line for line in lines if line.startswith("UDP 192.0.2.53:53"))
@@ -123,35 +124,48 @@ def test_markers_are_words_not_only_colours():
                for line in lines)
 
 
-def test_colour_only_when_asked_or_on_a_terminal():
-    coloured = tv.render_text(tv.list_view(FIXED_TABLE), 120, color=True)
-    assert "\x1b[" in coloured
+def test_colour_only_when_asked_or_on_a_terminal(monkeypatch):
     import io
 
-    buf = io.StringIO()
-    tv.make_console(buf, width=100).print(tv.list_view(FIXED_TABLE))  # not a terminal
-    assert "\x1b[" not in buf.getvalue()
-    buf = io.StringIO()
-    console = tv.make_console(buf, width=100, color=False)
-    console.print(tv.list_view(FIXED_TABLE))
-    assert "\x1b[" not in buf.getvalue()
+    coloured = tv.render_text(FIXED_TABLE, 120, color=True)
+    assert "\x1b[" in coloured
+    assert "\x1b[" not in tv.render_text(FIXED_TABLE, 120)
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    for var in ("NO_COLOR", "FORCE_COLOR", "TERM"):
+        monkeypatch.delenv(var, raising=False)
+    assert layout.output_for(io.StringIO(), 100).color is False  # not a terminal
+    assert layout.output_for(Tty(), 100).color is True
+    assert layout.output_for(Tty(), 100, color=False).color is False  # --no-color
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert layout.output_for(Tty(), 100).color is False
+    monkeypatch.delenv("NO_COLOR")
+    monkeypatch.setenv("TERM", "dumb")
+    assert layout.output_for(Tty(), 100).color is False
+    monkeypatch.setenv("COLUMNS", "93")
+    assert layout.output_for(io.StringIO()).width == 93
+
+
+def test_ascii_rules_and_ellipsis_where_the_encoding_has_no_box_characters():
+    import io
+
+    out = layout.output_for(io.TextIOWrapper(io.BytesIO(), encoding="latin-1"), 30)
+    text = "\n".join(tv.list_lines(FIXED_TABLE, out))
+    assert "─" not in text and "…" not in text and "---" in text and "..." in text
 
 
 def test_draining_row_is_styled():
-    import io
-
-    from rich.console import Console
-
-    buf = io.StringIO()
-    Console(file=buf, width=120, force_terminal=True, color_system="standard").print(
-        tv.list_view(FIXED_TABLE[:1]))
-    line = next(x for x in buf.getvalue().splitlines() if "198.51.100.2" in x)
+    text = tv.render_text(FIXED_TABLE[:1], 120, color=True)
+    line = next(x for x in text.splitlines() if "198.51.100.2" in x)
     assert line.startswith("\x1b[2m198.51.100.2:8080")  # the row is dim
     assert "33mdraining" in line  # and the word "draining" yellow
 
 
 def test_empty_table_says_so():
-    assert tv.render_text(tv.list_view([]), 80).strip() == "no virtual services"
+    assert tv.render_text([], 80).strip() == "no virtual services"
 
 
 # --------------------------------------------------------------------------
@@ -180,34 +194,64 @@ def test_human(n, unit, exact, text):
     assert tv.human(n, unit, exact) == text
 
 
-def test_fit_widths_wraps_slack_first_then_folds_the_first_column():
+def _fit(measures, width):
+    columns = [layout.Column(f"c{i}", drop=d) for i, (_, _, d) in enumerate(measures)]
+    got = layout._fit(columns, [n for n, _, _ in measures], [m_ for _, m_, _ in measures], width)
+    return got.widths, got.gap, got.dropped
+
+
+def test_fit_wraps_then_closes_the_gap_then_leaves_columns_out_then_cuts():
     # natural widths fit: unchanged
-    assert tv.fit_widths([(10, 10), (8, 4)], 30) == [10, 8]
-    # the second column has slack (8 -> 4): it gives way first
-    assert tv.fit_widths([(10, 10), (8, 4)], 16) == [10, 4]
-    # nothing else can give: the widest column folds; the first not below 12
-    assert tv.fit_widths([(30, 30), (8, 8)], 30) == [20, 8]
-    assert tv.fit_widths([(30, 30), (8, 8)], 10) == [12, 5]
-    # numbers wider than the address fold first; on a tie the address folds last
-    assert tv.fit_widths([(14, 14), (20, 20), (20, 20)], 44) == [14, 13, 13]
-    # a column is not folded below its floor (a whole header word, "draining")
-    assert tv.fit_widths([(20, 20, 12), (10, 8, 8), (9, 9, 8)], 20) == [12, 8, 8]
+    assert _fit([(10, 10, 0), (8, 4, 0)], 30) == ([10, 8], 2, [])
+    # the second column wraps (8 -> 4) before anything else
+    assert _fit([(10, 10, 0), (8, 4, 0)], 16) == ([10, 4], 2, [])
+    # then the gap closes to one cell
+    assert _fit([(10, 10, 0), (8, 4, 0)], 15) == ([10, 4], 1, [])
+    # then columns are left out, the highest "drop" first
+    assert _fit([(10, 10, 0), (8, 8, 1), (8, 8, 2)], 20) == ([10, 8], 2, ["c2"])
+    assert _fit([(10, 10, 0), (8, 8, 1), (8, 8, 2)], 12) == ([10], 2, ["c2", "c1"])
+    # and only what is never left out is cut (the widest first)
+    assert _fit([(30, 30, 0), (8, 8, 0)], 30) == ([21, 8], 1, [])
 
 
-def test_fit_narrows_the_gap_when_that_is_what_fits():
-    measures = [(17, 17, 12), (8, 8, 8), (8, 8, 8)]
-    assert tv.fit(measures, 40) == ([17, 8, 8], 2)
-    assert tv.fit(measures, 30) == ([12, 8, 8], 1)
+def test_wrapping_and_cutting_never_split_a_word():
+    assert layout.wrap_words("Tunnel gue:6080 csum", 8, "…") == ["Tunnel", "gue:6080", "csum"]
+    assert layout.wrap_words("0 draining", 9, "…") == ["0", "draining"]
+    assert layout.cut("[2001:db8::1]:443", 10, "…") == "[2001:db8…"
+    assert layout.cut("198.51.100.2:80", 15, "…") == "198.51.100.2:80"
 
 
-def test_narrow_terminal_keeps_words_whole():
-    """60 columns: gaps of one, addresses folded, but no header word or
-    'draining' broken and nothing wider than asked."""
-    table = [FIXED_TABLE[0], FIXED_TABLE[4]]
-    text = tv.render_text(tv.list_view(table), 60)
-    assert max(len(line) for line in text.splitlines()) <= 60
-    for word in ("Forward", "Weight", "Active", "Inactive", "Persist", "draining"):
-        assert word in text, (word, text)
+@pytest.mark.parametrize("width", [20, 30, 40, 50, 60, 70])
+def test_narrow_widths_never_break_an_address_port_or_number(width):
+    """Every address, port and number on screen is whole, or visibly cut
+    with an ellipsis; never split over two lines (issue 10)."""
+    for kwargs in LIST_MODES.values():
+        text = tv.render_text(FIXED_TABLE, width, **kwargs)
+        tokens = set(text.split())
+        for svc, dests in FIXED_TABLE:
+            for d in dests:
+                label = tv.host_port(d.af, d.addr, d.port)
+                shown = [t for t in tokens if t == label or (t.endswith("…") and label.startswith(t[:-1]))]
+                assert shown, (width, kwargs, label, text)
+        # a fragment of a number or an address starts no line
+        for line in text.splitlines():
+            first = line.split()[0] if line.split() else ""
+            assert not first.startswith(("]", ":", "/")), (width, line)
+        for number in ("2147483647/-", "1000/800", "65535"):
+            if number in text or kwargs:
+                continue
+            assert not any(line.strip() and number.startswith(line.strip()) and line.strip() != number
+                           for line in text.splitlines())
+
+
+def test_each_service_table_fits_on_its_own():
+    """A long IPv6 address makes its own table narrow down, not the others."""
+    text = tv.render_text(FIXED_TABLE, 80)
+    blocks = text.split("\n\n")
+    first = blocks[0].splitlines()
+    assert first[1].split() == ["Real", "server", "Forward", "Weight", "Thresh", "u/l", "Active",
+                                "Inactive", "Persist"]
+    assert "1000/800" in blocks[0]
 
 
 def test_labels():
@@ -306,20 +350,19 @@ def test_watch_run_draws_n_frames_off_a_terminal():
     clock = _Clock()
     reads = iter([FIXED_TABLE, [_with_rates(FIXED_TABLE[1], 77, 0)]])
     buf = io.StringIO()
-    console = tv.make_console(buf, width=100)
-    n = watch.run(lambda: next(reads), console, interval=2.0, iterations=2, title="netns x: ",
-                  clock=clock, sleep=clock.sleep, wall=lambda fmt: "12:00:00")
+    n = watch.run(lambda: next(reads), buf, layout.Out(100), interval=2.0, iterations=2,
+                  title="netns x: ", clock=clock, sleep=clock.sleep, wall=lambda fmt: "12:00:00")
     assert n == 2
     assert clock.sleeps == [2.0]  # the first frame at once, the second an interval later
     out = buf.getvalue()
     assert out.count("netns x: every 2s at 12:00:00, busiest first") == 2
-    assert "Ctrl-C" not in out  # a bounded run
+    assert "Ctrl-C" not in out and "late" not in out  # a bounded run, on time
     assert "\x1b[" not in out
     second = out.split("netns x:")[2]
     assert "UDP 192.0.2.53:53" in second and "77" in second and "TCP" not in second
 
 
-def test_watch_run_keeps_its_rhythm_when_a_read_is_slow():
+def test_watch_run_keeps_its_rhythm_and_says_so_when_a_frame_is_late():
     import io
 
     clock = _Clock()
@@ -328,9 +371,12 @@ def test_watch_run_keeps_its_rhythm_when_a_read_is_slow():
         clock.now += 3.0  # longer than the interval
         return FIXED_TABLE
 
-    watch.run(slow_read, tv.make_console(io.StringIO(), width=100), interval=2.0, iterations=3,
-              clock=clock, sleep=clock.sleep)
+    buf = io.StringIO()
+    watch.run(slow_read, buf, layout.Out(100), interval=2.0, iterations=3,
+              clock=clock, sleep=clock.sleep, wall=lambda fmt: "12:00:00")
     assert clock.sleeps == [2.0, 2.0]  # no catching up in a burst
+    assert buf.getvalue().count("every 2s at 12:00:00, busiest first (late: this frame took "
+                                "3.0s, more than the interval)") == 3
 
 
 def test_watch_run_stops_quietly_on_ctrl_c():
@@ -342,12 +388,12 @@ def test_watch_run_stops_quietly_on_ctrl_c():
         raise KeyboardInterrupt
 
     buf = io.StringIO()
-    n = watch.run(lambda: FIXED_TABLE, tv.make_console(buf, width=100), interval=1.0,
+    n = watch.run(lambda: FIXED_TABLE, buf, layout.Out(100), interval=1.0,
                   clock=clock, sleep=sleep)
     assert n == 1  # the first frame, then Ctrl-C while waiting
 
 
-def test_watch_run_on_a_terminal_uses_live_and_quits_on_ctrl_c():
+def test_watch_run_on_a_terminal_redraws_in_place_and_shows_what_fits():
     import io
 
     clock = _Clock()
@@ -360,13 +406,27 @@ def test_watch_run_on_a_terminal_uses_live_and_quits_on_ctrl_c():
         clock.now += s
 
     buf = io.StringIO()
-    console = tv.make_console(buf, width=100, color=True)  # a terminal
-    n = watch.run(lambda: FIXED_TABLE, console, interval=1.0, clock=clock, sleep=sleep,
+    out = layout.Out(100, color=True, height=14)  # a terminal of 14 lines
+    n = watch.run(lambda: FIXED_TABLE, buf, out, interval=1.0, clock=clock, sleep=sleep,
                   wall=lambda fmt: "12:00:00")
     assert n == 3
-    out = buf.getvalue()
-    assert "(Ctrl-C to quit)" in out
-    assert "\x1b[" in out  # cursor movement / colours
+    text = buf.getvalue()
+    assert "(Ctrl-C to quit)" in text
+    assert text.startswith("\x1b[?25l") and text.endswith("\x1b[?25h")  # cursor hidden, shown
+    frames = text.split("\x1b[J")
+    assert len(frames) == 4
+    drawn = frames[1].count("\n")
+    assert frames[1].endswith(f"\n\x1b[{drawn}F")  # the next frame goes back up over it
+    for frame in frames[1:]:
+        assert frame.count("\n") <= 13  # never more lines than the screen
+    assert "more rows, less busy, below the screen" in text
+
+
+def test_watch_frame_lays_out_only_the_rows_asked_for():
+    rows = watch.rates(FIXED_TABLE * 2000)  # 10,000 services
+    lines = watch.frame_lines(rows, layout.Out(80), "t", limit=20)
+    assert len(lines) <= 20 + 8  # what run() leaves room for
+    assert any(line.startswith("... and ") and "more rows" in line for line in lines)
 
 
 # --------------------------------------------------------------------------
@@ -384,6 +444,9 @@ class FakeBackend:
 
     def table(self, counters=True):
         return list(self._table)
+
+    def services(self):
+        return [svc for svc, _ in self._table]
 
     def service(self, key):
         for svc, _ in self._table:
@@ -429,7 +492,7 @@ def test_list_command_plain_output_in_a_pipe(fake):
     # in ipvsadm's order: fwmark 4294967295 first (ipvsadm's comparator wraps)
     in_order = read_table(FakeBackend(FIXED_TABLE))
     assert in_order[0][0].key.fwmark == 4294967295
-    assert r.output == tv.render_text(tv.list_view(in_order), 120)
+    assert r.output == tv.render_text(in_order, 120)
     assert fake["netns"] == [None] and fake["backend"].closed
 
 
@@ -516,3 +579,36 @@ def test_completion_through_the_entry_point():
     r = subprocess.run([sys.executable, "-c", "from ipvsctl.cli import main; main()"],
                        env=env, capture_output=True, text=True, timeout=60)
     assert "plain,--stats" in r.stdout.splitlines()
+
+
+@pytest.mark.parametrize("argv", [
+    ["list", "--width", "100"], ["ls", "--stats", "--width", "70"], ["list", "--rate", "-X"],
+    ["ls", "-t", "192.0.2.10:80", "--width=90"], ["list", "--protocol", "UDP"],
+    ["list", "--address", "198.51.100.9", "-n"], ["list", "--json"], ["list", "-f", "4294967295", "-6"],
+    ["list", "-t", "192.0.2.99:80"], ["watch", "--once", "--width", "100"],
+])
+def test_the_fast_path_says_what_click_says(fake, argv, capsys):
+    """views.run_fast (no click) and the click command print the same."""
+    from ipvsctl import views
+
+    status = views.run_fast(argv, "ipvsctl")
+    fast = capsys.readouterr()
+    r = invoke(*argv)
+    assert status is not None
+    import re
+
+    def timeless(text):  # a watch frame says when it was drawn
+        return re.sub(r"at \d\d:\d\d:\d\d", "at T", text)
+
+    assert (status, timeless(fast.out + fast.err)) == (r.exit_code, timeless(r.output))
+
+
+@pytest.mark.parametrize("argv", [["list", "--help"], ["list", "--width", "5"], ["list", "x"],
+                                  ["list", "-t192.0.2.10:80"], ["list", "--protocol", "icmp"],
+                                  ["list", "-t", "no:such:thing"], ["watch", "-n", "2"],
+                                  ["watch", "-i", "2"], ["list", "--stats=yes"],
+                                  ["list", "-t", "-L"], ["list", "--width"]])
+def test_the_fast_path_leaves_the_rest_to_click(fake, argv):
+    from ipvsctl import views
+
+    assert views.run_fast(argv, "ipvsctl") is None

@@ -1,0 +1,73 @@
+"""Put a table back as it was: the safety net of ``restore --flush``.
+
+Strategy: before a restore that clears the table sends anything, read the
+whole table (``Backend.table``, one consistent read of every service with
+its real servers and all their settings) and, when the restore changes
+them, the connection timeouts.  If any part of the restore then fails,
+``put_back`` clears the table again and re-creates what the snapshot holds,
+in one pipelined batch: a restore with ``--flush`` is all or nothing.
+
+What a snapshot cannot bring back: counters and rate estimates start from
+zero for re-created services, and sync daemons started or stopped by the
+restore stay as they are.  A table changed by someone else between the
+snapshot and the undo is overwritten by the snapshot.
+"""
+
+from __future__ import annotations
+
+from ipvsctl import backend as b
+
+
+class Snapshot:
+    __slots__ = ("table", "timeouts")
+
+    def __init__(self, table, timeouts=None):
+        self.table = table  # [(Service, [Destination])]
+        self.timeouts = timeouts  # Timeouts, or None when the restore leaves them
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return len(self.table), sum(len(d) for _, d in self.table)
+
+
+def take(backend, with_timeouts: bool = False) -> Snapshot:
+    """Read what a restore may change; KernelError if the table cannot be read."""
+    table = [(svc, list(dests)) for svc, dests in backend.table(counters=False)]
+    return Snapshot(table, backend.timeouts() if with_timeouts else None)
+
+
+def requests(snap: Snapshot) -> list[b.Request]:
+    """Clear the table, then re-create every service and real server."""
+    reqs = [b.Request(b.OP_FLUSH)]
+    for svc, dests in snap.table:
+        reqs.append(b.Request(b.OP_ADD_SERVICE, service=svc))
+        reqs.extend(b.Request(b.OP_ADD_DEST, service=svc.key, dest=d) for d in dests)
+    if snap.timeouts is not None:
+        reqs.append(b.Request(b.OP_SET_TIMEOUTS, timeouts=snap.timeouts))
+    return reqs
+
+
+def put_back(backend, snap: Snapshot) -> list[str]:
+    """Restore the snapshot; return what could not be restored (empty: all was)."""
+    from ipvsctl.errors import kernel_message
+
+    reqs = requests(snap)
+    try:
+        errors = backend.apply_many(reqs)
+    except b.KernelError as e:
+        return [f"the undo failed as a whole: {kernel_message(e.op, e.errno)}"]
+    return [f"{_describe(reqs[i])}: {kernel_message(reqs[i].op, e.errno)}"
+            for i, e in sorted(errors.items())]
+
+
+def _describe(req: b.Request) -> str:
+    from ipvsctl.render.table import host_port, service_label
+
+    if req.op == b.OP_FLUSH:
+        return "clear"
+    if req.op == b.OP_SET_TIMEOUTS:
+        return "timeouts"
+    key = req.service.key if req.op == b.OP_ADD_SERVICE else req.service
+    if req.dest is not None:
+        return f"{service_label(key)} -> {host_port(req.dest.af, req.dest.addr, req.dest.port)}"
+    return service_label(key)
