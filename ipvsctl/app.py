@@ -1,4 +1,5 @@
-"""ipvsctl's own subcommands: ``list`` (``ls``), ``watch``, ``restore``, ``completion``.
+"""ipvsctl's own subcommands: ``list`` (``ls``), ``watch``, ``restore``, ``completion``
+(and ``diff``, ``apply``, ``drain``, defined in ipvsctl.desired.commands).
 
 Strategy: a click group, imported only when the first word of the command
 line names one of these (``ipvsctl.cli.SUBCOMMANDS``) or when a shell asks
@@ -391,3 +392,9 @@ def run_app(args: list[str], prog: str = "ipvsctl") -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     return rv if isinstance(rv, int) else 0
+
+
+# The desired-state subcommands (diff, apply, drain) live in their own package.
+from ipvsctl.desired.commands import register as _register_desired  # noqa: E402
+
+_register_desired(cli)
