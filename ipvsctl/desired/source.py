@@ -88,15 +88,9 @@ _FAST_REFUSED = {b.OP_EDIT_SERVICE: "edit-service", b.OP_EDIT_DEST: "edit-server
 
 def _line_request(words: list[str], line_no: int) -> b.Request:
     """The add request of one rule line; InputError for anything else."""
-    from ipvsctl.fastline import request as fast_request
     from ipvsctl.grammar import ParseError, parse
     from ipvsctl.ops import to_request
 
-    req = fast_request(words)
-    if req is not None:
-        if req.op in _FAST_REFUSED:
-            raise _refused(_FAST_REFUSED[req.op], line_no)
-        return req
     try:
         cmd = parse(words)
     except ParseError as e:
@@ -115,8 +109,9 @@ def _refused(name: str, line_no: int) -> InputError:
 
 
 def load_rules(text: str) -> DesiredTable:
-    from ipvsctl.grammar import split_restore_line
     from ipvsctl.desired.labels import host_port, service_label
+    from ipvsctl.fastline import request as fast_request
+    from ipvsctl.grammar import split_restore_line
 
     services: dict[m.ServiceKey, tuple[int, m.Service]] = {}
     dests: dict[m.ServiceKey, dict[tuple, tuple[int, m.Destination]]] = {}
@@ -124,7 +119,12 @@ def load_rules(text: str) -> DesiredTable:
         words = split_restore_line(line)
         if not words or words[0].startswith("#"):
             continue
-        req = _line_request(words, line_no)
+        # The shapes -S writes take fastline's shortcut, the rest the grammar.
+        req = fast_request(words)
+        if req is None:
+            req = _line_request(words, line_no)
+        elif req.op in _FAST_REFUSED:
+            raise _refused(_FAST_REFUSED[req.op], line_no)
         if req.op == b.OP_ADD_SERVICE:
             svc = req.service
             seen = services.get(svc.key)
@@ -147,8 +147,7 @@ def load_rules(text: str) -> DesiredTable:
             line_no = min(n for n, _ in per.values())
             raise InputError(f"line {line_no}: real server of {service_label(key)}, which no -A "
                              "line of the file defines")
-    order = sorted(services.items(), key=lambda item: item[1][0])
-    entries = [(svc, [d for _, d in sorted(dests[key].values(), key=lambda v: v[0])])
-               for key, (_, svc) in order]
+    # dicts keep insertion order, which is line order
+    entries = [(svc, [d for _, d in dests[key].values()]) for key, (_, svc) in services.items()]
     origins = {key: f"line {line_no}" for key, (line_no, _) in services.items()}
     return DesiredTable(entries, origins)
