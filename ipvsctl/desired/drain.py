@@ -160,7 +160,8 @@ class Progress:
             text = f"draining {waiting[0].label}: {waiting[0].counts_text()} left"
         else:
             total = sum(dr.connections for dr in waiting)
-            text = (f"draining {len(drains)} real servers: {len(waiting)} still have connections "
+            verb = "has" if len(waiting) == 1 else "have"
+            text = (f"draining {len(drains)} real servers: {len(waiting)} still {verb} connections "
                     f"({total} in all)")
         now = time.monotonic()
         if self.tty:

@@ -395,3 +395,32 @@ def test_sigterm_while_draining_rolls_back_but_keeps_the_drained_server_at_weigh
     assert after == before
     assert " -s rr" in saved(topo.director)  # the scheduler edit was undone
     assert conn.talk().startswith(busy.name)
+
+
+def test_identity_cannot_be_edited(netns):
+    """What plan.py treats as identity, the kernel looks up and never edits:
+    SET_DEST naming another port finds no server (ENOENT), SET_SERVICE naming
+    another port or family finds no service (ESRCH)."""
+    import errno
+
+    from ipvsctl import backend as b
+    from ipvsctl import model as m
+    from ipvsctl.netlink.backend import NetlinkBackend
+
+    build(netns, "-A -t 10.20.0.1:80 -s rr\n-a -t 10.20.0.1:80 -r 10.21.0.1:8080 -m -w 1\n-A -f 5 -s rr\n")
+    key = m.ServiceKey(m.AF_INET, m.IPPROTO_TCP, "10.20.0.1", 80)
+    with netns.enter():
+        backend = NetlinkBackend()
+        try:
+            moved = m.Destination(m.AF_INET, "10.21.0.1", 8081, m.FWD_MASQ, 1)
+            with pytest.raises(b.KernelError) as e:
+                backend.apply(b.Request(b.OP_EDIT_DEST, service=key, dest=moved))
+            assert e.value.errno == errno.ENOENT
+            for other in (key.replace(port=81), m.ServiceKey(m.AF_INET6, fwmark=5)):
+                with pytest.raises(b.KernelError) as e:
+                    backend.apply(b.Request(b.OP_EDIT_SERVICE, service=m.Service(other, "wrr")))
+                assert e.value.errno == errno.ESRCH
+        finally:
+            backend.close()
+    assert saved(netns) == ("-A -t 10.20.0.1:80 -s rr\n-a -t 10.20.0.1:80 -r 10.21.0.1:8080 -m -w 1\n"
+                            "-A -f 5 -s rr\n")

@@ -231,6 +231,24 @@ def test_progress_lines_off_a_terminal():
     ]
 
 
+def test_progress_on_a_terminal_rewrites_one_line():
+    import io
+
+    out = io.StringIO()
+    p = D.Progress(out, tty=True)
+    drains = [D.ServerDrain(key(1), dest(1, active_conns=2)), D.ServerDrain(key(1), dest(2, inact_conns=1))]
+    p(drains, 29.7)
+    drains[0].state = D.DRAINED
+    drains[0].active = 0
+    p(drains, 28.2)
+    drains[1].state = D.TIMED_OUT
+    p(drains, 0)
+    assert out.getvalue() == (
+        "\r\x1b[Kdraining 2 real servers: 2 still have connections (3 in all), 30 s left"
+        "\r\x1b[Kdraining 2 real servers: 1 still has connections (1 in all), 28 s left"
+        "\r\x1b[K")
+
+
 # --- the lock --------------------------------------------------------------------
 
 
