@@ -14,9 +14,10 @@ servers stay in a per-namespace trash that slows later adds down):
 * 1% changed: the table is F, the file F' changes 1% of its services (a
   scheduler and a real server's weight each): ``ipvsctl apply F'`` against
   ``ipvsadm -C; ipvsadm -R < F'`` (what ipvsadm users do to converge);
-* again: ``ipvsctl apply F`` on a table that already is F;
+* again: ``ipvsctl apply F`` on a table that already is F (and, to compare,
+  ``ipvsctl -Sn``, which reads the same table);
 * the change requests each one sends, counted on the wire by an nlmon tap
-  (tests/kernel/nltap.py), not by ipvsctl;
+  (tests/kernel/nltap.py), not by ipvsctl, in a separate untimed repeat;
 * where ``apply``'s time goes (in process: read, plan, batch, verify).
 
 Prints a table; ``--json FILE`` saves the numbers.
@@ -59,6 +60,7 @@ def table_text(n: int, servers: int, changed_every: int = 0) -> str:
 
 
 def timed(ns: NetNS, argv, stdin_path=None) -> tuple[float, subprocess.CompletedProcess]:
+    """Wall time of one command in ``ns``, spawn included."""
     stdin = open(stdin_path) if stdin_path else subprocess.DEVNULL
     try:
         t0 = time.perf_counter()
@@ -83,40 +85,43 @@ def fresh(populate_with: str | None = None) -> NetNS:
     return ns
 
 
-def one_run(files: dict, results: dict) -> None:
-    # ipvsctl: from empty, again, then 1% changed, on the wire
-    ns = fresh()
-    try:
-        with NetlinkTap(ns) as tap:
-            t, r = timed(ns, [IPVSCTL, "apply", files["F"]])
-            check(r, "apply F")
-            results["ipvsctl apply, from empty"].append((t, sum(tap.take().values())))
-            t, r = timed(ns, [IPVSCTL, "apply", files["F"]])
-            check(r, "apply F again")
-            results["ipvsctl apply, again (in sync)"].append((t, sum(tap.take().values())))
-            t, r = timed(ns, [IPVSCTL, "apply", files["F1"]])
-            check(r, "apply F'")
-            results["ipvsctl apply, 1% changed"].append((t, sum(tap.take().values())))
-    finally:
-        delete_many([ns])
-    # ipvsadm: from empty
-    ns = fresh()
-    try:
-        with NetlinkTap(ns) as tap:
-            t, r = timed(ns, ["sh", "-c", f"ipvsadm -C && ipvsadm -R < {files['F']}"])
-            check(r, "ipvsadm -C; -R F")
-            results["ipvsadm -C; -R, from empty"].append((t, sum(tap.take().values())))
-    finally:
-        delete_many([ns])
-    # ipvsadm: over the table, to converge to F'
-    ns = fresh(files["F"])
-    try:
-        with NetlinkTap(ns) as tap:
-            t, r = timed(ns, ["sh", "-c", f"ipvsadm -C && ipvsadm -R < {files['F1']}"])
-            check(r, "ipvsadm -C; -R F'")
-            results["ipvsadm -C; -R, 1% changed"].append((t, sum(tap.take().values())))
-    finally:
-        delete_many([ns])
+def scenarios(files: dict):
+    """(name, table to start from, argv) of every measured command."""
+    ipvsctl_f = [IPVSCTL, "apply", files["F"]]
+    return [
+        ("ipvsctl apply, from empty", None, [ipvsctl_f]),
+        ("ipvsadm -C; -R, from empty", None, [["sh", "-c", f"ipvsadm -C && ipvsadm -R < {files['F']}"]]),
+        ("ipvsctl apply, 1% changed", files["F"], [[IPVSCTL, "apply", files["F1"]]]),
+        ("ipvsadm -C; -R, 1% changed", files["F"], [["sh", "-c", f"ipvsadm -C && ipvsadm -R < {files['F1']}"]]),
+        ("ipvsctl apply, again (in sync)", files["F"], [ipvsctl_f]),
+        ("ipvsctl -Sn (reading the table)", files["F"], [[IPVSCTL, "-Sn"]]),
+    ]
+
+
+def one_run(files: dict, results: dict, counts: dict) -> None:
+    """Each scenario in a fresh namespace, timed with nothing watching; the
+    change requests are counted once, in another fresh namespace, by a tap
+    (its reader would otherwise compete for the guest's one CPU)."""
+    for name, start, commands in scenarios(files):
+        ns = fresh(start)
+        try:
+            for argv in commands:
+                t, r = timed(ns, argv)
+                check(r, name)
+            results[name].append(t)
+        finally:
+            delete_many([ns])
+        if name in counts:
+            continue
+        ns = fresh(start)
+        try:
+            with NetlinkTap(ns) as tap:
+                for argv in commands:
+                    _, r = timed(ns, argv)
+                    check(r, name)
+                counts[name] = sum(tap.take().values())
+        finally:
+            delete_many([ns])
     # where apply's time goes, in process, 1% changed
     ns = fresh(files["F"])
     try:
@@ -188,25 +193,22 @@ def main() -> int:
         files = {"F": os.path.join(tmp, "F.rules"), "F1": os.path.join(tmp, "F1.rules")}
         Path(files["F"]).write_text(table_text(args.services, args.servers))
         Path(files["F1"]).write_text(table_text(args.services, args.servers, changed_every=100))
-        results: dict = {k: [] for k in ("ipvsctl apply, from empty", "ipvsadm -C; -R, from empty",
-                                          "ipvsctl apply, 1% changed", "ipvsadm -C; -R, 1% changed",
-                                          "ipvsctl apply, again (in sync)")}
+        results: dict = {name: [] for name, _, _ in scenarios(files)}
+        counts: dict = {}
         for _ in range(args.runs):
-            one_run(files, results)
+            one_run(files, results, counts)
     lines = args.services * (1 + args.servers)
     print(f"kernel {platform.release()}, {args.services} services x {args.servers} real servers "
           f"({lines} lines), {args.runs} runs, each in a fresh namespace")
     print(f"{'what':34} {'median s':>9} {'min s':>7} {'max s':>7} {'change requests':>16}")
     summary = {}
-    for name, runs in results.items():
+    for name, times in results.items():
         if name == "phases":
             continue
-        times = [t for t, _ in runs]
-        reqs = sorted({n for _, n in runs})
         summary[name] = {"median": statistics.median(times), "min": min(times), "max": max(times),
-                         "requests": reqs}
+                         "requests": counts.get(name)}
         print(f"{name:34} {statistics.median(times):9.2f} {min(times):7.2f} {max(times):7.2f} "
-              f"{'/'.join(map(str, reqs)):>16}")
+              f"{counts.get(name, ''):>16}")
     print("apply, 1% changed, in process (median s): " + ", ".join(
         f"{k} {statistics.median(r[k] for r in results['phases']):.2f}" for k in results["phases"][0]))
     if args.json:

@@ -247,9 +247,16 @@ class Applier:
             for req in snap.undo(step, keep_zero):
                 reqs.append(req)
                 owners.append(step)
-        errors = self.backend.apply_many(reqs) if reqs else {}
-        r.requests += len(reqs)
         r.rolled_back = True
+        if self.guard.interrupted():
+            r.interrupted = self.guard.signum
+        try:
+            errors = self.backend.apply_many(reqs) if reqs else {}
+        except b.KernelError as e:
+            errors = {}
+            r.rollback_failed.append((request_step(reqs[0]), "the undo batch failed and its outcome is "
+                                      "unknown: " + kernel_message(e.op or reqs[0].op, e.errno)))
+        r.requests += len(reqs)
         for i, e in errors.items():
             if id(owners[i]) in maybe:
                 continue  # its step may never have been applied
@@ -279,8 +286,9 @@ def run(backend, desired, *, scope=None, prune: bool = False, drain: float | Non
         except LockError:
             if g.signum is None:
                 raise
-        if g.signum is not None:
-            report.interrupted = g.signum
+            report.interrupted = g.signum  # while waiting for the lock: nothing was done
+    # A signal that came after the last request was sent (while verifying)
+    # finds nothing left to stop: the table is the desired one, and says so.
     return report
 
 

@@ -124,6 +124,42 @@ def test_a_signal_between_chunks_rolls_back():
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handlers restored
 
 
+def test_a_signal_after_the_last_request_changes_nothing_more():
+    kernel = FakeIPVS(LIVE)
+    real_table = kernel.table
+    reads = []
+
+    def table(counters=True):
+        reads.append(1)
+        if len(reads) == 2:  # the verification read: everything has been sent
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_table(counters)
+
+    kernel.table = table
+    r = A.run(kernel, desired_table())
+    assert r.status == 0 and r.verified and not r.rolled_back and r.interrupted is None
+    assert P.plan(desired_table(), real_table()).in_sync
+
+
+def test_an_undo_batch_that_fails_says_the_rollback_is_incomplete():
+    kernel = FakeIPVS(LIVE)
+    real = kernel.apply_many
+    calls = []
+
+    def many(reqs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise b.KernelError(105, "batch")
+        return real(reqs)
+
+    kernel.apply_many = many
+    table = desired_table()
+    table[2] = (m.Service(key(3), "nosuch"), [])
+    r = A.run(kernel, table)
+    assert r.status == 255 and r.rolled_back and not r.rollback_complete and r.changed
+    assert "undo batch failed" in r.rollback_failed[0][1]
+
+
 def test_an_unknown_batch_outcome_is_rolled_back_too():
     kernel = FakeIPVS(LIVE)
     before = state(kernel)
