@@ -31,7 +31,11 @@ def kernel(monkeypatch, tmp_path):
     from ipvsctl import cli
     from ipvsctl.desired import source
 
+    from ipvsctl.desired import sysctls
+
     monkeypatch.setenv("IPVSCTL_LOCK_DIR", str(tmp_path / "locks"))
+    # The host's own sysctls (or their absence) must not leak into the output.
+    monkeypatch.setattr(sysctls, "read", lambda netns=None: dict.fromkeys(sysctls.NAMES, 0))
     k = FakeIPVS(source.load(LIVE_RULES).entries)
     monkeypatch.setattr(cli, "open_backend", lambda netns: k)
     return k
@@ -67,9 +71,12 @@ def test_diff_text_and_exit_status(kernel):
         "  + 10.1.0.3:80  masq, weight 1\n"
         "TCP 10.0.0.2:443: add (sh, flags sh-port; 0 real servers)\n"
         "services: 1 added, 1 changed; real servers: 1 added, 1 changed, 1 removed; 0 services unchanged\n"
-        "  net.ipv4.vs.expire_nodest_conn = ?: not present in this kernel\n"
-        "  net.ipv4.vs.expire_quiescent_template = ?: not present in this kernel\n"
-        "  net.ipv4.vs.conn_reuse_mode = ?: not present in this kernel\n")
+        "  net.ipv4.vs.expire_nodest_conn = 0: a removed real server's connections stay in the table "
+        "and their packets are dropped until they time out: clients still using it hang\n"
+        "  net.ipv4.vs.expire_quiescent_template = 0: persistent clients keep coming back to a "
+        "weight-0 server through their templates: draining a persistent service lasts as long as they do\n"
+        "  net.ipv4.vs.conn_reuse_mode = 0: a new connection from a reused client port goes to the "
+        "server of the old one, even at weight 0: a draining server can still receive new connections\n")
     assert kernel.sent == []
 
 
