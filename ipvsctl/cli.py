@@ -16,7 +16,8 @@ import sys
 from ipvsctl import __version__
 from ipvsctl.errors import EXIT_INVALID, EXIT_OK, ipvs_unavailable
 
-SUBCOMMANDS: tuple[str, ...] = ("list", "ls", "watch", "restore", "completion")  # ipvsctl.app
+SUBCOMMANDS: tuple[str, ...] = ("list", "ls", "watch", "restore", "completion",
+                                 "diff", "apply", "drain")  # ipvsctl.app
 
 
 def program_name() -> str:
