@@ -13,6 +13,9 @@ import os
 
 from ipvsctl import backend as b
 
+TABLE_KEPT_CHANGING = ("The IPVS table kept changing while it was read: "
+                       "no consistent listing could be made; try again")
+
 # (operation, errno) -> message; operation None matches any operation.
 _MESSAGES = {
     (b.OP_ADD_SERVICE, E.EEXIST): "Service already exists",
@@ -32,6 +35,11 @@ _MESSAGES = {
     (b.OP_GET_SERVICES, E.ESRCH): "No such service",
     (b.OP_GET_DESTS, E.ESRCH): "No such service",
     (b.OP_GET_SERVICE, E.ESRCH): "No such service",
+    # ipvsctl's own: a list that changed during every attempt to read it
+    # (netlink.backend.InconsistentRead); ipvsadm would print a torn table.
+    (b.OP_GET_SERVICES, E.EAGAIN): TABLE_KEPT_CHANGING,
+    (b.OP_GET_DESTS, E.EAGAIN): TABLE_KEPT_CHANGING,
+    (b.OP_GET_DAEMONS, E.EAGAIN): TABLE_KEPT_CHANGING,
     (None, E.EPERM): "Permission denied (you must be root)",
     (None, E.EINVAL): "Invalid operation.  Possibly wrong module version, address not unicast, ...",
     (None, E.ENOPROTOOPT): "Protocol not available",

@@ -5,16 +5,20 @@ transport (socket, dumps, pipelined batches).  Each Backend method is one
 encoder, one exchange and one decoder; the only logic of its own is
 
 * mapping a ``Request`` to its encoder (a table keyed by the OP_* name),
-* reading the whole table consistently: IPVS dumps are positional, so a table
-  that changes between two parts of a dump can skip or repeat entries.
-  ``table()`` reads the services, then each service's destinations, then the
-  services again, and starts over (a bounded number of times) when the kernel
-  flagged a dump as interrupted, an entry repeats, or the service list changed
-  in between (a service deleted mid-read shows up there: the kernel answers
-  an empty destination dump, not an error, for a service that is gone).
+* reads that are never silently torn.  IPVS dumps are positional and the
+  kernel never flags one that crossed a change, so a list that changes
+  between two parts of a dump comes back with an entry repeated or skipped.
+  Every list read here (the services, each service's real servers) is
+  accepted only when it provably holds each entry that existed throughout
+  the read exactly once (``consistency``): a dump read in one pass under the
+  kernel's lock (``transport.DumpShape``) is whole by itself; any other is
+  checked against an atomic snapshot of the list's keys
+  (``legacy.LegacySnapshots``, IPv4) or, where the kernel offers none
+  (IPv6), against a second dump.  A list that fails is read again, a bounded
+  number of times, then ``InconsistentRead`` says so.
 
 Imports nothing heavy: no pyroute2, json or rich; ctypes only when a network
-namespace is entered.
+namespace is entered or a snapshot is needed.
 """
 
 from __future__ import annotations
@@ -44,8 +48,9 @@ from ipvsctl.backend import (
     KernelError,
     Request,
 )
-from ipvsctl.model import Daemon, Destination, DestinationRows, Info, Service, ServiceKey, Timeouts
-from ipvsctl.netlink import codec
+from ipvsctl.model import AF_INET, Daemon, Destination, DestinationRows, Info, Service, ServiceKey, Timeouts
+from ipvsctl.netlink import codec, consistency
+from ipvsctl.netlink.legacy import LegacySnapshots, ServiceGone, Unavailable
 from ipvsctl.netlink.transport import (  # noqa: F401 - re-exported for the CLI
     BatchOverrun,
     DumpInterrupted,
@@ -58,8 +63,17 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: collections.abc imports collections (start-up time)
     from collections.abc import Callable, Iterable, Sequence
 
-#: How many times a read is started over when the table changed under it.
+#: How many times a list is read before giving up when it keeps changing.
 READ_RETRIES = 5
+
+
+class InconsistentRead(KernelError):
+    """A list changed during every one of READ_RETRIES reads: no copy of it
+    could be shown to be one that existed.  errno EAGAIN."""
+
+    def __init__(self, op: str = "", attempts: int = READ_RETRIES):
+        super().__init__(_errno.EAGAIN, op)
+        self.attempts = attempts
 
 
 class _GCPaused:
@@ -80,12 +94,6 @@ class _GCPaused:
     def __exit__(self, *exc) -> None:
         if self.was:
             gc.enable()
-
-
-def _has_repeats(dests: Sequence[Destination]) -> bool:
-    if isinstance(dests, DestinationRows):
-        return dests.has_repeats()
-    return len({(d.af, d.addr, d.port) for d in dests}) != len(dests)
 
 
 def _key(obj) -> ServiceKey:
@@ -156,6 +164,7 @@ class NetlinkBackend:
         self.family = self._t.family
         self.netns = netns
         self._info: Info | None = None
+        self._legacy: LegacySnapshots | None | bool = False  # False: not opened yet
 
     # --- reads -------------------------------------------------------------
 
@@ -173,10 +182,22 @@ class NetlinkBackend:
         return codec.decode_service(self._one(codec.encode_get_service(self.family, key), OP_GET_SERVICE))
 
     def services(self) -> list[Service]:
-        return self._retrying(self._services_once, OP_GET_SERVICES)
+        for _ in range(READ_RETRIES):
+            got = self._service_list()
+            if got is None:
+                continue
+            services, one_pass = got
+            if one_pass:
+                return services
+            now = self._service_snapshot(others=True)
+            if consistency.covers_services(services, now, now):
+                return services
+        raise InconsistentRead(OP_GET_SERVICES)
 
     def destinations(self, key: ServiceKey) -> list[Destination]:
-        dests = self._retrying(lambda: self._dests_once(key), OP_GET_DESTS)
+        dests = self._dest_list(key, counters=True)
+        if dests is None:
+            raise KernelError(_errno.ESRCH, OP_GET_DESTS)
         if not dests:
             # The kernel answers an empty dump for a missing service; tell
             # "no destinations" from "no such service" the way ipvsadm does.
@@ -184,36 +205,41 @@ class NetlinkBackend:
                 self.service(key)
             except KernelError as e:
                 raise KernelError(e.errno, OP_GET_DESTS) from None
-        return dests
+        return list(dests)
 
     def table(self, counters: bool = True) -> list[tuple[Service, Sequence[Destination]]]:
         """Every service with its destinations.  ``counters=False``: the
         destinations may come without stats, as DestinationRows (the plain
-        listings, which print no counters, read those columns directly)."""
-        read_dests = self._dests_once if counters else self._dest_rows_once
+        listings, which print no counters, read those columns directly).
+
+        Each service's real servers are checked (and read again) on their
+        own; the service list is checked at the end, against snapshots taken
+        right after its dump and after the last real server was read.  A
+        service that went away during the read is left out.
+        """
         for _ in range(READ_RETRIES):
-            try:
-                services, identity = self._services_and_identity()
-                keys = [s.key for s in services]
-                if len(set(keys)) != len(keys):
-                    continue  # an entry repeated: the table moved during the dump
-                result = []
-                for svc in services:
-                    dests = read_dests(svc.key)
-                    if _has_repeats(dests):
-                        raise DumpInterrupted(OP_GET_DESTS)
-                    result.append((svc, dests))
-                # A service came, went or changed while we read: compared on
-                # the dump's bytes without counters, not decoded again.
-                if services and self._service_identity() != identity:
-                    continue
-                return result
-            except DumpInterrupted:
+            got = self._service_list()
+            if got is None:
                 continue
-            except KernelError as e:
-                if e.errno != _errno.ESRCH:
-                    raise
-        raise KernelError(_errno.EAGAIN, OP_GET_SERVICES)
+            services, one_pass = got
+            listed_others = any(s.key.af != AF_INET for s in services)
+            before = None if one_pass else self._service_snapshot(others=listed_others)
+            result = []
+            for svc in services:
+                dests = self._dest_list(svc.key, counters)
+                if dests is not None:  # None: the service is gone
+                    result.append((svc, dests))
+            empty = [svc.key for svc, dests in result if not dests]
+            if before is None and not empty:
+                return result  # one pass, and every service seen alive since
+            after = self._service_snapshot(others=before is not None or listed_others)
+            if before is not None and not consistency.covers_services(services, before, after):
+                continue
+            # An empty real-server dump does not say whether the service is
+            # still there (the kernel answers one for a missing service).
+            gone = {key for key in empty if not self._still_there(key, after)}
+            return [entry for entry in result if entry[0].key not in gone] if gone else result
+        raise InconsistentRead(OP_GET_SERVICES)
 
     def daemons(self) -> list[Daemon]:
         def read() -> list[Daemon]:
@@ -251,6 +277,8 @@ class NetlinkBackend:
             return f.read()
 
     def close(self) -> None:
+        if self._legacy:
+            self._legacy.close()
         self._t.close()
 
     def __enter__(self) -> "NetlinkBackend":
@@ -267,20 +295,118 @@ class NetlinkBackend:
             raise KernelError(_errno.ENODATA, op)
         return replies[0]
 
-    def _services_once(self) -> list[Service]:
+    def _service_list(self) -> tuple[list[Service], bool] | None:
+        """(the services of one dump, repeats dropped; whether the dump was
+        read in one pass and had no repeat), or None if it was flagged."""
         decode = codec.decode_service
-        with _GCPaused():
-            return [decode(p) for p in self._t.dump(codec.encode_dump_services(self.family), OP_GET_SERVICES)]
+        try:
+            with _GCPaused():
+                services = [decode(p) for p in self._t.dump(codec.encode_dump_services(self.family),
+                                                             OP_GET_SERVICES)]
+        except DumpInterrupted:
+            return None
+        one_pass = self._t.dump_shape.one_pass
+        services, repeated = consistency.without_repeated_services(services)
+        return services, one_pass and not repeated
 
-    def _services_and_identity(self) -> tuple[list[Service], list[bytes]]:
-        decode, ident = codec.decode_service, codec.service_identity
-        with _GCPaused():
-            payloads = list(self._t.dump(codec.encode_dump_services(self.family), OP_GET_SERVICES))
-            return [decode(p) for p in payloads], [ident(p) for p in payloads]
+    def _service_snapshot(self, others: bool) -> consistency.ServiceSnapshot:
+        """The service keys of this moment: IPv4 atomically (socket
+        options); the other families from a netlink dump of the keys, when
+        ``others`` (or of every family, when the socket options fail)."""
+        legacy = self._legacy_snapshots()
+        ipv4 = None
+        if legacy is not None:
+            try:
+                ipv4 = set(legacy.service_keys())
+            except Unavailable:
+                self._legacy = None
+        if ipv4 is not None and not others:
+            return consistency.ServiceSnapshot(ipv4, None)
+        keys: set = set()
+        msg = codec.encode_dump_services(self.family)
+        for _ in range(READ_RETRIES):
+            try:
+                keys = {codec.decode_service(p).key for p in self._t.dump(msg, OP_GET_SERVICES)}
+                break
+            except DumpInterrupted:
+                continue
+        atomic = self._t.dump_shape.one_pass
+        if ipv4 is not None:
+            keys = {k for k in keys if k.af != AF_INET}
+        return consistency.ServiceSnapshot(ipv4, keys, atomic)
 
-    def _service_identity(self) -> list[bytes]:
-        ident = codec.service_identity
-        return [ident(p) for p in self._t.dump(codec.encode_dump_services(self.family), OP_GET_SERVICES)]
+    def _still_there(self, key: ServiceKey, snapshot: consistency.ServiceSnapshot) -> bool:
+        held = snapshot.holds(key)
+        if held is not None:
+            return held
+        try:
+            self.service(key)  # one GET: answered under the kernel's lock
+        except KernelError as e:
+            if e.errno == _errno.ESRCH:
+                return False
+            raise
+        return True
+
+    def _dest_list(self, key: ServiceKey, counters: bool) -> Sequence[Destination] | None:
+        """One service's real servers, each that existed throughout the read
+        exactly once; None if the service went away meanwhile."""
+        read = self._dests_once if counters else self._dest_rows_once
+        for _ in range(READ_RETRIES):
+            try:
+                dests = read(key)
+            except DumpInterrupted:
+                continue
+            one_pass = self._t.dump_shape.one_pass
+            dests, repeated = consistency.without_repeated_dests(dests)
+            if one_pass and not repeated:
+                return dests
+            try:
+                if self._dests_confirmed(key, dests, read):
+                    return dests
+            except ServiceGone:
+                return None
+        raise InconsistentRead(OP_GET_DESTS)
+
+    def _dests_confirmed(self, key: ServiceKey, dests: Sequence[Destination], read) -> bool:
+        """Does a dump that was not read in one pass hold every real server
+        that existed throughout?  IPv4 servers of an IPv4 service are checked
+        against an atomic snapshot; any others (an IPv6 service, IPv6
+        servers behind an IPv4 one, no snapshot possible) against a second
+        dump, which catches a skip unless the second dump skips the same
+        server (no atomic read of those exists).  Raises ServiceGone."""
+        foreign_only = False
+        if key.af == AF_INET:
+            planes = self._dest_snapshot(key, len(dests))
+            if planes is not None:
+                if not consistency.covers_ipv4_snapshot(dests, planes):
+                    return False
+                if not consistency.has_foreign_dests(dests, key.af):
+                    return True
+                foreign_only = True  # the IPv6 servers of this IPv4 service are left to check
+        try:
+            again, _ = consistency.without_repeated_dests(read(key))
+        except DumpInterrupted:
+            return False
+        if foreign_only:
+            again = [d for d in again if d.af != AF_INET]
+        return consistency.covers_dests(dests, again)
+
+    def _dest_snapshot(self, key: ServiceKey, expect: int) -> tuple[bytes, ...] | None:
+        legacy = self._legacy_snapshots()
+        if legacy is None:
+            return None
+        try:
+            return legacy.dest_planes(*consistency.legacy_service_key(key), expect=expect)
+        except Unavailable:
+            self._legacy = None
+            return None
+
+    def _legacy_snapshots(self) -> LegacySnapshots | None:
+        """The socket-option snapshots, opened on first use; None once they
+        proved unusable here (then every check falls back to a second dump)."""
+        if self._legacy is False:
+            self._legacy = LegacySnapshots(self.netns)
+        return self._legacy
 
     def _dests_once(self, key: ServiceKey) -> list[Destination]:
         decode = codec.decode_dest
@@ -315,7 +441,7 @@ class NetlinkBackend:
                 return read()
             except DumpInterrupted:
                 continue
-        raise KernelError(_errno.EAGAIN, op)
+        raise InconsistentRead(op)
 
 
 def open_backend(netns: str | None = None) -> NetlinkBackend:
@@ -326,6 +452,7 @@ def open_backend(netns: str | None = None) -> NetlinkBackend:
 __all__ = [
     "BatchOverrun",
     "DumpInterrupted",
+    "InconsistentRead",
     "IPVSUnavailable",
     "NetlinkBackend",
     "NetnsNotFound",

@@ -704,19 +704,6 @@ def decode_service(payload) -> Service:
     return decode_service_attrs(payload, s, e)
 
 
-_SERVICE_COUNTERS = (C.IPVS_SVC_ATTR_STATS, C.IPVS_SVC_ATTR_STATS64)
-
-
-def service_identity(payload) -> bytes:
-    """A service dump entry's bytes without its counters: equal for two reads
-    exactly when the service and its settings are unchanged.  Cheaper than
-    decoding, for the consistency check of a table read (see backend.table)."""
-    _cmd, top = _payload_attrs(payload)
-    s, e = _nested(payload, top, C.IPVS_CMD_ATTR_SERVICE, "service")
-    mv = memoryview(payload)
-    return b"".join(mv[a - C.NLA_HDRLEN:b] for t, a, b in attrs(payload, s, e) if t not in _SERVICE_COUNTERS)
-
-
 def decode_service_attrs(buf, start: int, end: int) -> Service:
     t = attr_table(buf, start, end)
     _require(t, C.IPVS_SVC_ATTR_AF, what="service")

@@ -92,6 +92,55 @@ class BatchOverrun(KernelError):
         self.last_index = last_index
 
 
+#: The least room the kernel gives one part of a dump: NLMSG_GOODSIZE,
+#: SKB_WITH_OVERHEAD(PAGE_SIZE) for 4 KiB pages, which is 3776 bytes on Linux
+#: 6.1 x86-64 and no less than 3328 with the largest MAX_SKB_FRAGS (45).
+#: netlink_dump() first tries a bigger buffer (up to 32 KiB), without
+#: reclaiming memory; when that fails it falls back to this.
+DUMP_PART_FLOOR = 3072
+#: How much longer an IPVS dump entry can be than the longest one seen: a
+#: real-server entry has a fixed size; a service entry varies with its
+#: scheduler's and persistence engine's names (each at most 16 bytes).
+ENTRY_SIZE_MARGIN = 64
+
+
+class DumpShape:
+    """How the kernel cut the last dump into parts (one part per received
+    buffer), to tell whether the dump was read in a single pass.
+
+    IPVS fills a part with entries until the next one does not fit, under
+    __ip_vs_mutex, and resumes the next part at an index.  A dump whose
+    entries all came in one part was therefore read in one hold of the lock,
+    *if* that part was not full: had it been full, the entries after it would
+    have come in the next part, and a deletion in between can shift them
+    under the index so that the next part is empty and they are skipped.
+    A part is provably not full when its bytes and one more entry (the
+    largest seen, plus ``ENTRY_SIZE_MARGIN``) fit in ``DUMP_PART_FLOOR``.
+    """
+
+    __slots__ = ("parts", "first_bytes", "largest")
+
+    def __init__(self):
+        self.parts = 0  # received buffers that carried entries
+        self.first_bytes = 0
+        self.largest = 0  # the longest entry, header included
+
+    def part(self, nbytes: int, largest: int) -> None:
+        self.parts += 1
+        if self.parts == 1:
+            self.first_bytes = nbytes
+        if largest > self.largest:
+            self.largest = largest
+
+    @property
+    def one_pass(self) -> bool:
+        """True when every entry came from one pass under the kernel's lock."""
+        if self.parts == 0:
+            return True
+        next_entry = ((self.largest + 3) & ~3) + ENTRY_SIZE_MARGIN
+        return self.parts == 1 and self.first_bytes + next_entry <= DUMP_PART_FLOOR
+
+
 class NetnsNotFound(FileNotFoundError):
     """The named network namespace does not exist."""
 
@@ -205,6 +254,7 @@ class Transport:
         self.netns = netns
         self._seq = 0
         self._rbuf = bytearray(RECV_BUFSIZE)
+        self.dump_shape = DumpShape()  # of the last dump (see DumpShape)
         if sock is None:
             sock = _socket_in_netns(netns) if netns else _new_socket()
             try:
@@ -345,6 +395,7 @@ class Transport:
         seq = self._next_seq()
         buf = bytearray(msg)
         codec.FLAGS_SEQ.pack_into(buf, codec.FLAGS_SEQ_OFFSET, C.NLM_F_REQUEST | C.NLM_F_DUMP, seq)
+        shape = self.dump_shape = DumpShape()
         self._send(buf)
         unpack = codec.NLMSGHDR.unpack_from
         min_type, hdrlen = C.NLMSG_MIN_TYPE, C.NLMSG_HDRLEN
@@ -357,6 +408,7 @@ class Transport:
                 end = len(mv)
                 off = 0
                 start = -1  # where the current run of entries began
+                largest = 0  # the longest entry of this buffer
                 if end >= hdrlen:
                     # Most buffers are nothing but entries of one length: take
                     # them in one piece once their headers are seen to agree.
@@ -366,6 +418,7 @@ class Transport:
                             and codec.same_headers(chunk, length, end // length)):
                         off = length * (end // length)
                         start = 0
+                        largest = length
                 while off + hdrlen <= end:
                     length, mtype, mflags, mseq, _pid = unpack(mv, off)
                     if length < hdrlen or off + length > end:
@@ -375,6 +428,8 @@ class Transport:
                             interrupted = True
                         if start < 0:
                             start = off
+                        if length > largest:
+                            largest = length
                     else:
                         if start >= 0:
                             yield mv[start:off]
@@ -390,6 +445,8 @@ class Transport:
                                 raise KernelError(err, op)
                             break
                     off += (length + 3) & ~3
+                if largest:
+                    shape.part(end, largest)
                 if start >= 0:
                     yield mv[start:min(off, end)]
         finally:
