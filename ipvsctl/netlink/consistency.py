@@ -32,6 +32,15 @@ if TYPE_CHECKING:  # annotations only: collections.abc imports collections (star
     from collections.abc import Iterable, Sequence
 
 
+class ServiceGone(Exception):
+    """An atomic snapshot found the service gone (ESRCH)."""
+
+
+class SnapshotUnavailable(Exception):
+    """No atomic snapshot can be made here (no IPv4 socket, no ctypes, an
+    unexpected refusal): the checks fall back to a second dump."""
+
+
 # --- real servers -------------------------------------------------------------
 
 

@@ -252,14 +252,17 @@ def test_socket_option_snapshots_read_what_the_dumps_read(netns):
     """The atomic snapshots (IPv4 only) name exactly the services and real
     servers netlink lists, in every kind of service, from inside the
     namespace and from outside it by name."""
-    from ipvsctl.model import FWD_TUNNEL, IPPROTO_SCTP, TUN_GUE
+    from ipvsctl.model import FWD_MASQ, FWD_TUNNEL, IPPROTO_SCTP, TUN_GUE
 
     fw = ServiceKey(AF_INET, fwmark=7)
     sctp = ServiceKey(AF_INET, IPPROTO_SCTP, "10.0.0.3", 3868)
     six = ServiceKey(AF_INET6, IPPROTO_UDP, "fd00::1", 53)
     reqs = [Request(OP_ADD_SERVICE, Service(k, "rr")) for k in (BIG, fw, sctp, six)]
-    reqs += [Request(OP_ADD_DEST, BIG, Destination(AF_INET, a, 80)) for a in BIG_REALS[:500]]
+    # 900 real servers: a snapshot too big for the small reused buffer (read back from a memfd)
+    reqs += [Request(OP_ADD_DEST, BIG, Destination(AF_INET, a, 80)) for a in BIG_REALS[:900]]
+    reqs += [Request(OP_ADD_DEST, sctp, Destination(AF_INET, a, 3868)) for a in BIG_REALS[:3]]
     reqs += [Request(OP_ADD_DEST, BIG, Destination(AF_INET, "0.1.2.3", 8080)),  # a valid address
+             Request(OP_ADD_DEST, BIG, Destination(AF_INET, "10.6.0.3", 80, FWD_MASQ, weight=0)),
              Request(OP_ADD_DEST, BIG, Destination(AF_INET, "10.6.0.1", 80, FWD_TUNNEL, tun_type=TUN_GUE,
                                                    tun_port=6080)),
              # IPv6 behind an IPv4 service (tunnel only): not in the IPv4 snapshot
@@ -280,7 +283,7 @@ def test_socket_option_snapshots_read_what_the_dumps_read(netns):
                 planes = snapshots.dest_planes(*consistency.legacy_service_key(svc.key), expect=3)
                 got = sorted(map(bytes, zip(*planes)))
                 want = sorted(consistency.ipv4_dest_key(d) for d in dests if d.af == AF_INET)
-                assert got == want and len(got) == {BIG: 502, fw: 1, sctp: 0}[svc.key]
+                assert got == want and len(got) == {BIG: 903, fw: 1, sctp: 3}[svc.key]
             with pytest.raises(ServiceGone):
                 snapshots.dest_planes(IPPROTO_TCP, bytes([10, 0, 0, 99]), 80, 0)
         finally:
