@@ -40,6 +40,12 @@ _MESSAGES = {
     (b.OP_GET_SERVICES, E.EAGAIN): TABLE_KEPT_CHANGING,
     (b.OP_GET_DESTS, E.EAGAIN): TABLE_KEPT_CHANGING,
     (b.OP_GET_DAEMONS, E.EAGAIN): TABLE_KEPT_CHANGING,
+    # ipvsctl's own: faults of the netlink conversation (netlink.transport).
+    (None, E.ENOBUFS): ("Replies from the kernel were lost (netlink receive buffer overrun): "
+                        "whether a change took effect is unknown; read the table back"),
+    (None, E.ETIMEDOUT): ("The kernel did not answer in time (IPVSCTL_NETLINK_TIMEOUT, "
+                          "default 30 seconds)"),
+    (None, E.EPROTO): "The kernel's netlink reply was malformed",
     (None, E.EPERM): "Permission denied (you must be root)",
     (None, E.EINVAL): "Invalid operation.  Possibly wrong module version, address not unicast, ...",
     (None, E.ENOPROTOOPT): "Protocol not available",

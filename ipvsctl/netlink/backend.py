@@ -50,12 +50,15 @@ from ipvsctl.backend import (
 )
 from ipvsctl.model import AF_INET, Daemon, Destination, DestinationRows, Info, Service, ServiceKey, Timeouts
 from ipvsctl.netlink import codec, consistency
-from ipvsctl.netlink.legacy import LegacySnapshots, ServiceGone, Unavailable
+from ipvsctl.netlink.consistency import ServiceGone, SnapshotUnavailable as Unavailable
 from ipvsctl.netlink.transport import (  # noqa: F401 - re-exported for the CLI
-    BatchOverrun,
+    DumpBroken,
     DumpInterrupted,
     IPVSUnavailable,
+    MalformedReply,
+    NetlinkTimeout,
     NetnsNotFound,
+    RepliesLost,
     Transport,
 )
 
@@ -74,6 +77,39 @@ class InconsistentRead(KernelError):
     def __init__(self, op: str = "", attempts: int = READ_RETRIES):
         super().__init__(_errno.EAGAIN, op)
         self.attempts = attempts
+
+
+def _gave_up(op: str, last: Exception | None) -> KernelError:
+    """What to raise after READ_RETRIES failed reads: the replies' own fault
+    when the last read failed for one (lost, malformed), else InconsistentRead."""
+    if isinstance(last, DumpBroken):
+        return last.cause
+    if isinstance(last, (RepliesLost, MalformedReply)):
+        return last
+    return InconsistentRead(op)
+
+
+def _decoding(op: str, in_dump: bool = False):
+    """Decoding errors of the kernel's bytes as MalformedReply (a KernelError);
+    in a dump, as DumpBroken, so that the dump is read again."""
+    return _Decoding(op, in_dump)
+
+
+class _Decoding:
+    __slots__ = ("op", "in_dump")
+
+    def __init__(self, op: str, in_dump: bool):
+        self.op = op
+        self.in_dump = in_dump
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, kind, value, tb) -> bool:
+        if kind is not None and issubclass(kind, codec.DecodeError):
+            error = MalformedReply(self.op, str(value))
+            raise (DumpBroken(error) if self.in_dump else error) from None
+        return False
 
 
 class _GCPaused:
@@ -164,7 +200,7 @@ class NetlinkBackend:
         self.family = self._t.family
         self.netns = netns
         self._info: Info | None = None
-        self._legacy: LegacySnapshots | None | bool = False  # False: not opened yet
+        self._legacy = False  # legacy.LegacySnapshots once opened; None if unusable
 
     # --- reads -------------------------------------------------------------
 
@@ -172,27 +208,33 @@ class NetlinkBackend:
         # Version and connection-table size are fixed while the module is
         # loaded: asked once (open_backend asks first, as ipvsadm's init does).
         if self._info is None:
-            self._info = codec.decode_info(self._one(codec.encode_get_info(self.family), OP_GET_INFO))
+            with _decoding(OP_GET_INFO):
+                self._info = codec.decode_info(self._one(codec.encode_get_info(self.family), OP_GET_INFO))
         return self._info
 
     def timeouts(self) -> Timeouts:
-        return codec.decode_timeouts(self._one(codec.encode_get_timeouts(self.family), OP_GET_TIMEOUTS))
+        with _decoding(OP_GET_TIMEOUTS):
+            return codec.decode_timeouts(self._one(codec.encode_get_timeouts(self.family), OP_GET_TIMEOUTS))
 
     def service(self, key: ServiceKey) -> Service:
-        return codec.decode_service(self._one(codec.encode_get_service(self.family, key), OP_GET_SERVICE))
+        with _decoding(OP_GET_SERVICE):
+            return codec.decode_service(self._one(codec.encode_get_service(self.family, key), OP_GET_SERVICE))
 
     def services(self) -> list[Service]:
+        last = None
         for _ in range(READ_RETRIES):
-            got = self._service_list()
-            if got is None:
+            try:
+                services, one_pass = self._service_list()
+                if one_pass:
+                    return services
+                now = self._service_snapshot(others=True)
+            except DumpInterrupted as e:
+                last = e
                 continue
-            services, one_pass = got
-            if one_pass:
-                return services
-            now = self._service_snapshot(others=True)
             if consistency.covers_services(services, now, now):
                 return services
-        raise InconsistentRead(OP_GET_SERVICES)
+            last = None
+        raise _gave_up(OP_GET_SERVICES, last)
 
     def destinations(self, key: ServiceKey) -> list[Destination]:
         dests = self._dest_list(key, counters=True)
@@ -217,13 +259,15 @@ class NetlinkBackend:
         right after its dump and after the last real server was read.  A
         service that went away during the read is left out.
         """
+        last = None
         for _ in range(READ_RETRIES):
-            got = self._service_list()
-            if got is None:
+            try:
+                services, one_pass = self._service_list()
+                listed_others = any(s.key.af != AF_INET for s in services)
+                before = None if one_pass else self._service_snapshot(others=listed_others)
+            except DumpInterrupted as e:
+                last = e
                 continue
-            services, one_pass = got
-            listed_others = any(s.key.af != AF_INET for s in services)
-            before = None if one_pass else self._service_snapshot(others=listed_others)
             result = []
             for svc in services:
                 dests = self._dest_list(svc.key, counters)
@@ -232,19 +276,25 @@ class NetlinkBackend:
             empty = [svc.key for svc, dests in result if not dests]
             if before is None and not empty:
                 return result  # one pass, and every service seen alive since
-            after = self._service_snapshot(others=before is not None or listed_others)
+            try:
+                after = self._service_snapshot(others=before is not None or listed_others)
+            except DumpInterrupted as e:
+                last = e
+                continue
             if before is not None and not consistency.covers_services(services, before, after):
+                last = None
                 continue
             # An empty real-server dump does not say whether the service is
             # still there (the kernel answers one for a missing service).
             gone = {key for key in empty if not self._still_there(key, after)}
             return [entry for entry in result if entry[0].key not in gone] if gone else result
-        raise InconsistentRead(OP_GET_SERVICES)
+        raise _gave_up(OP_GET_SERVICES, last)
 
     def daemons(self) -> list[Daemon]:
         def read() -> list[Daemon]:
             msg = codec.encode_dump_daemons(self.family)
-            return [codec.decode_daemon(p) for p in self._t.dump(msg, OP_GET_DAEMONS)]
+            with _decoding(OP_GET_DAEMONS, in_dump=True):
+                return [codec.decode_daemon(p) for p in self._t.dump(msg, OP_GET_DAEMONS)]
 
         return self._retrying(read, OP_GET_DAEMONS)
 
@@ -290,21 +340,18 @@ class NetlinkBackend:
     # --- helpers -----------------------------------------------------------
 
     def _one(self, msg: bytes, op: str):
-        replies = self._t.request(msg, op)
+        replies = self._t.request(msg, op, idempotent=True)
         if not replies:
             raise KernelError(_errno.ENODATA, op)
         return replies[0]
 
-    def _service_list(self) -> tuple[list[Service], bool] | None:
+    def _service_list(self) -> tuple[list[Service], bool]:
         """(the services of one dump, repeats dropped; whether the dump was
-        read in one pass and had no repeat), or None if it was flagged."""
+        read in one pass and had no repeat).  DumpInterrupted: read again."""
         decode = codec.decode_service
-        try:
-            with _GCPaused():
-                services = [decode(p) for p in self._t.dump(codec.encode_dump_services(self.family),
-                                                             OP_GET_SERVICES)]
-        except DumpInterrupted:
-            return None
+        with _GCPaused(), _decoding(OP_GET_SERVICES, in_dump=True):
+            services = [decode(p) for p in self._t.dump(codec.encode_dump_services(self.family),
+                                                         OP_GET_SERVICES)]
         one_pass = self._t.dump_shape.one_pass
         services, repeated = consistency.without_repeated_services(services)
         return services, one_pass and not repeated
@@ -322,14 +369,9 @@ class NetlinkBackend:
                 self._legacy = None
         if ipv4 is not None and not others:
             return consistency.ServiceSnapshot(ipv4, None)
-        keys: set = set()
         msg = codec.encode_dump_services(self.family)
-        for _ in range(READ_RETRIES):
-            try:
-                keys = {codec.decode_service(p).key for p in self._t.dump(msg, OP_GET_SERVICES)}
-                break
-            except DumpInterrupted:
-                continue
+        with _decoding(OP_GET_SERVICES, in_dump=True):
+            keys = {codec.decode_service(p).key for p in self._t.dump(msg, OP_GET_SERVICES)}
         atomic = self._t.dump_shape.one_pass
         if ipv4 is not None:
             keys = {k for k in keys if k.af != AF_INET}
@@ -351,21 +393,22 @@ class NetlinkBackend:
         """One service's real servers, each that existed throughout the read
         exactly once; None if the service went away meanwhile."""
         read = self._dests_once if counters else self._dest_rows_once
+        last = None
         for _ in range(READ_RETRIES):
             try:
                 dests = read(key)
-            except DumpInterrupted:
-                continue
-            one_pass = self._t.dump_shape.one_pass
-            dests, repeated = consistency.without_repeated_dests(dests)
-            if one_pass and not repeated:
-                return dests
-            try:
+                one_pass = self._t.dump_shape.one_pass
+                dests, repeated = consistency.without_repeated_dests(dests)
+                if one_pass and not repeated:
+                    return dests
                 if self._dests_confirmed(key, dests, read):
                     return dests
+                last = None
+            except DumpInterrupted as e:
+                last = e
             except ServiceGone:
                 return None
-        raise InconsistentRead(OP_GET_DESTS)
+        raise _gave_up(OP_GET_DESTS, last)
 
     def _dests_confirmed(self, key: ServiceKey, dests: Sequence[Destination], read) -> bool:
         """Does a dump that was not read in one pass hold every real server
@@ -383,10 +426,7 @@ class NetlinkBackend:
                 if not consistency.has_foreign_dests(dests, key.af):
                     return True
                 foreign_only = True  # the IPv6 servers of this IPv4 service are left to check
-        try:
-            again, _ = consistency.without_repeated_dests(read(key))
-        except DumpInterrupted:
-            return False
+        again, _ = consistency.without_repeated_dests(read(key))
         if foreign_only:
             again = [d for d in again if d.af != AF_INET]
         return consistency.covers_dests(dests, again)
@@ -401,17 +441,20 @@ class NetlinkBackend:
             self._legacy = None
             return None
 
-    def _legacy_snapshots(self) -> LegacySnapshots | None:
-        """The socket-option snapshots, opened on first use; None once they
-        proved unusable here (then every check falls back to a second dump)."""
+    def _legacy_snapshots(self):
+        """The socket-option snapshots (legacy.LegacySnapshots), opened on
+        first use; None once they proved unusable here (then every check
+        falls back to a second dump)."""
         if self._legacy is False:
+            from ipvsctl.netlink.legacy import LegacySnapshots  # only when a dump needs checking
+
             self._legacy = LegacySnapshots(self.netns)
         return self._legacy
 
     def _dests_once(self, key: ServiceKey) -> list[Destination]:
         decode = codec.decode_dest
         af = key.af
-        with _GCPaused():
+        with _GCPaused(), _decoding(OP_GET_DESTS, in_dump=True):
             return [decode(p, af) for p in self._t.dump(codec.encode_dump_dests(self.family, key), OP_GET_DESTS)]
 
     def _dest_rows_once(self, key: ServiceKey) -> Sequence[Destination]:
@@ -421,7 +464,7 @@ class NetlinkBackend:
         rows: DestinationRows | None = None
         other: list[Destination] = []
         af = key.af
-        with _GCPaused():
+        with _GCPaused(), _decoding(OP_GET_DESTS, in_dump=True):
             for run in self._t.dump_runs(codec.encode_dump_dests(self.family, key), OP_GET_DESTS):
                 got = None if other else codec.decode_dest_run(run)
                 if got is None:
@@ -436,12 +479,13 @@ class NetlinkBackend:
 
     @staticmethod
     def _retrying(read: Callable[[], list], op: str) -> list:
+        last = None
         for _ in range(READ_RETRIES):
             try:
                 return read()
-            except DumpInterrupted:
-                continue
-        raise InconsistentRead(op)
+            except DumpInterrupted as e:
+                last = e
+        raise _gave_up(op, last)
 
 
 def open_backend(netns: str | None = None) -> NetlinkBackend:
@@ -450,9 +494,11 @@ def open_backend(netns: str | None = None) -> NetlinkBackend:
 
 
 __all__ = [
-    "BatchOverrun",
     "DumpInterrupted",
     "InconsistentRead",
+    "MalformedReply",
+    "NetlinkTimeout",
+    "RepliesLost",
     "IPVSUnavailable",
     "NetlinkBackend",
     "NetnsNotFound",

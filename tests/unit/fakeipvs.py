@@ -15,7 +15,7 @@ reading the table:
 ``between_parts(n)`` (n = 2, 3, ...) runs just before part n of any dump is
 made: a test changes the table there, as another process would.
 ``LegacyFake`` answers the atomic socket-option snapshots from the same
-table.  ``faults`` (see FaultySocket in test_netlink_faults.py) builds on it.
+table.  ``FaultyIPVS`` adds faults to what the socket delivers.
 """
 
 from __future__ import annotations
@@ -112,6 +112,13 @@ class FakeIPVS:
             if svc is None:
                 return errno.ESRCH, []
             return 0, [kernel_service_entry(svc)]
+        if cmd == C.IPVS_CMD_NEW_SERVICE:
+            _cmd, top = codec._payload_attrs(payload)
+            svc = codec.decode_service_attrs(payload, *codec._nested(payload, top, C.IPVS_CMD_ATTR_SERVICE, "s"))
+            if self.table.find(svc.key) is not None:
+                return errno.EEXIST, []
+            self.table.add_service(svc)
+            return 0, []
         if cmd == C.IPVS_CMD_GET_INFO:
             return 0, [bytes([C.IPVS_CMD_SET_INFO, 1, 0, 0]) + codec.nla_u32(C.IPVS_INFO_ATTR_VERSION, 0x010201)
                        + codec.nla_u32(C.IPVS_INFO_ATTR_CONN_TAB_SIZE, 4096)]
@@ -154,7 +161,9 @@ class FakeIPVS:
     def recv_into(self, buf, nbytes=0, flags=0) -> int:
         if not self.queue:
             raise AssertionError("recv on an empty socket would block forever")
-        data = self.queue.popleft()
+        return self.deliver(self.queue.popleft(), buf, flags)
+
+    def deliver(self, data: bytes, buf, flags: int) -> int:
         n = min(len(data), len(buf))
         buf[:n] = data[:n]
         if self.dump is not None and not self.queue:
@@ -163,6 +172,117 @@ class FakeIPVS:
 
     def close(self):
         self.closed = True
+
+
+class Faults:
+    """Faults to inject, shared by every socket of one test (the transport
+    replaces a socket whose replies were lost).  Each is (when, what):
+    ``when`` is a predicate on the datagram about to be received (and the
+    number of datagrams received so far), ``what`` one of the FaultyIPVS
+    actions; ``times`` how often it may fire (None: every time)."""
+
+    def __init__(self, *faults):
+        self.pending = [list(f) + [1] if len(f) == 2 else list(f) for f in faults]
+        self.received = 0
+        self.fired: list[str] = []
+
+    def take(self, data: bytes):
+        for f in self.pending:
+            when, what, times = f
+            if times != 0 and when(data, self.received):
+                if times is not None:
+                    f[2] = times - 1
+                self.fired.append(what)
+                return what
+        return None
+
+
+def is_dump_part(data: bytes, n: int = 0) -> bool:
+    """A datagram of dump entries (not the end)."""
+    return codec.NLMSGHDR.unpack_from(data)[1] >= C.NLMSG_MIN_TYPE and (
+        codec.NLMSGHDR.unpack_from(data)[2] & C.NLM_F_MULTI)
+
+
+def is_done(data: bytes, n: int = 0) -> bool:
+    return codec.NLMSGHDR.unpack_from(data)[1] == C.NLMSG_DONE
+
+
+def is_ack(data: bytes, n: int = 0) -> bool:
+    return codec.NLMSGHDR.unpack_from(data)[1] == C.NLMSG_ERROR
+
+
+def nth_part(k: int):
+    """The k-th dump part received (1-based), counted over the whole test."""
+    seen = [0]
+
+    def when(data, n):
+        if is_dump_part(data):
+            seen[0] += 1
+            return seen[0] == k
+        return False
+    return when
+
+
+class FaultyIPVS(FakeIPVS):
+    """FakeIPVS whose deliveries go wrong as ``faults`` say.
+
+    Actions: "enobufs" (the datagram is dropped and recv fails with
+    ENOBUFS, as after an overrun), "eintr" and "eagain" (recv fails, the
+    datagram stays), "trunc" (the datagram is longer than the buffer),
+    "drop" (silently lost), "repeat" (delivered twice), "swap" (after the
+    next one), "enomem" (a dump part replaced by an error report of the
+    dump), "short_error" (an error report with a 4-byte payload), "bad_len"
+    (a first message that claims more bytes than the datagram holds).
+    An empty socket with a timeout set times out at once.
+    """
+
+    def __init__(self, table: Table, faults: Faults, part_bytes: int = 4096, between_parts=None):
+        super().__init__(table, part_bytes, between_parts)
+        self.faults = faults
+        self.timeout = None
+
+    def settimeout(self, t) -> None:
+        self.timeout = t
+
+    def recv_into(self, buf, nbytes=0, flags=0) -> int:
+        if not self.queue:
+            if self.timeout is not None:
+                raise TimeoutError("timed out")
+            raise AssertionError("recv on an empty socket would block forever")
+        data = self.queue[0]
+        what = self.faults.take(data)
+        if what in ("eintr", "eagain"):
+            raise InterruptedError(4, "EINTR") if what == "eintr" else BlockingIOError(11, "EAGAIN")
+        self.queue.popleft()
+        self.faults.received += 1
+        seq = codec.NLMSGHDR.unpack_from(data)[3]
+        if what == "enobufs":
+            self.refill()
+            raise OSError(errno.ENOBUFS, "No buffer space available")
+        if what == "drop":
+            self.refill()
+            return self.recv_into(buf, nbytes, flags)
+        if what == "repeat":
+            self.queue.appendleft(data)
+        if what == "swap":
+            self.refill()
+            if self.queue:
+                data, self.queue[0] = self.queue[0], data
+        if what == "trunc":
+            n = self.deliver(data + bytes(len(buf)), buf, flags)
+            return n
+        if what == "enomem":
+            self.dump = None
+            data = nlmsg(C.NLMSG_ERROR, 0, seq, struct.pack("=i", -errno.ENOMEM) + data[:16])
+        if what == "short_error":
+            data = nlmsg(C.NLMSG_ERROR, 0, seq, struct.pack("=i", -errno.EINVAL))
+        if what == "bad_len":
+            data = struct.pack("=I", len(data) + 64) + data[4:]
+        return self.deliver(data, buf, flags)
+
+    def refill(self) -> None:
+        if self.dump is not None and not self.queue:
+            self.next_part()
 
 
 def request_key(payload) -> ServiceKey:
@@ -199,10 +319,24 @@ class LegacyFake:
         pass
 
 
-def backend_over(table: Table, *, part_bytes: int = 4096, between_parts=None, snapshots: bool = True):
-    """(NetlinkBackend, FakeIPVS, LegacyFake or None) over ``table``."""
-    sock = FakeIPVS(table, part_bytes, between_parts)
-    backend = NetlinkBackend(transport=T.Transport(sock=sock, family=FAMILY))
+def backend_over(table: Table, *, part_bytes: int = 4096, between_parts=None, snapshots: bool = True,
+                 faults: Faults | None = None, timeout: float | None = None):
+    """(NetlinkBackend, socket, LegacyFake or None) over ``table``; with
+    ``faults``, FaultyIPVS sockets (a fresh one each time the transport
+    replaces its socket: ``backend.sockets`` lists them)."""
+    sockets: list = []
+
+    def new_socket():
+        if faults is None:
+            sockets.append(FakeIPVS(table, part_bytes, between_parts))
+        else:
+            sockets.append(FaultyIPVS(table, faults, part_bytes, between_parts))
+        return sockets[-1]
+
+    sock = new_socket()
+    backend = NetlinkBackend(transport=T.Transport(sock=sock, family=FAMILY, sock_factory=new_socket,
+                                                   timeout=timeout))
+    backend.sockets = sockets
     fake = LegacyFake(table) if snapshots else None
     backend._legacy = fake
     return backend, sock, fake
