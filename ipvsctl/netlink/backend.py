@@ -352,9 +352,12 @@ class NetlinkBackend:
         with _GCPaused(), _decoding(OP_GET_SERVICES, in_dump=True):
             services = [decode(p) for p in self._t.dump(codec.encode_dump_services(self.family),
                                                          OP_GET_SERVICES)]
-        one_pass = self._t.dump_shape.one_pass
-        services, repeated = consistency.without_repeated_services(services)
-        return services, one_pass and not repeated
+        shape = self._t.dump_shape
+        if shape.one_pass:
+            return services, True  # one pass under the kernel's lock: nothing can repeat
+        if shape.parts > 1:
+            services, _ = consistency.without_repeated_services(services)
+        return services, False
 
     def _service_snapshot(self, others: bool) -> consistency.ServiceSnapshot:
         """The service keys of this moment: IPv4 atomically (socket
@@ -370,12 +373,13 @@ class NetlinkBackend:
         if ipv4 is not None and not others:
             return consistency.ServiceSnapshot(ipv4, None)
         msg = codec.encode_dump_services(self.family)
+        decode, family = codec.decode_service, codec.service_family
         with _decoding(OP_GET_SERVICES, in_dump=True):
-            keys = {codec.decode_service(p).key for p in self._t.dump(msg, OP_GET_SERVICES)}
-        atomic = self._t.dump_shape.one_pass
-        if ipv4 is not None:
-            keys = {k for k in keys if k.af != AF_INET}
-        return consistency.ServiceSnapshot(ipv4, keys, atomic)
+            if ipv4 is None:
+                keys = {decode(p).key for p in self._t.dump(msg, OP_GET_SERVICES)}
+            else:  # only the others: most entries need no decoding
+                keys = {decode(p).key for p in self._t.dump(msg, OP_GET_SERVICES) if family(p) != AF_INET}
+        return consistency.ServiceSnapshot(ipv4, keys, self._t.dump_shape.one_pass)
 
     def _still_there(self, key: ServiceKey, snapshot: consistency.ServiceSnapshot) -> bool:
         held = snapshot.holds(key)
@@ -397,10 +401,11 @@ class NetlinkBackend:
         for _ in range(READ_RETRIES):
             try:
                 dests = read(key)
-                one_pass = self._t.dump_shape.one_pass
-                dests, repeated = consistency.without_repeated_dests(dests)
-                if one_pass and not repeated:
-                    return dests
+                shape = self._t.dump_shape
+                if shape.one_pass:
+                    return dests  # one pass under the kernel's lock: nothing can repeat
+                if shape.parts > 1:
+                    dests, _ = consistency.without_repeated_dests(dests)
                 if self._dests_confirmed(key, dests, read):
                     return dests
                 last = None

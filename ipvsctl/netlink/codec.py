@@ -704,6 +704,22 @@ def decode_service(payload) -> Service:
     return decode_service_attrs(payload, s, e)
 
 
+_FAMILY_FIRST = struct.Struct("=HHHHH")  # nest len, type; first attribute's len, type, u16 value
+
+
+def service_family(payload) -> int:
+    """The address family of a service dump entry, read in place when it is
+    the nest's first attribute (where the kernel writes it), else decoded.
+    For the service-list check, which needs the keys of the non-IPv4
+    services only (backend._service_snapshot)."""
+    if len(payload) >= C.GENL_HDRLEN + 10:
+        _nlen, ntype, alen, atype, af = _FAMILY_FIRST.unpack_from(payload, C.GENL_HDRLEN)
+        if (ntype & C.NLA_TYPE_MASK == C.IPVS_CMD_ATTR_SERVICE and atype & C.NLA_TYPE_MASK == C.IPVS_SVC_ATTR_AF
+                and alen == C.NLA_HDRLEN + 2):
+            return af
+    return decode_service(payload).key.af
+
+
 def decode_service_attrs(buf, start: int, end: int) -> Service:
     t = attr_table(buf, start, end)
     _require(t, C.IPVS_SVC_ATTR_AF, what="service")

@@ -166,9 +166,15 @@ def default_timeout() -> float | None:
 #: The least room the kernel gives one part of a dump: NLMSG_GOODSIZE,
 #: SKB_WITH_OVERHEAD(PAGE_SIZE) for 4 KiB pages, which is 3776 bytes on Linux
 #: 6.1 x86-64 and no less than 3328 with the largest MAX_SKB_FRAGS (45).
-#: netlink_dump() first tries a bigger buffer (up to 32 KiB), without
-#: reclaiming memory; when that fails it falls back to this.
 DUMP_PART_FLOOR = 3072
+#: netlink_dump() first tries a part of the size the socket's receives ask
+#: for (max_recvmsg_len: ours are RECV_BUFSIZE, which the kernel caps at
+#: 16 or 32 KiB depending on its version), without reclaiming memory; when
+#: that fails it falls back to NLMSG_GOODSIZE.  So a part bigger than any
+#: NLMSG_GOODSIZE (below the page size, or 8 KiB, by at least the 256 bytes
+#: of skb_shared_info) had the big room, at least this much.
+GOODSIZE_CEILING = min(os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096, 8192) - 256
+LARGE_PART_FLOOR = 12288
 #: How much longer an IPVS dump entry can be than the longest one seen: a
 #: real-server entry has a fixed size; a service entry varies with its
 #: scheduler's and persistence engine's names (each at most 16 bytes).
@@ -186,18 +192,23 @@ class DumpShape:
     have come in the next part, and a deletion in between can shift them
     under the index so that the next part is empty and they are skipped.
     A part is provably not full when its bytes and one more entry (the
-    largest seen, plus ``ENTRY_SIZE_MARGIN``) fit in ``DUMP_PART_FLOOR``.
+    largest seen, plus ``ENTRY_SIZE_MARGIN``) fit in the least room it can
+    have had: ``DUMP_PART_FLOOR``, or ``LARGE_PART_FLOOR`` when it is bigger
+    than any NLMSG_GOODSIZE.  (tests/kernel/test_torn_dumps.py checks the
+    running kernel's part sizes against these bounds.)
     """
 
-    __slots__ = ("parts", "first_bytes", "largest")
+    __slots__ = ("parts", "first_bytes", "largest", "sizes")
 
     def __init__(self):
         self.parts = 0  # received buffers that carried entries
         self.first_bytes = 0
         self.largest = 0  # the longest entry, header included
+        self.sizes: list[int] = []  # of every part, for the tests of the rule
 
     def part(self, nbytes: int, largest: int) -> None:
         self.parts += 1
+        self.sizes.append(nbytes)
         if self.parts == 1:
             self.first_bytes = nbytes
         if largest > self.largest:
@@ -206,10 +217,12 @@ class DumpShape:
     @property
     def one_pass(self) -> bool:
         """True when every entry came from one pass under the kernel's lock."""
-        if self.parts == 0:
+        if self.parts != 1:
+            return self.parts == 0
+        need = self.first_bytes + ((self.largest + 3) & ~3) + ENTRY_SIZE_MARGIN
+        if need <= DUMP_PART_FLOOR:
             return True
-        next_entry = ((self.largest + 3) & ~3) + ENTRY_SIZE_MARGIN
-        return self.parts == 1 and self.first_bytes + next_entry <= DUMP_PART_FLOOR
+        return self.first_bytes > GOODSIZE_CEILING and need <= LARGE_PART_FLOOR
 
 
 class NetnsNotFound(FileNotFoundError):

@@ -34,6 +34,10 @@ from ipvsctl.netlink import transport as T
 from ipvsctl.netlink.backend import NetlinkBackend
 
 PORTID = 4242
+#: NLMSG_GOODSIZE on Linux 6.1 x86-64: the room of a dump part when the
+#: kernel cannot get a bigger one (the other size it uses is BIG_PART).
+GOODSIZE = 3776
+BIG_PART = 32448
 
 
 def nlmsg(mtype: int, flags: int, seq: int, body: bytes) -> bytes:
@@ -73,7 +77,7 @@ class Table:
 class FakeIPVS:
     """The socket ``Transport`` talks to (send / recv_into / getsockopt / close)."""
 
-    def __init__(self, table: Table, part_bytes: int = 4096, between_parts=None):
+    def __init__(self, table: Table, part_bytes: int = GOODSIZE, between_parts=None):
         self.table = table
         self.part_bytes = part_bytes
         self.between_parts = between_parts or (lambda n: None)
@@ -236,7 +240,7 @@ class FaultyIPVS(FakeIPVS):
     An empty socket with a timeout set times out at once.
     """
 
-    def __init__(self, table: Table, faults: Faults, part_bytes: int = 4096, between_parts=None):
+    def __init__(self, table: Table, faults: Faults, part_bytes: int = GOODSIZE, between_parts=None):
         super().__init__(table, part_bytes, between_parts)
         self.faults = faults
         self.timeout = None
@@ -319,7 +323,7 @@ class LegacyFake:
         pass
 
 
-def backend_over(table: Table, *, part_bytes: int = 4096, between_parts=None, snapshots: bool = True,
+def backend_over(table: Table, *, part_bytes: int = GOODSIZE, between_parts=None, snapshots: bool = True,
                  faults: Faults | None = None, timeout: float | None = None):
     """(NetlinkBackend, socket, LegacyFake or None) over ``table``; with
     ``faults``, FaultyIPVS sockets (a fresh one each time the transport

@@ -137,28 +137,30 @@ def test_a_list_that_changes_during_every_read_is_refused():
 
 
 def test_a_full_first_part_then_an_empty_one_is_not_taken_for_a_single_pass():
-    # Part 1 is full; before part 2 the list shrinks below the index, so
-    # part 2 is empty and the servers after part 1 are lost, yet only one
-    # part carried entries.  Its size shows it may have been full.
-    t = table_with(n=12)
-    for i in range(12):
-        t.add_dest(BIG, Destination(AF_INET, f"10.5.0.{i + 1}", 80))  # 12 churned, at the head
+    # Part 1 (NLMSG_GOODSIZE: the kernel got no bigger buffer) is full; before
+    # part 2 the list shrinks below the index, so part 2 is empty and the
+    # servers after part 1 are lost, yet only one part carried entries.  Its
+    # size shows it may have been full.
+    t = table_with(n=8)
+    churned = [Destination(AF_INET, f"10.5.0.{i + 1}", 80) for i in range(8)]
+    for d in churned:
+        t.add_dest(BIG, d)  # at the head
     gone = [False]
 
     def shrink(n):
         if n == 2 and not gone[0]:
             gone[0] = True
-            for i in range(12):
-                t.del_dest(BIG, f"10.5.0.{i + 1}", 80)
+            for d in churned:
+                t.del_dest(BIG, d.addr, d.port)
 
-    backend, sock, legacy = backend_over(t, part_bytes=12 * 470, between_parts=shrink)
+    backend, sock, legacy = backend_over(t, between_parts=shrink)
     raw = backend._dest_rows_once(BIG)
     assert backend._t.dump_shape.parts == 1 and not backend._t.dump_shape.one_pass
-    assert not whole(raw, 12)
+    assert not whole(raw, 8)
     gone[0] = False
-    for i in range(12):
-        t.add_dest(BIG, Destination(AF_INET, f"10.5.0.{i + 1}", 80))
-    assert whole(backend.destinations(BIG), 12)
+    for d in churned:
+        t.add_dest(BIG, d)
+    assert whole(backend.destinations(BIG), 8) and legacy.calls >= 1
 
 
 def test_a_small_list_in_one_part_needs_no_snapshot():
@@ -295,18 +297,20 @@ def test_services_cover_what_both_snapshots_hold():
     assert not consistency.covers_services(listed, S(None, {a, b, c}), S(None, {a, b, c}))
 
 
-def test_dump_shape():
+@pytest.mark.parametrize("parts, one_pass", [
+    ([], True),  # nothing at all
+    ([2000], True),  # room for one more in the smallest part there is
+    ([T.DUMP_PART_FLOOR - 420], False),  # maybe a full NLMSG_GOODSIZE part
+    ([T.GOODSIZE_CEILING], False),  # the same
+    ([T.GOODSIZE_CEILING + 4], True),  # bigger than any NLMSG_GOODSIZE: the big room, not full
+    ([T.LARGE_PART_FLOOR - 400], False),  # maybe a full big part
+    ([800, 800], False),  # two parts: two passes
+])
+def test_dump_shape(parts, one_pass):
     s = T.DumpShape()
-    assert s.one_pass  # nothing at all
-    s.part(2000, 400)
-    assert s.one_pass
-    s = T.DumpShape()
-    s.part(T.DUMP_PART_FLOOR - 420, 400)
-    assert not s.one_pass  # one more entry would not fit the smallest part: maybe full
-    s = T.DumpShape()
-    s.part(800, 400)
-    s.part(800, 400)
-    assert not s.one_pass
+    for nbytes in parts:
+        s.part(nbytes, 400)
+    assert s.one_pass is one_pass
 
 
 def test_a_read_refused_says_why_in_every_surface():
@@ -315,3 +319,24 @@ def test_a_read_refused_says_why_in_every_surface():
     for op in ("get_services", "get_dests"):
         assert "kept changing while it was read" in kernel_message(op, InconsistentRead(op).errno)
     assert issubclass(InconsistentRead, KernelError) and READ_RETRIES >= 3
+
+
+def test_service_family_is_read_in_place_and_decoded_otherwise():
+    from test_codec import kernel_service_entry
+
+    from ipvsctl.netlink import codec
+    from ipvsctl.netlink import constants as C
+
+    for key in (BIG, BIG6, ServiceKey(AF_INET6, fwmark=7)):
+        assert codec.service_family(kernel_service_entry(Service(key))) == key.af
+    # The family not first in the nest (another kernel's order): decoded.
+    entry = kernel_service_entry(Service(BIG6))
+    nest = codec.nest(C.IPVS_CMD_ATTR_SERVICE, *reversed(list(_attrs(entry))))
+    assert codec.service_family(entry[:4] + nest) == AF_INET6
+
+
+def _attrs(entry: bytes):
+    from ipvsctl.netlink import codec
+
+    for _t, a, b in codec.attrs(entry, 8, len(entry)):
+        yield entry[a - 4:b + (-b % 4)]
