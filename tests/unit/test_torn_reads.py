@@ -340,3 +340,31 @@ def _attrs(entry: bytes):
 
     for _t, a, b in codec.attrs(entry, 8, len(entry)):
         yield entry[a - 4:b + (-b % 4)]
+
+
+@pytest.mark.parametrize("argv", [["-Ln"], ["-Sn"], ["-Ln", "--json"], ["-Ln", "--stats"]])
+def test_a_table_that_keeps_changing_is_refused_on_the_command_line(argv):
+    import io
+
+    from ipvsctl import cli
+
+    t = table_with()
+    state = {"present": False}
+
+    def toggle(n):
+        if state["present"]:
+            t.del_dest(BIG, CHURNED.addr, CHURNED.port)
+        else:
+            t.add_dest(BIG, CHURNED)
+        state["present"] = not state["present"]
+
+    backend, _, _ = backend_over(t, between_parts=toggle)
+    out, err = io.StringIO(), io.StringIO()
+    real, cli.open_backend = cli.open_backend, lambda netns: backend
+    try:
+        status = cli.run_compat(argv, io.StringIO(), out, err)
+    finally:
+        cli.open_backend = real
+    assert status == 1
+    assert err.getvalue() == "The IPVS table kept changing while it was read: no consistent listing could be made; try again\n"
+    assert "10.1.0." not in out.getvalue()  # no table that never existed
