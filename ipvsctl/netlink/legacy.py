@@ -85,10 +85,9 @@ SLACK = 16
 WARM_BYTES = 64 << 10
 
 
-# sys/mman.h
-PROT_READ, PROT_WRITE = 1, 2
-MAP_SHARED, MAP_PRIVATE, MAP_ANONYMOUS, MAP_POPULATE = 0x01, 0x02, 0x20, 0x8000
-MAP_FAILED = (1 << 64) - 1
+# sys/mman.h (the same numbers on every Linux architecture)
+PROT_READ, PROT_WRITE, MAP_SHARED = 1, 2, 0x01
+MAP_FAILED = (1 << 64) - 1  # (void *) -1 on the 64-bit systems this module serves
 
 
 class _Libc:
@@ -155,22 +154,19 @@ class _Libc:
 
 
 class _Buffer:
-    """Memory the kernel writes a snapshot into, and the way to read it back.
-
-    ``warm``: one small anonymous mapping, reused, read in place.  Otherwise
-    a memfd of the size asked for, mapped for the kernel to write into and
-    read back with preadv (see the module's comment on cost)."""
+    """Memory the kernel writes a snapshot into, and the way to read it back:
+    a memfd of ``size`` bytes, mapped for the kernel to write into.  ``warm``
+    (one small buffer, reused): read in place.  Otherwise read back with
+    preadv (see the module's comment on cost)."""
 
     def __init__(self, size: int, libc: _Libc, warm: bool):
         self.libc, self.size, self.fd, self.address, self.view = libc, size, -1, 0, None
         try:
-            if warm or not hasattr(os, "memfd_create"):
-                self.address = libc.mmap(size, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE)
+            self.fd = os.memfd_create("ipvsctl-snapshot", os.MFD_CLOEXEC)
+            os.ftruncate(self.fd, size)
+            self.address = libc.mmap(size, MAP_SHARED, self.fd)
+            if warm:
                 self.view = libc.view(self.address, size)
-            else:
-                self.fd = os.memfd_create("ipvsctl-snapshot", os.MFD_CLOEXEC)
-                os.ftruncate(self.fd, size)
-                self.address = libc.mmap(size, MAP_SHARED, self.fd)
         except OSError as e:
             self.close()
             raise Unavailable(f"no memory for a snapshot of {size} bytes: {e}") from None
@@ -240,6 +236,10 @@ class LegacySnapshots:
 
     def _open(self) -> None:
         import _socket
+
+        if struct.calcsize("P") != 8 or not hasattr(os, "memfd_create"):
+            # The structures' layout is the 64-bit one; memfd needs Linux 3.17.
+            raise Unavailable("no socket-option snapshots on this system")
 
         def make():
             return _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC, 0)
