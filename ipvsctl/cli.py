@@ -146,6 +146,11 @@ def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") ->
                 stdout.write(part)
         stderr.write(outcome.err)
         return outcome.status
+    except KernelError as e:  # a fault of the conversation itself, e.g. no answer in time
+        from ipvsctl.errors import EXIT_KERNEL, kernel_message
+
+        stderr.write(f"{prog}: {kernel_message(e.op, e.errno)}\n")
+        return EXIT_KERNEL
     finally:
         backend.close()
 

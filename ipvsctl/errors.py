@@ -13,6 +13,9 @@ import os
 
 from ipvsctl import backend as b
 
+TABLE_KEPT_CHANGING = ("The IPVS table kept changing while it was read: "
+                       "no consistent listing could be made; try again")
+
 # (operation, errno) -> message; operation None matches any operation.
 _MESSAGES = {
     (b.OP_ADD_SERVICE, E.EEXIST): "Service already exists",
@@ -32,6 +35,17 @@ _MESSAGES = {
     (b.OP_GET_SERVICES, E.ESRCH): "No such service",
     (b.OP_GET_DESTS, E.ESRCH): "No such service",
     (b.OP_GET_SERVICE, E.ESRCH): "No such service",
+    # ipvsctl's own: a list that changed during every attempt to read it
+    # (netlink.backend.InconsistentRead); ipvsadm would print a torn table.
+    (b.OP_GET_SERVICES, E.EAGAIN): TABLE_KEPT_CHANGING,
+    (b.OP_GET_DESTS, E.EAGAIN): TABLE_KEPT_CHANGING,
+    (b.OP_GET_DAEMONS, E.EAGAIN): TABLE_KEPT_CHANGING,
+    # ipvsctl's own: faults of the netlink conversation (netlink.transport).
+    (None, E.ENOBUFS): ("Replies from the kernel were lost (netlink receive buffer overrun): "
+                        "whether a change took effect is unknown; read the table back"),
+    (None, E.ETIMEDOUT): ("The kernel did not answer in time (IPVSCTL_NETLINK_TIMEOUT, "
+                          "default 30 seconds)"),
+    (None, E.EPROTO): "The kernel's netlink reply was malformed",
     (None, E.EPERM): "Permission denied (you must be root)",
     (None, E.EINVAL): "Invalid operation.  Possibly wrong module version, address not unicast, ...",
     (None, E.ENOPROTOOPT): "Protocol not available",

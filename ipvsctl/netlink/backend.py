@@ -5,16 +5,20 @@ transport (socket, dumps, pipelined batches).  Each Backend method is one
 encoder, one exchange and one decoder; the only logic of its own is
 
 * mapping a ``Request`` to its encoder (a table keyed by the OP_* name),
-* reading the whole table consistently: IPVS dumps are positional, so a table
-  that changes between two parts of a dump can skip or repeat entries.
-  ``table()`` reads the services, then each service's destinations, then the
-  services again, and starts over (a bounded number of times) when the kernel
-  flagged a dump as interrupted, an entry repeats, or the service list changed
-  in between (a service deleted mid-read shows up there: the kernel answers
-  an empty destination dump, not an error, for a service that is gone).
+* reads that are never silently torn.  IPVS dumps are positional and the
+  kernel never flags one that crossed a change, so a list that changes
+  between two parts of a dump comes back with an entry repeated or skipped.
+  Every list read here (the services, each service's real servers) is
+  accepted only when it provably holds each entry that existed throughout
+  the read exactly once (``consistency``): a dump read in one pass under the
+  kernel's lock (``transport.DumpShape``) is whole by itself; any other is
+  checked against an atomic snapshot of the list's keys
+  (``legacy.LegacySnapshots``, IPv4) or, where the kernel offers none
+  (IPv6), against a second dump.  A list that fails is read again, a bounded
+  number of times, then ``InconsistentRead`` says so.
 
 Imports nothing heavy: no pyroute2, json or rich; ctypes only when a network
-namespace is entered.
+namespace is entered or a snapshot is needed.
 """
 
 from __future__ import annotations
@@ -44,13 +48,17 @@ from ipvsctl.backend import (
     KernelError,
     Request,
 )
-from ipvsctl.model import Daemon, Destination, DestinationRows, Info, Service, ServiceKey, Timeouts
-from ipvsctl.netlink import codec
+from ipvsctl.model import AF_INET, Daemon, Destination, DestinationRows, Info, Service, ServiceKey, Timeouts
+from ipvsctl.netlink import codec, consistency
+from ipvsctl.netlink.consistency import ServiceGone, SnapshotUnavailable as Unavailable
 from ipvsctl.netlink.transport import (  # noqa: F401 - re-exported for the CLI
-    BatchOverrun,
+    DumpBroken,
     DumpInterrupted,
     IPVSUnavailable,
+    MalformedReply,
+    NetlinkTimeout,
     NetnsNotFound,
+    RepliesLost,
     Transport,
 )
 
@@ -58,8 +66,50 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: collections.abc imports collections (start-up time)
     from collections.abc import Callable, Iterable, Sequence
 
-#: How many times a read is started over when the table changed under it.
+#: How many times a list is read before giving up when it keeps changing.
 READ_RETRIES = 5
+
+
+class InconsistentRead(KernelError):
+    """A list changed during every one of READ_RETRIES reads: no copy of it
+    could be shown to be one that existed.  errno EAGAIN."""
+
+    def __init__(self, op: str = "", attempts: int = READ_RETRIES):
+        super().__init__(_errno.EAGAIN, op)
+        self.attempts = attempts
+
+
+def _gave_up(op: str, last: Exception | None) -> KernelError:
+    """What to raise after READ_RETRIES failed reads: the replies' own fault
+    when the last read failed for one (lost, malformed), else InconsistentRead."""
+    if isinstance(last, DumpBroken):
+        return last.cause
+    if isinstance(last, (RepliesLost, MalformedReply)):
+        return last
+    return InconsistentRead(op)
+
+
+def _decoding(op: str, in_dump: bool = False):
+    """Decoding errors of the kernel's bytes as MalformedReply (a KernelError);
+    in a dump, as DumpBroken, so that the dump is read again."""
+    return _Decoding(op, in_dump)
+
+
+class _Decoding:
+    __slots__ = ("op", "in_dump")
+
+    def __init__(self, op: str, in_dump: bool):
+        self.op = op
+        self.in_dump = in_dump
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, kind, value, tb) -> bool:
+        if kind is not None and issubclass(kind, codec.DecodeError):
+            error = MalformedReply(self.op, str(value))
+            raise (DumpBroken(error) if self.in_dump else error) from None
+        return False
 
 
 class _GCPaused:
@@ -80,12 +130,6 @@ class _GCPaused:
     def __exit__(self, *exc) -> None:
         if self.was:
             gc.enable()
-
-
-def _has_repeats(dests: Sequence[Destination]) -> bool:
-    if isinstance(dests, DestinationRows):
-        return dests.has_repeats()
-    return len({(d.af, d.addr, d.port) for d in dests}) != len(dests)
 
 
 def _key(obj) -> ServiceKey:
@@ -156,6 +200,7 @@ class NetlinkBackend:
         self.family = self._t.family
         self.netns = netns
         self._info: Info | None = None
+        self._legacy = False  # legacy.LegacySnapshots once opened; None if unusable
 
     # --- reads -------------------------------------------------------------
 
@@ -163,20 +208,38 @@ class NetlinkBackend:
         # Version and connection-table size are fixed while the module is
         # loaded: asked once (open_backend asks first, as ipvsadm's init does).
         if self._info is None:
-            self._info = codec.decode_info(self._one(codec.encode_get_info(self.family), OP_GET_INFO))
+            with _decoding(OP_GET_INFO):
+                self._info = codec.decode_info(self._one(codec.encode_get_info(self.family), OP_GET_INFO))
         return self._info
 
     def timeouts(self) -> Timeouts:
-        return codec.decode_timeouts(self._one(codec.encode_get_timeouts(self.family), OP_GET_TIMEOUTS))
+        with _decoding(OP_GET_TIMEOUTS):
+            return codec.decode_timeouts(self._one(codec.encode_get_timeouts(self.family), OP_GET_TIMEOUTS))
 
     def service(self, key: ServiceKey) -> Service:
-        return codec.decode_service(self._one(codec.encode_get_service(self.family, key), OP_GET_SERVICE))
+        with _decoding(OP_GET_SERVICE):
+            return codec.decode_service(self._one(codec.encode_get_service(self.family, key), OP_GET_SERVICE))
 
     def services(self) -> list[Service]:
-        return self._retrying(self._services_once, OP_GET_SERVICES)
+        last = None
+        for _ in range(READ_RETRIES):
+            try:
+                services, one_pass = self._service_list()
+                if one_pass:
+                    return services
+                now = self._service_snapshot(others=True)
+            except DumpInterrupted as e:
+                last = e
+                continue
+            if consistency.covers_services(services, now, now):
+                return services
+            last = None
+        raise _gave_up(OP_GET_SERVICES, last)
 
     def destinations(self, key: ServiceKey) -> list[Destination]:
-        dests = self._retrying(lambda: self._dests_once(key), OP_GET_DESTS)
+        dests = self._dest_list(key, counters=True)
+        if dests is None:
+            raise KernelError(_errno.ESRCH, OP_GET_DESTS)
         if not dests:
             # The kernel answers an empty dump for a missing service; tell
             # "no destinations" from "no such service" the way ipvsadm does.
@@ -184,41 +247,54 @@ class NetlinkBackend:
                 self.service(key)
             except KernelError as e:
                 raise KernelError(e.errno, OP_GET_DESTS) from None
-        return dests
+        return list(dests)
 
     def table(self, counters: bool = True) -> list[tuple[Service, Sequence[Destination]]]:
         """Every service with its destinations.  ``counters=False``: the
         destinations may come without stats, as DestinationRows (the plain
-        listings, which print no counters, read those columns directly)."""
-        read_dests = self._dests_once if counters else self._dest_rows_once
+        listings, which print no counters, read those columns directly).
+
+        Each service's real servers are checked (and read again) on their
+        own; the service list is checked at the end, against snapshots taken
+        right after its dump and after the last real server was read.  A
+        service that went away during the read is left out.
+        """
+        last = None
         for _ in range(READ_RETRIES):
             try:
-                services, identity = self._services_and_identity()
-                keys = [s.key for s in services]
-                if len(set(keys)) != len(keys):
-                    continue  # an entry repeated: the table moved during the dump
-                result = []
-                for svc in services:
-                    dests = read_dests(svc.key)
-                    if _has_repeats(dests):
-                        raise DumpInterrupted(OP_GET_DESTS)
-                    result.append((svc, dests))
-                # A service came, went or changed while we read: compared on
-                # the dump's bytes without counters, not decoded again.
-                if services and self._service_identity() != identity:
-                    continue
-                return result
-            except DumpInterrupted:
+                services, one_pass = self._service_list()
+                listed_others = any(s.key.af != AF_INET for s in services)
+                before = None if one_pass else self._service_snapshot(others=listed_others)
+            except DumpInterrupted as e:
+                last = e
                 continue
-            except KernelError as e:
-                if e.errno != _errno.ESRCH:
-                    raise
-        raise KernelError(_errno.EAGAIN, OP_GET_SERVICES)
+            result = []
+            for svc in services:
+                dests = self._dest_list(svc.key, counters)
+                if dests is not None:  # None: the service is gone
+                    result.append((svc, dests))
+            empty = [svc.key for svc, dests in result if not dests]
+            if before is None and not empty:
+                return result  # one pass, and every service seen alive since
+            try:
+                after = self._service_snapshot(others=before is not None or listed_others)
+            except DumpInterrupted as e:
+                last = e
+                continue
+            if before is not None and not consistency.covers_services(services, before, after):
+                last = None
+                continue
+            # An empty real-server dump does not say whether the service is
+            # still there (the kernel answers one for a missing service).
+            gone = {key for key in empty if not self._still_there(key, after)}
+            return [entry for entry in result if entry[0].key not in gone] if gone else result
+        raise _gave_up(OP_GET_SERVICES, last)
 
     def daemons(self) -> list[Daemon]:
         def read() -> list[Daemon]:
             msg = codec.encode_dump_daemons(self.family)
-            return [codec.decode_daemon(p) for p in self._t.dump(msg, OP_GET_DAEMONS)]
+            with _decoding(OP_GET_DAEMONS, in_dump=True):
+                return [codec.decode_daemon(p) for p in self._t.dump(msg, OP_GET_DAEMONS)]
 
         return self._retrying(read, OP_GET_DAEMONS)
 
@@ -251,6 +327,8 @@ class NetlinkBackend:
             return f.read()
 
     def close(self) -> None:
+        if self._legacy:
+            self._legacy.close()
         self._t.close()
 
     def __enter__(self) -> "NetlinkBackend":
@@ -262,30 +340,126 @@ class NetlinkBackend:
     # --- helpers -----------------------------------------------------------
 
     def _one(self, msg: bytes, op: str):
-        replies = self._t.request(msg, op)
+        replies = self._t.request(msg, op, idempotent=True)
         if not replies:
             raise KernelError(_errno.ENODATA, op)
         return replies[0]
 
-    def _services_once(self) -> list[Service]:
+    def _service_list(self) -> tuple[list[Service], bool]:
+        """(the services of one dump, repeats dropped; whether the dump was
+        read in one pass and had no repeat).  DumpInterrupted: read again."""
         decode = codec.decode_service
-        with _GCPaused():
-            return [decode(p) for p in self._t.dump(codec.encode_dump_services(self.family), OP_GET_SERVICES)]
+        with _GCPaused(), _decoding(OP_GET_SERVICES, in_dump=True):
+            services = [decode(p) for p in self._t.dump(codec.encode_dump_services(self.family),
+                                                         OP_GET_SERVICES)]
+        shape = self._t.dump_shape
+        if shape.one_pass:
+            return services, True  # one pass under the kernel's lock: nothing can repeat
+        if shape.parts > 1:
+            services, _ = consistency.without_repeated_services(services)
+        return services, False
 
-    def _services_and_identity(self) -> tuple[list[Service], list[bytes]]:
-        decode, ident = codec.decode_service, codec.service_identity
-        with _GCPaused():
-            payloads = list(self._t.dump(codec.encode_dump_services(self.family), OP_GET_SERVICES))
-            return [decode(p) for p in payloads], [ident(p) for p in payloads]
+    def _service_snapshot(self, others: bool) -> consistency.ServiceSnapshot:
+        """The service keys of this moment: IPv4 atomically (socket
+        options); the other families from a netlink dump of the keys, when
+        ``others`` (or of every family, when the socket options fail)."""
+        legacy = self._legacy_snapshots()
+        ipv4 = None
+        if legacy is not None:
+            try:
+                ipv4 = set(legacy.service_keys())
+            except Unavailable:
+                self._legacy = None
+        if ipv4 is not None and not others:
+            return consistency.ServiceSnapshot(ipv4, None)
+        msg = codec.encode_dump_services(self.family)
+        decode, family = codec.decode_service, codec.service_family
+        with _decoding(OP_GET_SERVICES, in_dump=True):
+            if ipv4 is None:
+                keys = {decode(p).key for p in self._t.dump(msg, OP_GET_SERVICES)}
+            else:  # only the others: most entries need no decoding
+                keys = {decode(p).key for p in self._t.dump(msg, OP_GET_SERVICES) if family(p) != AF_INET}
+        return consistency.ServiceSnapshot(ipv4, keys, self._t.dump_shape.one_pass)
 
-    def _service_identity(self) -> list[bytes]:
-        ident = codec.service_identity
-        return [ident(p) for p in self._t.dump(codec.encode_dump_services(self.family), OP_GET_SERVICES)]
+    def _still_there(self, key: ServiceKey, snapshot: consistency.ServiceSnapshot) -> bool:
+        held = snapshot.holds(key)
+        if held is not None:
+            return held
+        try:
+            self.service(key)  # one GET: answered under the kernel's lock
+        except KernelError as e:
+            if e.errno == _errno.ESRCH:
+                return False
+            raise
+        return True
+
+    def _dest_list(self, key: ServiceKey, counters: bool) -> Sequence[Destination] | None:
+        """One service's real servers, each that existed throughout the read
+        exactly once; None if the service went away meanwhile."""
+        read = self._dests_once if counters else self._dest_rows_once
+        last = None
+        for _ in range(READ_RETRIES):
+            try:
+                dests = read(key)
+                shape = self._t.dump_shape
+                if shape.one_pass:
+                    return dests  # one pass under the kernel's lock: nothing can repeat
+                if shape.parts > 1:
+                    dests, _ = consistency.without_repeated_dests(dests)
+                if self._dests_confirmed(key, dests, read):
+                    return dests
+                last = None
+            except DumpInterrupted as e:
+                last = e
+            except ServiceGone:
+                return None
+        raise _gave_up(OP_GET_DESTS, last)
+
+    def _dests_confirmed(self, key: ServiceKey, dests: Sequence[Destination], read) -> bool:
+        """Does a dump that was not read in one pass hold every real server
+        that existed throughout?  IPv4 servers of an IPv4 service are checked
+        against an atomic snapshot; any others (an IPv6 service, IPv6
+        servers behind an IPv4 one, no snapshot possible) against a second
+        dump, which catches a skip unless the second dump skips the same
+        server (no atomic read of those exists).  Raises ServiceGone."""
+        foreign_only = False
+        if key.af == AF_INET:
+            planes = self._dest_snapshot(key, len(dests))
+            if planes is not None:
+                if not consistency.covers_ipv4_snapshot(dests, planes):
+                    return False
+                if not consistency.has_foreign_dests(dests, key.af):
+                    return True
+                foreign_only = True  # the IPv6 servers of this IPv4 service are left to check
+        again, _ = consistency.without_repeated_dests(read(key))
+        if foreign_only:
+            again = [d for d in again if d.af != AF_INET]
+        return consistency.covers_dests(dests, again)
+
+    def _dest_snapshot(self, key: ServiceKey, expect: int) -> tuple[bytes, ...] | None:
+        legacy = self._legacy_snapshots()
+        if legacy is None:
+            return None
+        try:
+            return legacy.dest_planes(*consistency.legacy_service_key(key), expect=expect)
+        except Unavailable:
+            self._legacy = None
+            return None
+
+    def _legacy_snapshots(self):
+        """The socket-option snapshots (legacy.LegacySnapshots), opened on
+        first use; None once they proved unusable here (then every check
+        falls back to a second dump)."""
+        if self._legacy is False:
+            from ipvsctl.netlink.legacy import LegacySnapshots  # only when a dump needs checking
+
+            self._legacy = LegacySnapshots(self.netns)
+        return self._legacy
 
     def _dests_once(self, key: ServiceKey) -> list[Destination]:
         decode = codec.decode_dest
         af = key.af
-        with _GCPaused():
+        with _GCPaused(), _decoding(OP_GET_DESTS, in_dump=True):
             return [decode(p, af) for p in self._t.dump(codec.encode_dump_dests(self.family, key), OP_GET_DESTS)]
 
     def _dest_rows_once(self, key: ServiceKey) -> Sequence[Destination]:
@@ -295,7 +469,7 @@ class NetlinkBackend:
         rows: DestinationRows | None = None
         other: list[Destination] = []
         af = key.af
-        with _GCPaused():
+        with _GCPaused(), _decoding(OP_GET_DESTS, in_dump=True):
             for run in self._t.dump_runs(codec.encode_dump_dests(self.family, key), OP_GET_DESTS):
                 got = None if other else codec.decode_dest_run(run)
                 if got is None:
@@ -310,12 +484,13 @@ class NetlinkBackend:
 
     @staticmethod
     def _retrying(read: Callable[[], list], op: str) -> list:
+        last = None
         for _ in range(READ_RETRIES):
             try:
                 return read()
-            except DumpInterrupted:
-                continue
-        raise KernelError(_errno.EAGAIN, op)
+            except DumpInterrupted as e:
+                last = e
+        raise _gave_up(op, last)
 
 
 def open_backend(netns: str | None = None) -> NetlinkBackend:
@@ -324,8 +499,11 @@ def open_backend(netns: str | None = None) -> NetlinkBackend:
 
 
 __all__ = [
-    "BatchOverrun",
     "DumpInterrupted",
+    "InconsistentRead",
+    "MalformedReply",
+    "NetlinkTimeout",
+    "RepliesLost",
     "IPVSUnavailable",
     "NetlinkBackend",
     "NetnsNotFound",

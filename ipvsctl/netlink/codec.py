@@ -706,17 +706,20 @@ def decode_service(payload) -> Service:
     return decode_service_attrs(payload, s, e)
 
 
-_SERVICE_COUNTERS = (C.IPVS_SVC_ATTR_STATS, C.IPVS_SVC_ATTR_STATS64)
+_FAMILY_FIRST = struct.Struct("=HHHHH")  # nest len, type; first attribute's len, type, u16 value
 
 
-def service_identity(payload) -> bytes:
-    """A service dump entry's bytes without its counters: equal for two reads
-    exactly when the service and its settings are unchanged.  Cheaper than
-    decoding, for the consistency check of a table read (see backend.table)."""
-    _cmd, top = _payload_attrs(payload)
-    s, e = _nested(payload, top, C.IPVS_CMD_ATTR_SERVICE, "service")
-    mv = memoryview(payload)
-    return b"".join(mv[a - C.NLA_HDRLEN:b] for t, a, b in attrs(payload, s, e) if t not in _SERVICE_COUNTERS)
+def service_family(payload) -> int:
+    """The address family of a service dump entry, read in place when it is
+    the nest's first attribute (where the kernel writes it), else decoded.
+    For the service-list check, which needs the keys of the non-IPv4
+    services only (backend._service_snapshot)."""
+    if len(payload) >= C.GENL_HDRLEN + 10:
+        _nlen, ntype, alen, atype, af = _FAMILY_FIRST.unpack_from(payload, C.GENL_HDRLEN)
+        if (ntype & C.NLA_TYPE_MASK == C.IPVS_CMD_ATTR_SERVICE and atype & C.NLA_TYPE_MASK == C.IPVS_SVC_ATTR_AF
+                and alen == C.NLA_HDRLEN + 2):
+            return af
+    return decode_service(payload).key.af
 
 
 def decode_service_attrs(buf, start: int, end: int) -> Service:

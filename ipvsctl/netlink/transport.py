@@ -37,14 +37,41 @@ even a window in which every request fails fits), and at most the send
 buffer's size in bytes (``netlink_sendmsg`` refuses a message larger than
 sk_sndbuf - 32).  NETLINK_CAP_ACK keeps each error report to its header, and
 SO_RCVBUFFORCE/SO_SNDBUFFORCE (root) or SO_RCVBUF/SO_SNDBUF (others, capped by
-net.core.[rw]mem_max) make the buffers large.  Should reports be lost anyway,
-``BatchOverrun`` says so rather than guessing.
+net.core.[rw]mem_max) make the buffers large.
+
+Faults, and what each becomes (tests/unit/test_netlink_faults.py injects
+every one):
+
+* replies lost (ENOBUFS on receive: the kernel dropped messages for want of
+  room) or cut (MSG_TRUNC: a datagram longer than the buffer, which then
+  grows): ``RepliesLost``.  The socket is replaced by a fresh one (a dump may
+  still run on the old one, and its stale replies must not be read as
+  answers).  A dump is read again; a read request is asked again; in a
+  batch, every request of the window whose report did not arrive gets
+  ENOBUFS, "outcome unknown", and the batch goes on: which of them took
+  effect is never guessed.
+* malformed replies (a length that does not fit, a short error report):
+  ``MalformedReply``, handled like lost ones.
+* EINTR (a signal whose handler returned) and EAGAIN (a wake-up with nothing
+  to read): read again.
+* no answer within ``timeout`` seconds (IPVSCTL_NETLINK_TIMEOUT, default
+  30; 0 waits forever): ``NetlinkTimeout``, so a kernel that never answers
+  cannot hang a provisioning run.  (A kernel stuck *inside* the send, on an
+  uninterruptible lock, holds any process; that cannot be bounded.)
+* replies of an earlier, abandoned exchange or repeated ones (sequence
+  numbers not of this exchange): skipped.  The kernel answers each socket
+  in order; a dump's entries are checked by the backend
+  (``ipvsctl.netlink.consistency``), so a part lost, repeated or out of
+  place in a dump is caught there.
+* an error report in the middle of a dump ends it with that error.
 """
 
 from __future__ import annotations
 
 import errno as _errno
 import os
+import struct
+import time
 import _socket as socket  # the C module: socket.py's enum classes cost ~6 ms of start-up
 
 from ipvsctl.backend import KernelError
@@ -57,7 +84,14 @@ if TYPE_CHECKING:  # annotations only: collections.abc imports collections (star
 
 _SEQ_MASK = 0xFFFFFFFF
 #: Receive buffer (one netlink datagram; dump parts are at most 32 KiB).
+#: A datagram that does not fit grows it, up to RECV_BUFSIZE_MAX.
 RECV_BUFSIZE = 1 << 16
+RECV_BUFSIZE_MAX = 1 << 20
+#: Seconds to wait for each answer of the kernel (environment:
+#: IPVSCTL_NETLINK_TIMEOUT; 0 or less waits forever).
+DEFAULT_TIMEOUT = 30.0
+#: A read request whose replies were lost or garbled is sent this many times.
+READ_ATTEMPTS = 3
 #: Asked-for socket buffer sizes (the kernel doubles what it is given).
 SOCKET_RCVBUF = 8 << 20
 SOCKET_SNDBUF = 4 << 20
@@ -83,13 +117,112 @@ class DumpInterrupted(KernelError):
         super().__init__(_errno.EINTR, op)
 
 
-class BatchOverrun(KernelError):
-    """Error reports of a batch were dropped (receive buffer overrun): outcome unknown."""
+class DumpBroken(DumpInterrupted):
+    """A dump's replies were lost or malformed (``cause``): read it again."""
 
-    def __init__(self, first_index: int, last_index: int):
-        super().__init__(_errno.ENOBUFS, "batch")
-        self.first_index = first_index
-        self.last_index = last_index
+    def __init__(self, cause: KernelError):
+        super().__init__(cause.op)
+        self.cause = cause
+
+
+class RepliesLost(KernelError):
+    """Replies of the kernel did not arrive whole: dropped for want of room in
+    the receive buffer (ENOBUFS) or cut (MSG_TRUNC).  For a change, whether
+    it took effect is unknown."""
+
+    def __init__(self, op: str = "", detail: str = ""):
+        super().__init__(_errno.ENOBUFS, op)
+        self.detail = detail
+
+
+class MalformedReply(KernelError):
+    """A reply that is not well-formed netlink (errno EPROTO)."""
+
+    def __init__(self, op: str = "", detail: str = ""):
+        super().__init__(_errno.EPROTO, op)
+        self.detail = detail
+
+
+class NetlinkTimeout(KernelError):
+    """The kernel did not answer within the timeout (errno ETIMEDOUT)."""
+
+    def __init__(self, op: str = "", seconds: float | None = None):
+        super().__init__(_errno.ETIMEDOUT, op)
+        self.seconds = seconds
+
+
+def default_timeout() -> float | None:
+    """IPVSCTL_NETLINK_TIMEOUT (seconds), else DEFAULT_TIMEOUT; None: no limit."""
+    raw = os.environ.get("IPVSCTL_NETLINK_TIMEOUT")
+    if raw is None:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        return DEFAULT_TIMEOUT
+    return value if value > 0 else None
+
+
+#: The least room the kernel gives one part of a dump: NLMSG_GOODSIZE,
+#: SKB_WITH_OVERHEAD(PAGE_SIZE) for 4 KiB pages, which is 3776 bytes on Linux
+#: 6.1 x86-64 and no less than 3328 with the largest MAX_SKB_FRAGS (45).
+DUMP_PART_FLOOR = 3072
+#: netlink_dump() first tries a part of the size the socket's receives ask
+#: for (max_recvmsg_len: ours are RECV_BUFSIZE, which the kernel caps at
+#: 16 or 32 KiB depending on its version), without reclaiming memory; when
+#: that fails it falls back to NLMSG_GOODSIZE.  So a part bigger than any
+#: NLMSG_GOODSIZE (below the page size, or 8 KiB, by at least the 256 bytes
+#: of skb_shared_info) had the big room, at least this much.
+GOODSIZE_CEILING = min(os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096, 8192) - 256
+LARGE_PART_FLOOR = 12288
+#: How much longer an IPVS dump entry can be than the longest one seen: a
+#: real-server entry has a fixed size; a service entry varies with its
+#: scheduler's and persistence engine's names (each at most 16 bytes).
+ENTRY_SIZE_MARGIN = 64
+
+
+class DumpShape:
+    """How the kernel cut the last dump into parts (one part per received
+    buffer), to tell whether the dump was read in a single pass.
+
+    IPVS fills a part with entries until the next one does not fit, under
+    __ip_vs_mutex, and resumes the next part at an index.  A dump whose
+    entries all came in one part was therefore read in one hold of the lock,
+    *if* that part was not full: had it been full, the entries after it would
+    have come in the next part, and a deletion in between can shift them
+    under the index so that the next part is empty and they are skipped.
+    A part is provably not full when its bytes and one more entry (the
+    largest seen, plus ``ENTRY_SIZE_MARGIN``) fit in the least room it can
+    have had: ``DUMP_PART_FLOOR``, or ``LARGE_PART_FLOOR`` when it is bigger
+    than any NLMSG_GOODSIZE.  (tests/kernel/test_torn_dumps.py checks the
+    running kernel's part sizes against these bounds.)
+    """
+
+    __slots__ = ("parts", "first_bytes", "largest", "sizes")
+
+    def __init__(self):
+        self.parts = 0  # received buffers that carried entries
+        self.first_bytes = 0
+        self.largest = 0  # the longest entry, header included
+        self.sizes: list[int] = []  # of every part, for the tests of the rule
+
+    def part(self, nbytes: int, largest: int) -> None:
+        self.parts += 1
+        self.sizes.append(nbytes)
+        if self.parts == 1:
+            self.first_bytes = nbytes
+        if largest > self.largest:
+            self.largest = largest
+
+    @property
+    def one_pass(self) -> bool:
+        """True when every entry came from one pass under the kernel's lock."""
+        if self.parts != 1:
+            return self.parts == 0
+        need = self.first_bytes + ((self.largest + 3) & ~3) + ENTRY_SIZE_MARGIN
+        if need <= DUMP_PART_FLOOR:
+            return True
+        return self.first_bytes > GOODSIZE_CEILING and need <= LARGE_PART_FLOOR
 
 
 class NetnsNotFound(FileNotFoundError):
@@ -187,10 +320,34 @@ def _set_buffer(sock: socket.socket, force_opt: int, opt: int, size: int) -> Non
         pass
 
 
+def _open_socket(netns: str | None) -> socket.socket:
+    """A generic-netlink socket, bound, with small error reports and big buffers."""
+    sock = _socket_in_netns(netns) if netns else _new_socket()
+    try:
+        sock.bind((0, 0))
+        # Error reports carry only the failing request's header (Linux
+        # 4.3+; older kernels echo the whole request, which
+        # ERROR_REPORT_COST still covers).
+        try:
+            sock.setsockopt(C.SOL_NETLINK, C.NETLINK_CAP_ACK, 1)
+        except OSError:
+            pass
+        _set_buffer(sock, C.SO_RCVBUFFORCE, C.SO_RCVBUF, SOCKET_RCVBUF)
+        _set_buffer(sock, C.SO_SNDBUFFORCE, C.SO_SNDBUF, SOCKET_SNDBUF)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class Transport:
     """A generic-netlink socket bound to the IPVS family.
 
-    ``sock`` and ``family`` may be injected (tests use a fake socket).
+    ``sock`` and ``family`` may be injected (tests use a fake socket), and
+    with them ``sock_factory``, which makes the fresh socket that replaces
+    one whose replies were lost (without it, the same socket is kept).
+    ``timeout``: seconds to wait for each answer (default: see
+    ``default_timeout``; None: forever).
     """
 
     def __init__(
@@ -201,27 +358,20 @@ class Transport:
         family: int | None = None,
         window_bytes: int = WINDOW_BYTES,
         window_msgs: int = WINDOW_MSGS,
+        sock_factory=None,
+        timeout: float | None | bool = True,
     ):
         self.netns = netns
         self._seq = 0
         self._rbuf = bytearray(RECV_BUFSIZE)
+        self.dump_shape = DumpShape()  # of the last dump (see DumpShape)
+        self.timeout = default_timeout() if timeout is True else timeout
         if sock is None:
-            sock = _socket_in_netns(netns) if netns else _new_socket()
-            try:
-                sock.bind((0, 0))
-                # Error reports carry only the failing request's header
-                # (Linux 4.3+; older kernels echo the whole request, which
-                # ERROR_REPORT_COST still covers).
-                try:
-                    sock.setsockopt(C.SOL_NETLINK, C.NETLINK_CAP_ACK, 1)
-                except OSError:
-                    pass
-                _set_buffer(sock, C.SO_RCVBUFFORCE, C.SO_RCVBUF, SOCKET_RCVBUF)
-                _set_buffer(sock, C.SO_SNDBUFFORCE, C.SO_SNDBUF, SOCKET_SNDBUF)
-            except BaseException:
-                sock.close()
-                raise
+            sock_factory = lambda: _open_socket(netns)  # noqa: E731
+            sock = sock_factory()
+        self._factory = sock_factory
         self.sock = sock
+        self._set_timeout()
         try:
             rcvbuf = sock.getsockopt(socket.SOL_SOCKET, C.SO_RCVBUF)
             sndbuf = sock.getsockopt(socket.SOL_SOCKET, C.SO_SNDBUF)
@@ -243,6 +393,36 @@ class Transport:
 
     # -- plumbing -----------------------------------------------------------
 
+    def _set_timeout(self) -> None:
+        """The kernel's own receive timeout (SO_RCVTIMEO) on a real socket: a
+        Python-level timeout would cost a poll() before every receive (one
+        syscall per dump part, which under User-Mode Linux is ~25% of reading
+        a big dump).  A blocking socket's receive then fails with EAGAIN only
+        when the time is up."""
+        self._kernel_timeout = False
+        if isinstance(self.sock, socket.socket):
+            if self.timeout is not None:
+                sec = int(self.timeout)
+                usec = max(int((self.timeout - sec) * 1e6), 0 if sec else 1)  # 0 would mean "forever"
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("@ll", sec, usec))
+                self._kernel_timeout = True
+            return
+        settimeout = getattr(self.sock, "settimeout", None)  # a test's fake socket
+        if settimeout is not None:
+            settimeout(self.timeout)
+
+    def _reset(self) -> None:
+        """Replace the socket after lost or garbled replies: whatever is still
+        queued on it, or still to come (a dump goes on running), belongs to
+        an exchange that was given up."""
+        if self._factory is None:
+            return
+        old, self.sock = self.sock, None
+        if old is not None:
+            old.close()
+        self.sock = self._factory()
+        self._set_timeout()
+
     def close(self) -> None:
         sock, self.sock = self.sock, None
         if sock is not None:
@@ -261,20 +441,64 @@ class Transport:
         return first
 
     def _recv(self, op: str = "") -> bytes:
-        try:
-            n = self.sock.recv_into(self._rbuf, len(self._rbuf), socket.MSG_TRUNC)
-        except OSError as e:
-            if e.errno == _errno.ENOBUFS:
-                raise KernelError(_errno.ENOBUFS, op) from None
-            raise
+        """One datagram; RepliesLost, NetlinkTimeout or KernelError(errno)."""
+        deadline = None
+        while True:
+            try:
+                n = self.sock.recv_into(self._rbuf, len(self._rbuf), socket.MSG_TRUNC)
+                break
+            except InterruptedError:
+                continue  # a signal whose handler returned (PEP 475 covers most)
+            except BlockingIOError:
+                if self._kernel_timeout:  # SO_RCVTIMEO ran out
+                    raise NetlinkTimeout(op, self.timeout) from None
+                # Woken with nothing to read: wait again, within the timeout.
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + (self.timeout if self.timeout is not None else float("inf"))
+                if now >= deadline:
+                    raise NetlinkTimeout(op, self.timeout) from None
+                time.sleep(0.001)
+            except TimeoutError:
+                raise NetlinkTimeout(op, self.timeout) from None
+            except OSError as e:
+                if e.errno == _errno.ENOBUFS:
+                    raise RepliesLost(op, "receive buffer overrun") from None
+                raise KernelError(e.errno or _errno.EIO, op) from None
         if n > len(self._rbuf):
-            raise codec.DecodeError(f"netlink message of {n} bytes exceeds the receive buffer")
+            # Cut to the buffer: lost.  The next one of this size fits.
+            if n <= RECV_BUFSIZE_MAX:
+                self._rbuf = bytearray(max(n, 2 * len(self._rbuf)))
+            raise RepliesLost(op, f"a reply of {n} bytes was cut")
         return bytes(memoryview(self._rbuf)[:n])
 
-    def _send(self, buf) -> None:
-        n = self.sock.send(buf)
+    def _send(self, buf, op: str = "") -> None:
+        while True:
+            try:
+                n = self.sock.send(buf)
+                break
+            except InterruptedError:
+                continue
+            except TimeoutError:
+                raise NetlinkTimeout(op, self.timeout) from None
+            except OSError as e:
+                raise KernelError(e.errno or _errno.EIO, op) from None
         if n != len(buf):  # pragma: no cover - netlink sends are atomic
-            raise OSError(_errno.EMSGSIZE, "short netlink send")
+            raise KernelError(_errno.EMSGSIZE, op)
+
+    def _messages(self, chunk: bytes, op: str):
+        """codec.iter_messages, a malformed datagram raising MalformedReply."""
+        try:
+            yield from codec.iter_messages(chunk)
+        except codec.DecodeError as e:
+            raise MalformedReply(op, str(e)) from None
+
+    @staticmethod
+    def _error_of(payload, op: str) -> int:
+        try:
+            return codec.decode_error(payload)[0]
+        except codec.DecodeError as e:
+            raise MalformedReply(op, str(e)) from None
 
     def _resolve_family(self) -> int:
         key = self.netns
@@ -283,7 +507,7 @@ class Transport:
             return fam
         for attempt in (0, 1):
             try:
-                replies = self.request(codec.encode_get_family(), "init")
+                replies = self.request(codec.encode_get_family(), "init", idempotent=True)
             except KernelError as e:
                 if e.errno != _errno.ENOENT:
                     raise
@@ -299,24 +523,40 @@ class Transport:
 
     # -- one request --------------------------------------------------------
 
-    def request(self, msg: bytes, op: str = "") -> list[memoryview]:
+    def request(self, msg: bytes, op: str = "", *, idempotent: bool = False) -> list[memoryview]:
         """Send ``msg``; return the payloads it was answered with, or raise KernelError.
 
         The request goes without NLM_F_ACK, followed in the same send by a
         barrier (see ``codec.encode_barrier``) whose ACK ends the exchange:
         an error report for the request arrives before it, and so do any
-        replies.  No report means success.
+        replies.  No report means success.  Replies lost or malformed: a
+        read (``idempotent``) is asked again, a change raises (its outcome
+        is unknown).
         """
+        attempts = READ_ATTEMPTS if idempotent else 1
+        for attempt in range(attempts):
+            try:
+                return self._exchange(msg, op)
+            except (RepliesLost, MalformedReply):
+                self._reset()
+                if attempt + 1 == attempts:
+                    raise
+            except NetlinkTimeout:
+                self._reset()
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _exchange(self, msg: bytes, op: str) -> list[memoryview]:
         seq = self._next_seq(2)
         barrier = (seq + 1) & _SEQ_MASK
         buf = bytearray(msg)
         codec.FLAGS_SEQ.pack_into(buf, codec.FLAGS_SEQ_OFFSET, C.NLM_F_REQUEST, seq)
         buf += codec.encode_barrier(barrier)
-        self._send(buf)
+        self._send(buf, op)
         replies: list[memoryview] = []
         error = 0
         while True:
-            for mtype, _flags, mseq, payload in codec.iter_messages(self._recv(op)):
+            for mtype, _flags, mseq, payload in self._messages(self._recv(op), op):
                 if mseq == barrier and mtype == C.NLMSG_ERROR:
                     if error:
                         raise KernelError(error, op)
@@ -324,7 +564,7 @@ class Transport:
                 if mseq != seq:
                     continue  # left over from an earlier, abandoned exchange
                 if mtype == C.NLMSG_ERROR:
-                    error = codec.decode_error(payload)[0]
+                    error = self._error_of(payload, op)
                 elif mtype >= C.NLMSG_MIN_TYPE:
                     replies.append(payload)
 
@@ -341,11 +581,13 @@ class Transport:
         entries (whole messages) as one memoryview (see
         codec.decode_dest_run); raise KernelError for an error report and
         DumpInterrupted, after the last entry, if the kernel flagged the
-        dump.  An abandoned dump is read to its end (drained)."""
+        dump, or DumpBroken (a DumpInterrupted) as soon as replies are lost
+        or malformed.  An abandoned dump is read to its end (drained)."""
         seq = self._next_seq()
         buf = bytearray(msg)
         codec.FLAGS_SEQ.pack_into(buf, codec.FLAGS_SEQ_OFFSET, C.NLM_F_REQUEST | C.NLM_F_DUMP, seq)
-        self._send(buf)
+        shape = self.dump_shape = DumpShape()
+        self._send(buf, op)
         unpack = codec.NLMSGHDR.unpack_from
         min_type, hdrlen = C.NLMSG_MIN_TYPE, C.NLMSG_HDRLEN
         interrupted = False
@@ -357,6 +599,7 @@ class Transport:
                 end = len(mv)
                 off = 0
                 start = -1  # where the current run of entries began
+                largest = 0  # the longest entry of this buffer
                 if end >= hdrlen:
                     # Most buffers are nothing but entries of one length: take
                     # them in one piece once their headers are seen to agree.
@@ -366,15 +609,18 @@ class Transport:
                             and codec.same_headers(chunk, length, end // length)):
                         off = length * (end // length)
                         start = 0
+                        largest = length
                 while off + hdrlen <= end:
                     length, mtype, mflags, mseq, _pid = unpack(mv, off)
                     if length < hdrlen or off + length > end:
-                        raise codec.DecodeError(f"truncated netlink message ({length} bytes at {off} of {end})")
+                        raise MalformedReply(op, f"truncated netlink message ({length} bytes at {off} of {end})")
                     if mseq == seq and mtype >= min_type:
                         if mflags & C.NLM_F_DUMP_INTR:
                             interrupted = True
                         if start < 0:
                             start = off
+                        if length > largest:
+                            largest = length
                     else:
                         if start >= 0:
                             yield mv[start:off]
@@ -385,13 +631,25 @@ class Transport:
                             if mtype == C.NLMSG_DONE:
                                 err = codec.decode_done(payload)
                             else:
-                                err = codec.decode_error(payload)[0]
+                                err = self._error_of(payload, op)
                             if err:
                                 raise KernelError(err, op)
                             break
                     off += (length + 3) & ~3
+                if off < end and not done:
+                    raise MalformedReply(op, f"{end - off} stray bytes after the last netlink message")
+                if largest:
+                    shape.part(end, largest)
                 if start >= 0:
                     yield mv[start:min(off, end)]
+        except (RepliesLost, MalformedReply) as e:
+            done = True  # given up: a fresh socket, and the dump read again
+            self._reset()
+            raise DumpBroken(e) from None
+        except NetlinkTimeout:
+            done = True
+            self._reset()
+            raise
         finally:
             if not done:
                 self._drain(seq)
@@ -399,15 +657,16 @@ class Transport:
             raise DumpInterrupted(op)
 
     def _drain(self, seq: int) -> None:
-        """Read and drop the rest of an abandoned dump."""
+        """Read and drop the rest of an abandoned dump (on trouble, start
+        afresh with a new socket instead)."""
         while True:
             try:
-                chunk = self._recv()
-            except (OSError, KernelError):
+                for mtype, _f, mseq, _p in self._messages(self._recv(), ""):
+                    if mseq == seq and mtype in (C.NLMSG_DONE, C.NLMSG_ERROR):
+                        return
+            except KernelError:
+                self._reset()
                 return
-            for mtype, _f, mseq, _p in codec.iter_messages(chunk):
-                if mseq == seq and mtype in (C.NLMSG_DONE, C.NLMSG_ERROR):
-                    return
 
     # -- pipelined batches ----------------------------------------------------
 
@@ -437,29 +696,35 @@ class Transport:
                 i += 1
             barrier = self._next_seq()
             buf += codec.encode_barrier(barrier)
-            self._send(buf)
+            self._send(buf, "batch")
             self._collect(base, start, i, barrier, errors)
         return errors
 
     def _collect(self, base: int, start: int, stop: int, barrier: int, errors: dict[int, int]) -> None:
-        """Read the error reports of messages [start, stop) up to the barrier's ACK."""
+        """Read the error reports of messages [start, stop) up to the barrier's ACK.
+
+        Reports lost or garbled: every request of the window without a report
+        gets ENOBUFS (its outcome is unknown), the socket is replaced, and
+        the caller goes on with the next window.  A report of an earlier
+        window of the same batch that comes late still counts."""
         nlmsg_error = C.NLMSG_ERROR
-        decode_error = codec.decode_error
-        while True:
-            try:
-                chunk = self._recv("batch")
-            except KernelError as e:
-                if e.errno == _errno.ENOBUFS:
-                    raise BatchOverrun(start, stop - 1) from None
-                raise
-            for mtype, _flags, mseq, payload in codec.iter_messages(chunk):
-                if mtype != nlmsg_error:
-                    continue
-                if mseq == barrier:
-                    return
-                idx = (mseq - base) & _SEQ_MASK
-                if not start <= idx < stop:
-                    continue  # stale
-                err, _ = decode_error(payload)
-                if err:
-                    errors[idx] = err
+        try:
+            while True:
+                for mtype, _flags, mseq, payload in self._messages(self._recv("batch"), "batch"):
+                    if mtype != nlmsg_error:
+                        continue
+                    if mseq == barrier:
+                        return
+                    idx = (mseq - base) & _SEQ_MASK
+                    if idx >= stop:
+                        continue  # stale: of another exchange
+                    err = self._error_of(payload, "batch")
+                    if err:
+                        errors[idx] = err
+        except (RepliesLost, MalformedReply):
+            self._reset()
+            for idx in range(start, stop):
+                errors.setdefault(idx, _errno.ENOBUFS)
+        except NetlinkTimeout:
+            self._reset()
+            raise

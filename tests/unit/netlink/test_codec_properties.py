@@ -213,7 +213,7 @@ def damaged(draw):
 
 DECODERS = [codec.decode_service, codec.decode_dest, codec.decode_dest_generic, codec.decode_daemon,
             codec.decode_timeouts, codec.decode_info, codec.decode_family_id, codec.decode_error,
-            codec.decode_done, codec.service_identity, lambda p: list(codec.iter_messages(p)),
+            codec.decode_done, codec.service_family, lambda p: list(codec.iter_messages(p)),
             lambda p: codec.decode_dest_run(_run_of([p]))]
 
 
@@ -257,7 +257,7 @@ class _Replies:
 
     def recv_into(self, buf, nbytes=0, flags=0):
         if not self.datagrams:
-            raise OSError(11, "nothing more (EAGAIN)")
+            raise TimeoutError("nothing more: as SO_RCVTIMEO running out")
         d = bytearray(self.datagrams.pop(0))
         off = 0
         while off + 16 <= len(d):  # answer this request's seq, as the kernel does

@@ -1,0 +1,158 @@
+"""Is a dump a table that existed?  Pure checks over what was read.
+
+The guarantee ipvsctl gives for every listing (docs/design.md, "Reads that
+are never silently torn"): every entry that existed throughout the read
+appears exactly once, and every entry shown existed at some moment of it.
+An entry that came or went during the read may or may not appear.
+
+IPVS dumps are positional, so a dump that crossed a change can repeat an
+entry (certain, and harmless once the repeat is dropped: no list holds one
+key twice) or skip one (invisible in the dump itself).  A skip is caught by
+comparing the dump with an atomic snapshot of the list's keys taken after
+it: an entry that existed throughout the read is in the snapshot, so a dump
+that *covers* the snapshot (holds every key of it) is whole.  When the
+snapshot was taken long after the dump started (the service list, checked
+after every service's real servers were read), only the keys that were also
+in a snapshot taken right after the dump are required: an entry added in
+between did not exist throughout the read.
+
+Keys: a real server is its 6-byte (IPv4 address, port in network order) in
+the IPv4 snapshots, and ``(af, addr, port)`` otherwise; a service is
+``legacy_service_key`` for IPv4 and its ServiceKey otherwise.
+"""
+
+from __future__ import annotations
+
+from _socket import inet_aton
+
+from ipvsctl.model import AF_INET, Destination, DestinationRows, ServiceKey
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: collections.abc imports collections (start-up time)
+    from collections.abc import Iterable, Sequence
+
+
+class ServiceGone(Exception):
+    """An atomic snapshot found the service gone (ESRCH)."""
+
+
+class SnapshotUnavailable(Exception):
+    """No atomic snapshot can be made here (no IPv4 socket, no ctypes, an
+    unexpected refusal): the checks fall back to a second dump."""
+
+
+# --- real servers -------------------------------------------------------------
+
+
+def without_repeated_dests(dests: Sequence[Destination]) -> tuple[Sequence[Destination], bool]:
+    """(the dests with every repeat after the first dropped, whether there was one)."""
+    if isinstance(dests, DestinationRows):
+        if not dests.has_repeats():
+            return dests, False
+        dests = list(dests)
+    seen: set = set()
+    kept = []
+    for d in dests:
+        k = (d.af, d.addr, d.port)
+        if k not in seen:
+            seen.add(k)
+            kept.append(d)
+    if len(kept) == len(dests):
+        return dests, False
+    return kept, True
+
+
+def ipv4_dest_key(d: Destination) -> bytes:
+    return inet_aton(d.addr) + d.port.to_bytes(2, "big")
+
+
+def covers_ipv4_snapshot(dests: Sequence[Destination], planes: tuple[bytes, ...]) -> bool:
+    """Does the listing hold every real server of an atomic IPv4 snapshot
+    (six byte planes, see ``legacy.LegacySnapshots.dest_planes``)?"""
+    if isinstance(dests, DestinationRows):
+        if len(dests) == len(planes[0]) and all(map(bytes.__eq__, map(bytes, dests.planes), planes)):
+            return True  # the same servers in the same order: the usual case, decided in C
+        have = set(map(bytes, zip(*dests.planes)))
+    else:
+        have = {ipv4_dest_key(d) for d in dests if d.af == AF_INET}
+    return all(map(have.__contains__, map(bytes, zip(*planes))))
+
+
+def has_foreign_dests(dests: Sequence[Destination], af: int) -> bool:
+    """Real servers of another address family than their service's (IPv6
+    behind an IPv4 address, tunnelled): the IPv4 snapshot leaves them out."""
+    if isinstance(dests, DestinationRows):
+        return af != AF_INET
+    return any(d.af != af for d in dests)
+
+
+def covers_dests(dests: Sequence[Destination], again: Iterable[Destination], af: int | None = None) -> bool:
+    """Does ``dests`` hold every real server of ``again`` (of family ``af``
+    only, when given)?"""
+    have = {(d.af, d.addr, d.port) for d in dests}
+    return all((d.af, d.addr, d.port) in have for d in again if af is None or d.af == af)
+
+
+# --- services -----------------------------------------------------------------
+
+
+def without_repeated_services(services: list) -> tuple[list, bool]:
+    """(the services with every repeated key after the first dropped, whether there was one)."""
+    seen: set = set()
+    kept = []
+    for s in services:
+        if s.key not in seen:
+            seen.add(s.key)
+            kept.append(s)
+    return kept, len(kept) != len(services)
+
+
+def legacy_service_key(key: ServiceKey) -> tuple[int, bytes, int, int]:
+    """An IPv4 service's key as the socket-option snapshot spells it."""
+    if key.fwmark:
+        return (0, b"", 0, key.fwmark)
+    return (key.protocol, inet_aton(key.addr), key.port, 0)
+
+
+class ServiceSnapshot:
+    """The service keys of one moment: ``ipv4`` from the atomic socket-option
+    read (None when it could not be made); ``other`` the keys of a netlink
+    dump, of the other families when ``ipv4`` is there, else of all (None
+    when not taken), and whether that dump was one pass (then atomic)."""
+
+    __slots__ = ("ipv4", "other", "other_atomic")
+
+    def __init__(self, ipv4: set | None, other: set | None, other_atomic: bool = False):
+        self.ipv4 = ipv4
+        self.other = other
+        self.other_atomic = other_atomic
+
+    def holds(self, key: ServiceKey) -> bool | None:
+        """Whether the service existed at this moment; None when this
+        snapshot cannot say for sure (not atomic for its family)."""
+        if key.af == AF_INET and self.ipv4 is not None:
+            return legacy_service_key(key) in self.ipv4
+        if self.other is None or not self.other_atomic:
+            return None
+        return key in self.other
+
+
+def covers_services(services: list, before: ServiceSnapshot, after: ServiceSnapshot) -> bool:
+    """Does the listing hold every service that is in both snapshots?
+
+    Where ``before`` has no keys of the other families (the listing had
+    none, so none were looked for), every one ``after`` holds is required:
+    it either came during the read or was skipped by it, and only a new
+    read tells which."""
+    have = {s.key for s in services}
+    by_ipv4 = before.ipv4 is not None and after.ipv4 is not None
+    if by_ipv4:
+        have_ipv4 = {legacy_service_key(k) for k in have if k.af == AF_INET}
+        if not (before.ipv4 & after.ipv4) <= have_ipv4:
+            return False
+    if after.other is not None:
+        required = after.other if before.other is None else before.other & after.other
+        for k in required:
+            if k not in have and not (by_ipv4 and k.af == AF_INET):
+                return False
+    return True
