@@ -27,7 +27,7 @@ from contextlib import contextmanager
 import click
 
 from ipvsctl import views
-from ipvsctl.views import EXIT_BAD_INPUT, EXIT_KERNEL, EXIT_READ_FAILED, Failure, open_backend
+from ipvsctl.views import EXIT_INVALID, EXIT_KERNEL, EXIT_READ_FAILED, Failure, open_backend
 
 COMPLETE_VAR = "_IPVSCTL_COMPLETE"
 ALIASES = {"ls": "list"}
@@ -189,9 +189,9 @@ def _read_input(path: str) -> str:
         with open(path, encoding="utf-8") as f:
             return f.read()
     except OSError as e:
-        raise Failure(f"{name}: {e.strerror}", EXIT_BAD_INPUT) from None
+        raise Failure(f"{name}: {e.strerror}", EXIT_INVALID) from None
     except UnicodeDecodeError as e:
-        raise Failure(f"{name}: not UTF-8 text ({e.reason} at byte {e.start})", EXIT_BAD_INPUT) from None
+        raise Failure(f"{name}: not UTF-8 text ({e.reason} at byte {e.start})", EXIT_INVALID) from None
 
 
 @cli.command("restore")
@@ -227,7 +227,7 @@ def _restore(file, as_json, flush, dry_run, netns) -> int:
     if report.refused:
         for line in report.refusals():
             click.echo(f"restore: {line}", err=True)
-        raise Failure("restore: nothing was changed", EXIT_BAD_INPUT)
+        raise Failure("restore: nothing was changed", EXIT_INVALID)
     if dry_run:
         click.echo(_dry_run_report(job, report))
         return 0
@@ -267,7 +267,7 @@ class _LinesJob:
         if _looks_like_json(text):
             name = "standard input" if file == "-" else file
             raise Failure(f"restore: {name} holds a JSON document, not ipvsadm lines: "
-                          "use `restore --json` (nothing was changed)", EXIT_BAD_INPUT)
+                          "use `restore --json` (nothing was changed)", EXIT_INVALID)
         try:
             self.steps = plan(text.split("\n"))
         except RestoreLineError as e:
@@ -309,8 +309,8 @@ class _JsonJob:
         except jsonrestore.DocumentError as e:
             if not e.path and text.lstrip()[:1] == "-":
                 raise Failure("restore: the input holds ipvsadm -R lines, not a JSON document: "
-                              "leave out --json (nothing was changed)", EXIT_BAD_INPUT) from None
-            raise Failure(f"restore: {e} (nothing was changed)", EXIT_BAD_INPUT) from None
+                              "leave out --json (nothing was changed)", EXIT_INVALID) from None
+            raise Failure(f"restore: {e} (nothing was changed)", EXIT_INVALID) from None
         self.flush = self.clears = flush
         self.located = [(f"services[{i}]", svc) for i, (svc, _) in enumerate(self.table)]
         self.what = (f"{len(self.table)} services, "

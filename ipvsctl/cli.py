@@ -14,7 +14,8 @@ import os
 import sys
 
 from ipvsctl import __version__
-from ipvsctl.errors import EXIT_INVALID, EXIT_OK, ipvs_unavailable
+from ipvsctl.errors import ipvs_unavailable
+from ipvsctl.vocab import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_KERNEL, EXIT_OK, EXIT_USAGE
 
 SUBCOMMANDS: tuple[str, ...] = ("list", "ls", "watch", "restore", "completion",
                                  "diff", "apply", "drain")  # ipvsctl.app
@@ -96,7 +97,7 @@ def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") ->
         args, netns = extract_netns(args)
     except ValueError as e:
         stderr.write(f"{e}\n")
-        return 255
+        return EXIT_USAGE
     args, as_json = extract_json(args)
     if not args:
         cmd = Command(name="list")
@@ -147,7 +148,7 @@ def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") ->
         stderr.write(outcome.err)
         return outcome.status
     except KernelError as e:  # a fault of the conversation itself, e.g. no answer in time
-        from ipvsctl.errors import EXIT_KERNEL, kernel_message
+        from ipvsctl.errors import kernel_message
 
         stderr.write(f"{prog}: {kernel_message(e.op, e.errno)}\n")
         return EXIT_KERNEL
@@ -232,7 +233,7 @@ def _guarded(run):
         return 0
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -267,6 +268,6 @@ def main(argv: list[str] | None = None) -> None:
             os._exit(0)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
-        status = 130
+        status = EXIT_INTERRUPTED
     sys.stdout.flush()
     sys.exit(status)

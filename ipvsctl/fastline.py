@@ -20,11 +20,14 @@ import _socket as socket  # the C module: socket.py's enum classes cost ~6 ms of
 
 from ipvsctl import backend as b
 from ipvsctl import model as m
-from ipvsctl.grammar import INT_MAX, MAX_TIMEOUT, SCHEDNAME_MAX, _service_key
+from ipvsctl import vocab as v
+from ipvsctl.grammar import _service_key
+from ipvsctl.vocab import INT_MAX, MAX_TIMEOUT, SCHEDNAME_MAX
 
-_PROTOCOLS = {"-t": m.IPPROTO_TCP, "--tcp-service": m.IPPROTO_TCP,
-              "-u": m.IPPROTO_UDP, "--udp-service": m.IPPROTO_UDP}
-_FWD = {"-m": m.FWD_MASQ, "-g": m.FWD_ROUTE, "-i": m.FWD_TUNNEL}
+# The spellings this shortcut takes (SCTP services and the long spellings of
+# the forwarding methods go through the grammar).
+_PROTOCOLS = {spelling: p.number for p in v.PROTOCOLS if p.short for spelling in (p.short, p.option)}
+_FWD = {f.short: f.number for f in v.FORWARDS if f.short}
 _SERVICE_OPS = {"-A": b.OP_ADD_SERVICE, "-E": b.OP_EDIT_SERVICE}
 _DEST_OPS = {"-a": b.OP_ADD_DEST, "-e": b.OP_EDIT_DEST}
 _inet_aton = socket.inet_aton
@@ -37,7 +40,7 @@ def _v4_addr_port(text: str):
     if not sep or not port.isdigit() or not port.isascii() or ":" in port or not host[:1].isdigit():
         return None
     n = int(port)
-    if n > 65535:
+    if n > v.PORT_MAX:
         return None
     try:
         return _inet_aton(host), n

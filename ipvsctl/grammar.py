@@ -20,17 +20,9 @@ from __future__ import annotations
 import _socket as socket  # the C module: socket.py's enum classes cost ~6 ms of start-up
 
 from ipvsctl import model as m
-
-EXIT_INVALID = 2
-EXIT_USAGE = 255
-
-MAX_TIMEOUT = 86400 * 31  # ipvsadm's ceiling for any timeout: 31 days
-INT_MAX = 2**31 - 1
-UINT_MAX = 2**32 - 1
-SCHEDNAME_MAX = 15  # kernel name buffers are 16 bytes incl. the NUL
-IFNAME_MAX = 15
-PENAME_MAX = 16  # ipvsadm copies up to 16 bytes for --pe (no NUL kept)
-DEFAULT_MCAST_IFN = "eth0"
+from ipvsctl import vocab as v
+from ipvsctl.vocab import (EXIT_INVALID, EXIT_USAGE, IFNAME_MAX, INT_MAX, MAX_TIMEOUT, PENAME_MAX,
+                           SCHEDNAME_MAX, UINT_MAX)
 
 
 class ParseError(Exception):
@@ -103,17 +95,15 @@ OPTIONS = (
     Opt("start-daemon", None, REQUIRED, "cmd:start-daemon"),
     Opt("stop-daemon", None, REQUIRED, "cmd:stop-daemon"),
     # virtual service
-    Opt("tcp-service", "t", REQUIRED, "service:tcp"),
-    Opt("udp-service", "u", REQUIRED, "service:udp"),
-    Opt("sctp-service", None, REQUIRED, "service:sctp"),
+    # -t, -u, --sctp-service: spelt in the vocabulary (one per protocol)
+    *(Opt(p.option[2:], p.short and p.short[1:], REQUIRED, f"service:{p.key}") for p in v.PROTOCOLS),
     Opt("fwmark-service", "f", REQUIRED, "service:fwmark"),
     Opt("scheduler", "s", REQUIRED, "scheduler"),
     Opt("persistent", "p", OPTIONAL, "persistent"),
     Opt("netmask", "M", REQUIRED, "netmask"),
     Opt("real-server", "r", REQUIRED, "real-server"),
-    Opt("masquerading", "m", NONE, "fwd:masq"),
-    Opt("ipip", "i", NONE, "fwd:tunnel"),
-    Opt("gatewaying", "g", NONE, "fwd:route"),
+    # -m, -i, -g: spelt in the vocabulary (the forwarding methods ipvsadm offers)
+    *(Opt(f.option[2:], f.short[1:], NONE, f"fwd:{f.key}") for f in v.FORWARDS if f.option),
     Opt("weight", "w", REQUIRED, "weight"),
     Opt("u-threshold", "x", REQUIRED, "u-threshold"),
     Opt("l-threshold", "y", REQUIRED, "l-threshold"),
@@ -141,9 +131,8 @@ OPTIONS = (
     Opt("tun-info", None, NONE, "flag:tun-info"),
     Opt("tun-type", None, REQUIRED, "tun-type"),
     Opt("tun-port", None, REQUIRED, "tun-port"),
-    Opt("tun-nocsum", None, NONE, "tun-flag:0"),
-    Opt("tun-csum", None, NONE, "tun-flag:1"),
-    Opt("tun-remcsum", None, NONE, "tun-flag:2"),
+    # --tun-nocsum, --tun-csum, --tun-remcsum: spelt in the vocabulary
+    *(Opt(c.option[2:], None, NONE, f"tun-flag:{c.number}") for c in v.CHECKSUMS),
 )
 LONG_OPTIONS = {o.long: o for o in OPTIONS}
 SHORT_OPTIONS = {o.short: o for o in OPTIONS if o.short}
@@ -209,21 +198,6 @@ TUNNEL_RULES = {
 }
 
 _ALLOWED = {r: r.allowed for r in (*COMMAND_RULES.values(), *TUNNEL_RULES.values())}
-
-# Scheduler flags: name -> (bit, scheduler it belongs to or None for any).
-SCHED_FLAGS = {
-    "flag-1": (m.SVC_F_SCHED1, None),
-    "flag-2": (m.SVC_F_SCHED2, None),
-    "flag-3": (m.SVC_F_SCHED3, None),
-    "sh-fallback": (m.SVC_F_SCHED1, "sh"),
-    "sh-port": (m.SVC_F_SCHED2, "sh"),
-    "mh-fallback": (m.SVC_F_SCHED1, "mh"),
-    "mh-port": (m.SVC_F_SCHED2, "mh"),
-}
-
-PROTOCOL_OF = {"tcp": m.IPPROTO_TCP, "udp": m.IPPROTO_UDP, "sctp": m.IPPROTO_SCTP}
-PROTOCOL_DB_NAME = {m.IPPROTO_TCP: "tcp", m.IPPROTO_UDP: "udp", m.IPPROTO_SCTP: "sctp"}
-FWD_OF = {"masq": m.FWD_MASQ, "tunnel": m.FWD_TUNNEL, "route": m.FWD_ROUTE}
 
 
 # --------------------------------------------------------------------------
@@ -387,7 +361,7 @@ def _host_v4(name: str) -> bytes | None:
 
 
 def _service_port(name: str, protocol: int) -> int | None:
-    proto = PROTOCOL_DB_NAME.get(protocol)
+    proto = v.PROTOCOLS.key(protocol)  # the services database's protocol names
     if proto is None:
         return None
     try:
@@ -446,7 +420,7 @@ class _BadPort(Exception):
 def _port(text, protocol):
     if text is None:
         return None
-    n = number_in(text, 0, 65535)
+    n = number_in(text, 0, v.PORT_MAX)
     if n is None:
         n = _service_port(text, protocol)
     if n is None:
@@ -595,11 +569,10 @@ def _set_option(cmd: Command, name: str) -> None:
 
 
 def _daemon_state(value: str, message: str) -> int:
-    if value == "master":
-        return m.DAEMON_MASTER
-    if value == "backup":
-        return m.DAEMON_BACKUP
-    raise ParseError(message)
+    state = v.DAEMONS.numbers.get(value)
+    if state is None:
+        raise ParseError(message)
+    return state
 
 
 # action -> (kind, argument), split once rather than on every option of every line
@@ -622,7 +595,7 @@ def _apply_option(cmd: Command, opt: Opt, value, spelling: str, state: dict) -> 
                 raise ParseError(f"invalid fwmark value `{value}' specified")
             cmd.fwmark = n
             return
-        cmd.protocol = PROTOCOL_OF[arg]
+        cmd.protocol = v.PROTOCOLS.numbers[arg]
         parsed = parse_address(value, cmd.protocol)
         if parsed is None:
             raise ParseError("illegal virtual server address[:port] specified")
@@ -674,7 +647,7 @@ def _apply_option(cmd: Command, opt: Opt, value, spelling: str, state: dict) -> 
         return
     if kind == "fwd":
         _set_option(cmd, "forwarding-method")
-        cmd.fwd = FWD_OF[arg]
+        cmd.fwd = v.FORWARDS.numbers[arg]
         return
     if kind in ("weight", "u-threshold", "l-threshold", "syncid", "mcast-port",
                 "mcast-ttl", "sync-maxlen", "tun-port"):
@@ -720,9 +693,10 @@ def _apply_option(cmd: Command, opt: Opt, value, spelling: str, state: dict) -> 
         return
     if kind == "tun-type":
         _set_option(cmd, "tun-type")
-        if value not in m.TUN_NAMES:
+        tun_type = v.TUNNELS.numbers.get(value)
+        if tun_type is None:
             raise ParseError("illegal tunnel type specified")
-        cmd.tun_type = m.TUN_NAMES.index(value)
+        cmd.tun_type = tun_type
         return
     if kind == "tun-flag":
         _set_option(cmd, opt.long)
@@ -736,11 +710,11 @@ _NUMERIC = {
     "weight": (0, INT_MAX, "weight", "weight"),
     "u-threshold": (0, INT_MAX, "u_threshold", "u_threshold"),
     "l-threshold": (0, INT_MAX, "l_threshold", "l_threshold"),
-    "syncid": (0, 255, "syncid", "syncid"),
-    "mcast-port": (1, 65535, "mcast_port", "mcast-port"),
-    "mcast-ttl": (1, 255, "mcast_ttl", "mcast-ttl"),
-    "sync-maxlen": (1, 65535 - 20 - 8, "sync_maxlen", "sync-maxlen"),
-    "tun-port": (1, 65535, "tun_port", "tunnel port"),
+    "syncid": (0, v.SYNCID_MAX, "syncid", "syncid"),
+    "mcast-port": (1, v.PORT_MAX, "mcast_port", "mcast-port"),
+    "mcast-ttl": (1, v.TTL_MAX, "mcast_ttl", "mcast-ttl"),
+    "sync-maxlen": (1, v.SYNC_MAXLEN_MAX, "sync_maxlen", "sync-maxlen"),
+    "tun-port": (1, v.PORT_MAX, "tun_port", "tunnel port"),
 }
 
 
@@ -785,12 +759,11 @@ def _sched_flags(scheduler: str, text: str) -> int:
         # ipvsadm 1.31 crashes on a -b made only of commas; refuse it instead.
         raise ParseError(f"invalid scheduler flag `{text}'")
     for word in words:
-        entry = SCHED_FLAGS.get(word)
-        if entry is None:
+        flag = v.SCHED_FLAGS.get(word)
+        if flag is None:
             raise ParseError(f"invalid scheduler flag `{word}'")
-        bit, owner = entry
-        flags |= bit
-        if owner is not None and owner != scheduler:
+        flags |= flag.bit
+        if flag.scheduler is not None and flag.scheduler != scheduler:
             raise ParseError(f"incompatible scheduler flag `{word}'")
     return flags
 
@@ -879,7 +852,7 @@ def _finish(cmd: Command) -> None:
         if not cmd.scheduler:
             cmd.scheduler = m.DEFAULT_SCHEDULER
     if name == "start-daemon" and not cmd.mcast_ifn:
-        cmd.mcast_ifn = DEFAULT_MCAST_IFN
+        cmd.mcast_ifn = v.DEFAULT_MCAST_IFN
     if name in ("add-server", "edit-server"):
         if not cmd.fwmark and cmd.fwd in (m.FWD_TUNNEL, m.FWD_ROUTE):
             cmd.dest_port = cmd.port
@@ -888,7 +861,7 @@ def _finish(cmd: Command) -> None:
         if cmd.fwd != m.FWD_TUNNEL and cmd.options & _TUNNEL_ANY:
             raise ParseError("Tunnel options conflict with forward method")
         _check_rule(TUNNEL_RULES[cmd.tun_type], cmd.options & _TUNNEL_OPTION_SET,
-                    f"'{m.TUN_NAMES[cmd.tun_type]}' tunnel type", TUNNEL_OPTIONS)
+                    f"'{v.TUNNELS.key(cmd.tun_type)}' tunnel type", TUNNEL_OPTIONS)
     if name == "list":
         o = cmd.options
         if ((o & {"connection", "timeout", "daemon"} and o & {"stats", "rate", "thresholds"})

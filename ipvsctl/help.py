@@ -1,7 +1,10 @@
 """The `-h` text of the ipvsadm-compatible surface (ipvsctl's own words)."""
 
-SCHEDULERS = "rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|mh"
-PERSISTENCE_ENGINES = "sip"
+from ipvsctl import vocab
+
+# The schedulers every kernel has (twos came with Linux 6.2).
+SCHEDULERS = "|".join(s for s in vocab.SCHEDULERS if s not in vocab.SCHEDULERS_SINCE)
+PERSISTENCE_ENGINES = "|".join(vocab.ENGINES)
 
 
 def usage(prog: str) -> str:

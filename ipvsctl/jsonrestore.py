@@ -24,17 +24,8 @@ from dataclasses import dataclass, field
 
 from ipvsctl import backend as b
 from ipvsctl import model as m
-from ipvsctl.render.json import CHECKSUM_KEYS, FORWARD_KEYS, PROTOCOL_KEYS
-
-INT_MAX = 2**31 - 1
-UINT_MAX = 2**32 - 1
-SCHEDNAME_MAX = 15
-PENAME_MAX = 16
-
-_FAMILIES = {"inet": m.AF_INET, "inet6": m.AF_INET6}
-_PROTOCOLS = {v: k for k, v in PROTOCOL_KEYS.items()}
-_FORWARDS = {v: k for k, v in FORWARD_KEYS.items()}
-_CHECKSUMS = {v: k for k, v in CHECKSUM_KEYS.items()}
+from ipvsctl import vocab as v
+from ipvsctl.vocab import INT_MAX, MAX_TIMEOUT, PENAME_MAX, PORT_MAX, SCHEDNAME_MAX, UINT_MAX
 
 _TOP_KEYS = {"services", "version", "conn_tab_size"}
 _SERVICE_KEYS = {"family", "protocol", "address", "port", "fwmark", "scheduler", "sched_flags",
@@ -109,25 +100,22 @@ def _address(value, path: str, family: int | None) -> tuple[int, str]:
 def _family(obj: dict, path: str) -> int | None:
     if obj.get("family") is None:
         return None
-    return _choice(obj["family"], f"{path}.family", _FAMILIES)
+    return _choice(obj["family"], f"{path}.family", v.FAMILIES.numbers)
 
 
 def _sched_flags(value, path: str, scheduler: str) -> int:
-    from ipvsctl.grammar import SCHED_FLAGS
-
     if not isinstance(value, list):
         raise DocumentError(path, f"expected a list of flag names, got {_show(value)}")
     flags = 0
     for i, name in enumerate(value):
-        entry = SCHED_FLAGS.get(name) if isinstance(name, str) else None
-        if entry is None:
-            names = ", ".join(SCHED_FLAGS)
+        flag = v.SCHED_FLAGS.get(name) if isinstance(name, str) else None
+        if flag is None:
+            names = ", ".join(v.SCHED_FLAGS)
             raise DocumentError(f"{path}[{i}]", f"expected one of {names}, got {_show(name)}")
-        bit, owner = entry
-        if owner is not None and owner != scheduler:
-            raise DocumentError(f"{path}[{i}]", f'"{name}" is a flag of the {owner} scheduler, '
-                                                f'not of {scheduler}')
-        flags |= bit
+        if flag.scheduler is not None and flag.scheduler != scheduler:
+            raise DocumentError(f"{path}[{i}]", f'"{name}" is a flag of the {flag.scheduler} '
+                                                f'scheduler, not of {scheduler}')
+        flags |= flag.bit
     return flags
 
 
@@ -143,8 +131,6 @@ def _netmask(value, path: str, af: int) -> int:
 
 
 def parse_service(obj, path: str) -> tuple[m.Service, list[m.Destination]]:
-    from ipvsctl.grammar import MAX_TIMEOUT
-
     obj = _obj(obj, path, _SERVICE_KEYS)
     family = _family(obj, path)
     if obj.get("fwmark") is not None:
@@ -161,9 +147,9 @@ def parse_service(obj, path: str) -> tuple[m.Service, list[m.Destination]]:
             if obj.get(k) is None:
                 raise DocumentError(f"{path}.{k}", "missing (a service needs protocol, address "
                                                    "and port, or a fwmark)")
-        proto = _choice(obj["protocol"], f"{path}.protocol", _PROTOCOLS)
+        proto = _choice(obj["protocol"], f"{path}.protocol", v.PROTOCOLS.numbers)
         af, addr = _address(obj["address"], f"{path}.address", family)
-        port = _int(obj["port"], f"{path}.port", 0, 65535)
+        port = _int(obj["port"], f"{path}.port", 0, PORT_MAX)
         key = m.ServiceKey(af=af, protocol=proto, addr=addr, port=port)
 
     scheduler = obj.get("scheduler", m.DEFAULT_SCHEDULER)
@@ -210,8 +196,8 @@ def parse_destination(obj, path: str, key: m.ServiceKey) -> m.Destination:
     if obj.get("address") is None:
         raise DocumentError(f"{path}.address", "missing")
     af, addr = _address(obj["address"], f"{path}.address", _family(obj, path))
-    port = _int(obj.get("port", key.port), f"{path}.port", 0, 65535)
-    fwd = _choice(obj.get("forward", "route"), f"{path}.forward", _FORWARDS)
+    port = _int(obj.get("port", key.port), f"{path}.port", 0, PORT_MAX)
+    fwd = _choice(obj["forward"], f"{path}.forward", v.FORWARDS.numbers) if "forward" in obj else m.FWD_ROUTE
     weight = _int(obj.get("weight", 1), f"{path}.weight", 0, INT_MAX)
     upper = _int(obj.get("u_threshold", 0), f"{path}.u_threshold", 0, UINT_MAX)
     lower = _int(obj.get("l_threshold", 0), f"{path}.l_threshold", 0, UINT_MAX)
@@ -222,12 +208,13 @@ def parse_destination(obj, path: str, key: m.ServiceKey) -> m.Destination:
         if fwd != m.FWD_TUNNEL:
             raise DocumentError(tpath, 'must be null unless forward is "tunnel"')
         tunnel = _obj(tunnel, tpath, _TUNNEL_KEYS)
-        tun_type = _choice(tunnel.get("type", "ipip"), f"{tpath}.type",
-                           {name: i for i, name in enumerate(m.TUN_NAMES)})
-        tun_port = _int(tunnel.get("port", 0), f"{tpath}.port", 0, 65535)
+        tun_type = (_choice(tunnel["type"], f"{tpath}.type", v.TUNNELS.numbers) if "type" in tunnel
+                    else m.TUN_IPIP)
+        tun_port = _int(tunnel.get("port", 0), f"{tpath}.port", 0, PORT_MAX)
         if tun_type == m.TUN_GUE and not tun_port:
             raise DocumentError(f"{tpath}.port", "a gue tunnel needs a port 1..65535")
-        tun_flags = _choice(tunnel.get("checksum", "nocsum"), f"{tpath}.checksum", _CHECKSUMS)
+        tun_flags = (_choice(tunnel["checksum"], f"{tpath}.checksum", v.CHECKSUMS.numbers)
+                     if "checksum" in tunnel else m.TUN_F_NOCSUM)
     if af != key.af and fwd != m.FWD_TUNNEL:
         raise DocumentError(f"{path}.address", "a real server of another address family than "
                                                "its service needs forward \"tunnel\"")

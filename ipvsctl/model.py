@@ -6,7 +6,8 @@ addresses as canonical text from ``inet_ntop``).  Identity (``ServiceKey``,
 the destination's address and port) is kept apart from configuration and from
 counters, so that a service read back from the kernel compares equal to the
 one that was asked for once the counters are set aside.  Nothing here does I/O
-and nothing here imports anything outside the standard library.
+and nothing here imports anything but the standard library and the vocabulary
+(ipvsctl.vocab).
 """
 
 from __future__ import annotations
@@ -16,54 +17,45 @@ from operator import attrgetter
 
 from _socket import ntohs
 
+# The values of the fields below (address families, protocols, forwarding
+# methods, flags, tunnel types, daemon states, defaults) are the
+# vocabulary's; they are named here too, since every user of these classes
+# needs them.
+from ipvsctl.vocab import (  # noqa: F401
+    AF_INET,
+    AF_INET6,
+    DAEMON_BACKUP,
+    DAEMON_MASTER,
+    DEFAULT_PERSISTENCE_TIMEOUT,
+    DEFAULT_SCHEDULER,
+    FWD_BYPASS,
+    FWD_LOCAL,
+    FWD_MASK,
+    FWD_MASQ,
+    FWD_ROUTE,
+    FWD_TUNNEL,
+    IPPROTO_SCTP,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    IPV4_FULL_MASK,
+    SVC_F_HASHED,
+    SVC_F_ONEPACKET,
+    SVC_F_PERSISTENT,
+    SVC_F_SCHED1,
+    SVC_F_SCHED2,
+    SVC_F_SCHED3,
+    SVC_F_SCHED_MASK,
+    TUN_F_CSUM,
+    TUN_F_NOCSUM,
+    TUN_F_REMCSUM,
+    TUN_GRE,
+    TUN_GUE,
+    TUN_IPIP,
+)
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: collections.abc imports collections (start-up time)
     from collections.abc import Iterable, Iterator
-
-# Linux's address family numbers (socket.AF_INET, socket.AF_INET6), written
-# out: socket.py's enum classes would cost start-up time on every command.
-AF_INET = 2
-AF_INET6 = 10
-
-# IP protocol numbers of the three protocols IPVS balances.
-IPPROTO_TCP = 6
-IPPROTO_UDP = 17
-IPPROTO_SCTP = 132
-PROTOCOL_NAMES = {IPPROTO_TCP: "TCP", IPPROTO_UDP: "UDP", IPPROTO_SCTP: "SCTP"}
-
-# Forwarding methods (low bits of the destination's conn_flags).
-FWD_MASQ = 0
-FWD_LOCAL = 1
-FWD_TUNNEL = 2
-FWD_ROUTE = 3
-FWD_BYPASS = 4
-FWD_MASK = 0x0007
-
-# Service flags.
-SVC_F_PERSISTENT = 0x0001
-SVC_F_HASHED = 0x0002
-SVC_F_ONEPACKET = 0x0004
-SVC_F_SCHED1 = 0x0008
-SVC_F_SCHED2 = 0x0010
-SVC_F_SCHED3 = 0x0020
-SVC_F_SCHED_MASK = SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3
-
-# Tunnel types and encapsulation flags of tunnelled destinations.
-TUN_IPIP = 0
-TUN_GUE = 1
-TUN_GRE = 2
-TUN_NAMES = ("ipip", "gue", "gre")
-TUN_F_NOCSUM = 0
-TUN_F_CSUM = 1
-TUN_F_REMCSUM = 2
-
-# Sync daemon states.
-DAEMON_MASTER = 1
-DAEMON_BACKUP = 2
-
-DEFAULT_SCHEDULER = "wlc"
-DEFAULT_PERSISTENCE_TIMEOUT = 360
-IPV4_FULL_MASK = 0xFFFFFFFF
 
 
 def immutable(cls):

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import _socket as socket  # the C module: socket.py's enum classes cost ~6 ms of start-up
 
-from ipvsctl.model import AF_INET, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP
-
-_PROTO_DB = {IPPROTO_TCP: "tcp", IPPROTO_UDP: "udp", IPPROTO_SCTP: "sctp"}
+from ipvsctl.vocab import AF_INET, PROTOCOLS
 
 
 # Plain dicts rather than functools.lru_cache: functools would be imported
@@ -39,7 +37,7 @@ def port_name(port: int, protocol: int) -> str:
     name = _PORTS.get((port, protocol))
     if name is None:
         name = str(port)
-        proto = _PROTO_DB.get(protocol)
+        proto = PROTOCOLS.key(protocol)  # the services database's protocol names
         if proto is not None:
             try:
                 name = socket.getservbyport(port, proto)

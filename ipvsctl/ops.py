@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from ipvsctl import backend as b
 from ipvsctl import model as m
-from ipvsctl.errors import EXIT_KERNEL, EXIT_LIST_FAILED, EXIT_OK, kernel_message, loopback_hint
+from ipvsctl.errors import kernel_message, loopback_hint
+from ipvsctl.vocab import EXIT_KERNEL, EXIT_OK, EXIT_READ_FAILED
 from ipvsctl.grammar import Command
 from ipvsctl.render import text
 
@@ -126,12 +127,12 @@ def list_command(cmd: Command, backend: b.Backend) -> Outcome:
         try:
             return Outcome(out=text.timeouts(backend.timeouts()))
         except b.KernelError:
-            return Outcome(EXIT_LIST_FAILED)
+            return Outcome(EXIT_READ_FAILED)
     if "daemon" in o:
         try:
             return Outcome(out=text.daemons(backend.daemons()))
         except b.KernelError:
-            return Outcome(EXIT_LIST_FAILED)
+            return Outcome(EXIT_READ_FAILED)
     return list_all(backend, cmd.fmt, with_header=True)
 
 
@@ -143,12 +144,12 @@ def list_all(backend: b.Backend, fmt, with_header: bool) -> Outcome:
         try:
             head = text.header(backend.info())
         except b.KernelError as e:
-            return Outcome(EXIT_LIST_FAILED, "", kernel_message(b.OP_GET_INFO, e.errno) + "\n")
+            return Outcome(EXIT_READ_FAILED, "", kernel_message(b.OP_GET_INFO, e.errno) + "\n")
     try:
         # Counters are read only for the formats that print them.
         table = backend.table(counters=fmt.stats or fmt.rate)
     except b.KernelError as e:
-        return Outcome(EXIT_LIST_FAILED, head, kernel_message(e.op or b.OP_GET_SERVICES, e.errno) + "\n")
+        return Outcome(EXIT_READ_FAILED, head, kernel_message(e.op or b.OP_GET_SERVICES, e.errno) + "\n")
     if not fmt.nosort:
         table = sort_services(table, service_of=lambda entry: entry[0])
     return Outcome(out=_table_text(head + text.title(fmt), table, fmt))
@@ -166,7 +167,7 @@ def list_service(backend: b.Backend, key: m.ServiceKey, fmt) -> Outcome:
         svc = backend.service(key)
         dests = backend.destinations(key)
     except b.KernelError as e:
-        return Outcome(EXIT_LIST_FAILED, "", kernel_message(b.OP_GET_SERVICE, e.errno) + "\n")
+        return Outcome(EXIT_READ_FAILED, "", kernel_message(b.OP_GET_SERVICE, e.errno) + "\n")
     return Outcome(out=text.title(fmt) + "".join(text.service_text(svc, dests, fmt)))
 
 
@@ -179,7 +180,7 @@ def read_connections(backend: b.Backend) -> tuple[str | None, Outcome | None]:
     try:
         return backend.read_proc_net("ip_vs_conn"), None
     except OSError:
-        return None, Outcome(EXIT_LIST_FAILED, "", f"cannot open file {CONN_FILE}\n")
+        return None, Outcome(EXIT_READ_FAILED, "", f"cannot open file {CONN_FILE}\n")
 
 
 def list_connections(backend: b.Backend, fmt) -> Outcome:

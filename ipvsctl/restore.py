@@ -17,8 +17,9 @@ from __future__ import annotations
 
 
 from ipvsctl import backend as b
-from ipvsctl.errors import EXIT_KERNEL, EXIT_OK, kernel_message, loopback_hint
-from ipvsctl.grammar import EXIT_USAGE, ParseError, parse, split_restore_line
+from ipvsctl.errors import kernel_message, loopback_hint
+from ipvsctl.grammar import ParseError, parse, split_restore_line
+from ipvsctl.vocab import EXIT_KERNEL, EXIT_OK, EXIT_USAGE
 
 
 class RestoreResult:

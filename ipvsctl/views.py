@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import sys
 
-EXIT_READ_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_KERNEL = 255
+from ipvsctl.vocab import EXIT_INVALID, EXIT_KERNEL, EXIT_READ_FAILED, PROTOCOLS  # noqa: F401 (app)
 
 
 class Failure(Exception):
@@ -91,7 +89,7 @@ SELECTION = (
     Opt("fwmark", ("-f", "--fwmark-service"), "text", metavar="MARK",
         help="Only this firewall-mark service."),
     Opt("ipv6", ("-6", "--ipv6"), help="With -f: the IPv6 fwmark service."),
-    Opt("protocol", ("--protocol",), "choice", choices=("tcp", "udp", "sctp", "fwmark"),
+    Opt("protocol", ("--protocol",), "choice", choices=(*PROTOCOLS.numbers, "fwmark"),
         help="Only services of this protocol (fwmark: firewall-mark services)."),
     Opt("address", ("--address",), "text", metavar="ADDR",
         help="Only services with this virtual address (all their real servers) or with this "
@@ -225,9 +223,9 @@ class open_backend:
         try:
             self.backend = compat.open_backend(self.netns)
         except OSError as e:
-            raise Failure(netns_open_error(self.netns, e), EXIT_BAD_INPUT) from None
+            raise Failure(netns_open_error(self.netns, e), EXIT_INVALID) from None
         except KernelError as e:
-            raise Failure(ipvs_unavailable(e.errno), EXIT_BAD_INPUT) from None
+            raise Failure(ipvs_unavailable(e.errno), EXIT_INVALID) from None
         return self.backend
 
     def __exit__(self, *exc):

@@ -29,7 +29,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 # (name, file, text to replace, replacement): each text must occur exactly once.
 MUTATIONS = [
     ("column width (real-server weight)", "ipvsctl/render/text.py",
-     '" %-7s %-6d %-10d %-10d" % (FWD_NAMES', '" %-7s %-5d %-10d %-10d" % (FWD_NAMES'),
+     '" %-7s %-6d %-10d %-10d" % (v.FORWARDS', '" %-7s %-5d %-10d %-10d" % (v.FORWARDS'),
     ("title spacing", "ipvsctl/render/text.py",
      '    return ("Prot LocalAddress:Port Scheduler Flags\\n"\n            "  -> RemoteAddress:Port           Forward Weight',
      '    return ("Prot LocalAddress:Port  Scheduler Flags\\n"\n            "  -> RemoteAddress:Port           Forward Weight'),

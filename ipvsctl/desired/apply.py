@@ -37,14 +37,12 @@ from ipvsctl import model as m
 from ipvsctl.desired import drain as D
 from ipvsctl.desired import plan as P
 from ipvsctl.desired.lock import LockError, netns_lock
+from ipvsctl.vocab import EXIT_DIFFERS, EXIT_KERNEL, EXIT_OK
 
 #: Requests per apply_many call: one transport window, so that a signal is
 #: seen within one window's time (well under a second for 2048 requests).
 CHUNK = 2048
 
-EXIT_OK = 0
-EXIT_DIFFERS = 1
-EXIT_KERNEL = 255
 
 
 class Snapshot:

@@ -14,9 +14,8 @@ import sys
 
 import click
 
-from ipvsctl.app import EXIT_BAD_INPUT, Failure, netns_option, open_backend
-
-EXIT_DIFFERS = 1
+from ipvsctl.app import EXIT_INVALID, Failure, netns_option, open_backend
+from ipvsctl.vocab import EXIT_DIFFERS
 
 
 def register(group: click.Group) -> None:
@@ -36,9 +35,9 @@ def _read_input(path: str) -> str:
         with open(path, encoding="utf-8") as f:
             return f.read()
     except OSError as e:
-        raise Failure(f"{path}: {e.strerror}", EXIT_BAD_INPUT) from None
+        raise Failure(f"{path}: {e.strerror}", EXIT_INVALID) from None
     except UnicodeDecodeError as e:
-        raise Failure(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})", EXIT_BAD_INPUT) from None
+        raise Failure(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})", EXIT_INVALID) from None
 
 
 def _desired(command: str, path: str, scopes):
@@ -50,7 +49,7 @@ def _desired(command: str, path: str, scopes):
     try:
         scope = Scope.parse(scopes)
     except ScopeError as e:
-        raise Failure(f"{command}: {e}", EXIT_BAD_INPUT) from None
+        raise Failure(f"{command}: {e}", EXIT_INVALID) from None
     name = "standard input" if path == "-" else path
     try:
         desired = source.load(_read_input(path))
@@ -58,7 +57,7 @@ def _desired(command: str, path: str, scopes):
     except source.InputError as e:
         raise Failure(f"{command}: {name}: {e.message} (nothing was changed)", e.exit_code) from None
     except ScopeError as e:
-        raise Failure(f"{command}: {name}: {e} (nothing was changed)", EXIT_BAD_INPUT) from None
+        raise Failure(f"{command}: {name}: {e} (nothing was changed)", EXIT_INVALID) from None
     return desired, scope
 
 
@@ -71,7 +70,7 @@ def _live(backend, command: str):
         return table_of(backend.table(counters=False))
     except KernelError as e:
         raise Failure(f"{command}: cannot read the table: {kernel_message(e.op or 'get_services', e.errno)}",
-                      EXIT_BAD_INPUT) from None
+                      EXIT_INVALID) from None
 
 
 def _sysctls(netns):
@@ -213,7 +212,7 @@ def apply_command(file, prune, scopes, drain, no_rollback, dry_run, fmt, interva
                            progress=progress, on_wait=on_wait, on_drain_start=on_drain_start,
                            report=report)
         except LockError as e:
-            raise Failure(f"apply: {e.strerror or e} (nothing was changed)", EXIT_BAD_INPUT) from None
+            raise Failure(f"apply: {e.strerror or e} (nothing was changed)", EXIT_INVALID) from None
     if progress is not None:
         progress.finish()
     report.sysctls = values
@@ -360,5 +359,5 @@ def _drain_target(tcp, udp, sctp, fwmark, ipv6, server):
         cmd = parse(argv)
     except ParseError as e:
         raise Failure(f"drain: {e.message.strip() or 'bad service or server address'}",
-                      EXIT_BAD_INPUT) from None
+                      EXIT_INVALID) from None
     return cmd.service_key(), cmd.destination()

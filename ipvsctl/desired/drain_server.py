@@ -19,11 +19,8 @@ from ipvsctl.desired import sysctls as S
 from ipvsctl.desired.apply import SignalGuard
 from ipvsctl.desired.labels import server_label, service_label
 from ipvsctl.desired.lock import netns_lock
+from ipvsctl.vocab import EXIT_INVALID, EXIT_KERNEL, EXIT_OK, EXIT_TIMED_OUT
 
-EXIT_OK = 0
-EXIT_TIMED_OUT = 1
-EXIT_BAD_INPUT = 2
-EXIT_KERNEL = 255
 
 
 def _fail(message: str, status: int) -> int:
@@ -38,12 +35,12 @@ def _find(backend, key, named):
     try:
         dests = backend.destinations(key)
     except b.KernelError as e:
-        return _fail(f"{service_label(key)}: {kernel_message(b.OP_GET_SERVICE, e.errno)}", EXIT_BAD_INPUT)
+        return _fail(f"{service_label(key)}: {kernel_message(b.OP_GET_SERVICE, e.errno)}", EXIT_INVALID)
     for d in dests:
         if (d.af, d.addr, d.port) == (named.af, named.addr, named.port):
             return d
     return _fail(f"{server_label(named)} of {service_label(key)}: "
-                 f"{kernel_message(b.OP_EDIT_DEST, _errno.ENOENT)}", EXIT_BAD_INPUT)
+                 f"{kernel_message(b.OP_EDIT_DEST, _errno.ENOENT)}", EXIT_INVALID)
 
 
 def run(backend, key, named, *, timeout: float, keep: bool, interval: float = 1.0,
@@ -60,7 +57,7 @@ def run(backend, key, named, *, timeout: float, keep: bool, interval: float = 1.
         except LockError as e:
             if guard.signum is not None:
                 return _fail("interrupted while waiting for the apply lock", 128 + guard.signum)
-            return _fail(e.strerror or str(e), EXIT_BAD_INPUT)
+            return _fail(e.strerror or str(e), EXIT_INVALID)
 
 
 def _run(backend, key, named, timeout, keep, interval, netns, sysctl_values, out, err, guard) -> int:

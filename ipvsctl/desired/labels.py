@@ -8,6 +8,7 @@ says today): ``TCP 192.0.2.1:80``, ``UDP [2001:db8::1]:53``, ``FWM 5``,
 from __future__ import annotations
 
 from ipvsctl import model as m
+from ipvsctl import vocab as v
 
 
 def host_port(af: int, addr: str, port: int) -> str:
@@ -17,7 +18,7 @@ def host_port(af: int, addr: str, port: int) -> str:
 def service_label(key: m.ServiceKey) -> str:
     if key.fwmark:
         return f"FWM {key.fwmark}" + (" IPv6" if key.af == m.AF_INET6 else "")
-    proto = m.PROTOCOL_NAMES.get(key.protocol, str(key.protocol))
+    proto = v.PROTOCOLS.label(key.protocol, str(key.protocol))
     return f"{proto} {host_port(key.af, key.addr, key.port)}"
 
 

@@ -11,8 +11,10 @@ docs/apply.md.
 from __future__ import annotations
 
 from ipvsctl import model as m
+from ipvsctl import vocab as v
 from ipvsctl.desired import plan as P
 from ipvsctl.desired.labels import server_label, service_label
+from ipvsctl.render.json import dumps, server_identity, service_identity  # noqa: F401 (dumps: for commands)
 
 ARROW = "\u2192"
 _MARKS = {P.ADD_DEST: "+", P.EDIT_DEST: "~", P.DEL_DEST: "-"}
@@ -38,10 +40,10 @@ def value_text(name: str, value) -> str:
 def tunnel_text(t: dict | None) -> str:
     if t is None:
         return "none"
-    if t["type"] == "ipip":
-        return "ipip"
-    if t["type"] == "gue":
-        return f"gue port {t['port']} {t['checksum']}"
+    if t["type"] == v.TUNNELS.key(m.TUN_IPIP):
+        return t["type"]
+    if t["type"] == v.TUNNELS.key(m.TUN_GUE):
+        return f"{t['type']} port {t['port']} {t['checksum']}"
     return f"{t['type']} {t['checksum']}"
 
 
@@ -201,24 +203,6 @@ def plan_rules(plan: P.Plan) -> str:
 # --------------------------------------------------------------------------
 
 
-def service_identity(key: m.ServiceKey) -> dict:
-    from ipvsctl.render.json import PROTOCOL_KEYS, family_name
-
-    return {
-        "family": family_name(key.af),
-        "protocol": None if key.fwmark else PROTOCOL_KEYS.get(key.protocol, key.protocol),
-        "address": None if key.fwmark else key.addr,
-        "port": None if key.fwmark else key.port,
-        "fwmark": key.fwmark or None,
-    }
-
-
-def server_identity(d: m.Destination) -> dict:
-    from ipvsctl.render.json import family_name
-
-    return {"family": family_name(d.af), "address": d.addr, "port": d.port}
-
-
 def _changes_doc(changes) -> list[dict]:
     return [{"field": c.field, "old": c.old, "new": c.new} for c in changes]
 
@@ -274,11 +258,3 @@ def plan_doc(plan: P.Plan, sysctls: dict | None = None) -> dict:
         "steps": [step_doc(s) for s in plan.steps],
         "sysctls": sysctls,
     }
-
-
-def dumps(doc: dict, pretty: bool = False) -> str:
-    import json
-
-    if pretty:
-        return json.dumps(doc, indent=2) + "\n"
-    return json.dumps(doc, separators=(",", ":")) + "\n"

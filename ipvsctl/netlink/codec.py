@@ -69,6 +69,7 @@ from ipvsctl.model import (
     Timeouts,
 )
 from ipvsctl.netlink import constants as C
+from ipvsctl.vocab import FWD_MASK, SVC_F_HASHED
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: collections.abc imports collections (start-up time)
@@ -738,7 +739,7 @@ def decode_service_attrs(buf, start: int, end: int) -> Service:
         )
     flags = 0
     if C.IPVS_SVC_ATTR_FLAGS in t:
-        flags = _U32.unpack_from(buf, t[C.IPVS_SVC_ATTR_FLAGS][0])[0] & ~C.IP_VS_SVC_F_HASHED
+        flags = _U32.unpack_from(buf, t[C.IPVS_SVC_ATTR_FLAGS][0])[0] & ~SVC_F_HASHED
     netmask = 0xFFFFFFFF if af != AF_INET6 else 128
     if C.IPVS_SVC_ATTR_NETMASK in t:
         raw = _U32.unpack_from(buf, t[C.IPVS_SVC_ATTR_NETMASK][0])[0]
@@ -778,7 +779,7 @@ def decode_dest_attrs(buf, start: int, end: int, default_af: int = AF_INET) -> D
         af=af,
         addr=_get_addr(buf, t[C.IPVS_DEST_ATTR_ADDR], af),
         port=_get_be16(buf, t[C.IPVS_DEST_ATTR_PORT]),
-        fwd=u(C.IPVS_DEST_ATTR_FWD_METHOD) & C.IP_VS_CONN_F_FWD_MASK,
+        fwd=u(C.IPVS_DEST_ATTR_FWD_METHOD) & FWD_MASK,
         weight=weight,
         u_threshold=u(C.IPVS_DEST_ATTR_U_THRESH),
         l_threshold=u(C.IPVS_DEST_ATTR_L_THRESH),
@@ -932,7 +933,7 @@ def decode_dest(payload, default_af: int = AF_INET) -> Destination:
         af,
         inet_ntop(af, addr if af == AF_INET6 else addr[:4]),
         ntohs(port),
-        fwd & C.IP_VS_CONN_F_FWD_MASK,
+        fwd & FWD_MASK,
         weight,
         u_th,
         l_th,

@@ -23,13 +23,9 @@ from __future__ import annotations
 import _socket as socket  # the C module: socket.py's enum classes cost ~25 ms under UML
 
 from ipvsctl import model as m
+from ipvsctl import vocab as v
 from ipvsctl.render.layout import (Column, Layout, Out, fit, header_lines, heading, lines, measure,
                                    rule, wrap_words)
-
-PROTO_LABELS = {m.IPPROTO_TCP: "TCP", m.IPPROTO_UDP: "UDP", m.IPPROTO_SCTP: "SCTP"}
-FORWARD_LABELS = {m.FWD_MASQ: "Masq", m.FWD_LOCAL: "Local", m.FWD_TUNNEL: "Tunnel",
-                  m.FWD_ROUTE: "Route", m.FWD_BYPASS: "Bypass"}
-CHECKSUM_LABELS = {m.TUN_F_NOCSUM: "nocsum", m.TUN_F_CSUM: "csum", m.TUN_F_REMCSUM: "remcsum"}
 
 DRAINING = "draining"
 NO_SERVERS = "no real servers"
@@ -93,17 +89,17 @@ def service_label(key: m.ServiceKey) -> str:
     """'TCP 192.0.2.1:80', 'UDP [2001:db8::1]:53', 'FWM 5', 'FWM 7 IPv6'."""
     if key.fwmark:
         return f"FWM {key.fwmark}" + (" IPv6" if key.af == m.AF_INET6 else "")
-    proto = PROTO_LABELS.get(key.protocol, str(key.protocol))
+    proto = v.PROTOCOLS.name(key.protocol, str(key.protocol))
     return f"{proto} {host_port(key.af, key.addr, key.port)}"
 
 
 def forward_label(d: m.Destination) -> str:
     """'Masq', 'Route', 'Tunnel ipip', 'Tunnel gue:6080 csum', 'Tunnel gre nocsum'."""
-    name = FORWARD_LABELS.get(d.fwd, str(d.fwd))
+    name = v.FORWARDS.name(d.fwd, str(d.fwd))
     if d.fwd != m.FWD_TUNNEL:
         return name
-    tun = m.TUN_NAMES[d.tun_type] if 0 <= d.tun_type < len(m.TUN_NAMES) else str(d.tun_type)
-    csum = CHECKSUM_LABELS.get(d.tun_flags, str(d.tun_flags))
+    tun = v.TUNNELS.name(d.tun_type, str(d.tun_type))
+    csum = v.CHECKSUMS.name(d.tun_flags, str(d.tun_flags))
     if d.tun_type == m.TUN_IPIP:
         return f"{name} {tun}"
     if d.tun_type == m.TUN_GUE:
@@ -147,7 +143,6 @@ def filter_table(table, key: m.ServiceKey | None = None, protocol: str | None = 
     it is (with all their real servers), and services that have it as a
     real server (with only the matching real servers).
     """
-    protocols = {"tcp": m.IPPROTO_TCP, "udp": m.IPPROTO_UDP, "sctp": m.IPPROTO_SCTP}
     out = []
     for svc, dests in table:
         k = svc.key
@@ -157,7 +152,7 @@ def filter_table(table, key: m.ServiceKey | None = None, protocol: str | None = 
             if protocol == "fwmark":
                 if not k.fwmark:
                     continue
-            elif k.fwmark or k.protocol != protocols[protocol]:
+            elif k.fwmark or k.protocol != v.PROTOCOLS.numbers[protocol]:
                 continue
         if address is not None and k.addr != address:
             dests = [d for d in dests if d.addr == address]
@@ -181,7 +176,7 @@ def service_heading(svc: m.Service, dests) -> list[list[tuple[str, str | None]]]
         parts = [[("FWM", S_PROTO), (" ", None),
                   (str(k.fwmark) + (" IPv6" if k.af == m.AF_INET6 else ""), S_ADDR)]]
     else:
-        parts = [[(PROTO_LABELS.get(k.protocol, str(k.protocol)), S_PROTO), (" ", None),
+        parts = [[(v.PROTOCOLS.name(k.protocol, str(k.protocol)), S_PROTO), (" ", None),
                   (host_port(k.af, k.addr, k.port), S_ADDR)]]
     sched = [(svc.scheduler, S_SCHED)]
     flags = sched_flag_names(svc)

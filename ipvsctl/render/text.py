@@ -16,19 +16,13 @@ from itertools import islice, repeat
 from _socket import ntohs
 
 from ipvsctl import model as m
+from ipvsctl import vocab as v
 from ipvsctl.grammar import Format
 from ipvsctl.names import addr_port
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: collections.abc imports collections (start-up time)
     from collections.abc import Iterator
-
-FWD_NAMES = {m.FWD_MASQ: "Masq", m.FWD_LOCAL: "Local", m.FWD_TUNNEL: "Tunnel",
-             m.FWD_ROUTE: "Route"}
-FWD_SWITCHES = {m.FWD_MASQ: "-m", m.FWD_TUNNEL: "-i", m.FWD_LOCAL: "-g", m.FWD_ROUTE: "-g"}
-TUN_FLAG_SHORT = ("-c", "+c", "r+c")
-TUN_FLAG_OPTS = ("--tun-nocsum", "--tun-csum", "--tun-remcsum")
-SERVICE_SWITCHES = {m.IPPROTO_TCP: "-t", m.IPPROTO_UDP: "-u", m.IPPROTO_SCTP: "--sctp-service"}
 
 
 def header(info: m.Info) -> str:
@@ -74,14 +68,7 @@ def largenum(n: int, exact: bool) -> str:
 
 
 def sched_flag_names(svc: m.Service) -> str:
-    f = svc.flags
-    if svc.scheduler == "sh":
-        names = (("sh-fallback", m.SVC_F_SCHED1), ("sh-port", m.SVC_F_SCHED2))
-    elif svc.scheduler == "mh":
-        names = (("mh-fallback", m.SVC_F_SCHED1), ("mh-port", m.SVC_F_SCHED2))
-    else:
-        names = (("flag-1", m.SVC_F_SCHED1), ("flag-2", m.SVC_F_SCHED2), ("flag-3", m.SVC_F_SCHED3))
-    return ",".join(name for name, bit in names if f & bit)
+    return ",".join(v.sched_flag_names(svc.scheduler, svc.flags))
 
 
 def ipv4_mask_text(mask: int) -> str:
@@ -96,8 +83,8 @@ def service_name(svc: m.Service, fmt: Format) -> str:
         return "FWM  %d IPv6" % k.fwmark if k.af == m.AF_INET6 else "FWM  %d" % k.fwmark
     vname = addr_port(k.af, k.addr, k.port, k.protocol, fmt.numeric)
     if fmt.rule:
-        return "%s %s" % (SERVICE_SWITCHES.get(k.protocol, "--xxx-service"), vname)
-    name = "%-4s %s" % (m.PROTOCOL_NAMES.get(k.protocol, "?"), vname)
+        return "%s %s" % (v.PROTOCOLS.rule(k.protocol, "--xxx-service"), vname)
+    name = "%-4s %s" % (v.PROTOCOLS.label(k.protocol, "?"), vname)
     return name if k.af == m.AF_INET6 else name[:33]
 
 
@@ -143,15 +130,15 @@ def _service_line(svc: m.Service, name: str, fmt: Format) -> str:
 
 
 def tunnel_info(d: m.Destination) -> str:
-    if d.fwd != m.FWD_TUNNEL:
+    """--tun-info's column: ipip, gue:PORT:CSUM, gre:CSUM, or n/a."""
+    kind = v.TUNNELS.label(d.tun_type) if d.fwd == m.FWD_TUNNEL else None
+    if kind is None:
         return "n/a"
-    if d.tun_type == m.TUN_IPIP:
-        return "ipip"
     if d.tun_type == m.TUN_GUE:
-        return "gue:%d:%s" % (d.tun_port, TUN_FLAG_SHORT[d.tun_flags] if d.tun_flags < 3 else "?")
+        return "%s:%d:%s" % (kind, d.tun_port, v.CHECKSUMS.label(d.tun_flags, "?"))
     if d.tun_type == m.TUN_GRE:
-        return "gre:%s" % (TUN_FLAG_SHORT[d.tun_flags] if d.tun_flags < 3 else "?")
-    return "n/a"
+        return "%s:%s" % (kind, v.CHECKSUMS.label(d.tun_flags, "?"))
+    return kind
 
 
 def _dest_line(svc: m.Service, svc_name: str, d: m.Destination, fmt: Format) -> str:
@@ -177,7 +164,7 @@ def _dest_line(svc: m.Service, svc_name: str, d: m.Destination, fmt: Format) -> 
             dname, d.weight, d.persist_conns, d.active_conns, d.inact_conns)
     if fmt.tun_info:
         return "  -> %-28s %-7s %-13s %-6d %-10d %-10d" % (
-            dname, FWD_NAMES.get(d.fwd, "(null)"), tunnel_info(d), d.weight,
+            dname, v.FORWARDS.label(d.fwd, v.NULL), tunnel_info(d), d.weight,
             d.active_conns, d.inact_conns)
     return "  -> %-28s%s" % (dname, _plain_tail(d.fwd, d.weight, d.active_conns, d.inact_conns))
 
@@ -185,12 +172,12 @@ def _dest_line(svc: m.Service, svc_name: str, d: m.Destination, fmt: Format) -> 
 def _rule_tail(fwd: int, weight: int, tun_type: int, tun_port: int, tun_flags: int,
                u_threshold: int, l_threshold: int) -> str:
     """What follows the address in a -S real-server line."""
-    line = " %s -w %d" % (FWD_SWITCHES.get(fwd, "(null)"), weight)
+    line = " %s -w %d" % (v.FORWARDS.rule(fwd, v.NULL), weight)
     if fwd == m.FWD_TUNNEL:
         if tun_type == m.TUN_GRE:
-            line += " --tun-type gre %s" % TUN_FLAG_OPTS[tun_flags]
+            line += " --tun-type gre %s" % v.CHECKSUMS.rule(tun_flags, "?")
         elif tun_type == m.TUN_GUE:
-            line += " --tun-type gue --tun-port %d %s" % (tun_port, TUN_FLAG_OPTS[tun_flags])
+            line += " --tun-type gue --tun-port %d %s" % (tun_port, v.CHECKSUMS.rule(tun_flags, "?"))
         elif tun_type == m.TUN_IPIP:
             line += " --tun-type ipip"
     # ipvsadm -S drops thresholds, so a save/restore cycle loses them; we keep them.
@@ -203,7 +190,7 @@ def _rule_tail(fwd: int, weight: int, tun_type: int, tun_port: int, tun_flags: i
 
 def _plain_tail(fwd: int, weight: int, active_conns: int, inact_conns: int) -> str:
     """What follows the padded address in a plain -L real-server line."""
-    return " %-7s %-6d %-10d %-10d" % (FWD_NAMES.get(fwd, "(null)"), weight, active_conns, inact_conns)
+    return " %-7s %-6d %-10d %-10d" % (v.FORWARDS.label(fwd, v.NULL), weight, active_conns, inact_conns)
 
 
 class _Tails(dict):
@@ -303,8 +290,7 @@ def daemons(ds: list[m.Daemon]) -> str:
         for d in ds:
             if d.state != state:
                 continue
-            s = "%s sync daemon (mcast=%s, syncid=%d" % (
-                "master" if state == m.DAEMON_MASTER else "backup", d.mcast_ifn, d.syncid)
+            s = "%s sync daemon (mcast=%s, syncid=%d" % (v.DAEMONS.label(state), d.mcast_ifn, d.syncid)
             if d.sync_maxlen:
                 s += ", maxlen=%d" % d.sync_maxlen
             if d.mcast_group:

@@ -53,6 +53,7 @@ from ipvsctl.model import (
 )
 from ipvsctl.netlink import codec
 from ipvsctl.netlink import constants as C
+from ipvsctl.vocab import SVC_F_HASHED
 
 FAMILY = 0x1C
 little_endian = pytest.mark.skipif(sys.byteorder != "little", reason="expected bytes written for a little-endian host")
@@ -412,7 +413,7 @@ def kernel_service_entry(svc: Service, pad: bool = False) -> bytes:
         codec.nla_str(C.IPVS_SVC_ATTR_SCHED_NAME, svc.scheduler),
         codec.nla_str(C.IPVS_SVC_ATTR_PE_NAME, svc.pe_name) if svc.pe_name else b"",
         # The kernel reports its HASHED bookkeeping flag on every listed service.
-        codec.nla(C.IPVS_SVC_ATTR_FLAGS, struct.pack("=II", svc.flags | C.IP_VS_SVC_F_HASHED, 0xFFFFFFFF)),
+        codec.nla(C.IPVS_SVC_ATTR_FLAGS, struct.pack("=II", svc.flags | SVC_F_HASHED, 0xFFFFFFFF)),
         codec.nla_u32(C.IPVS_SVC_ATTR_TIMEOUT, svc.timeout),
         codec.nla(C.IPVS_SVC_ATTR_NETMASK, mask),
         k_stats(C.IPVS_SVC_ATTR_STATS, s, pad),
@@ -500,7 +501,7 @@ def test_kernel_service_entries_decode(svc, pad):
     with_stats = Service(**{**_asdict(svc), "stats": BIG})
     got = codec.decode_service(kernel_service_entry(with_stats, pad))
     assert got == svc and got.stats == BIG
-    assert not got.flags & C.IP_VS_SVC_F_HASHED
+    assert not got.flags & SVC_F_HASHED
 
 
 @pytest.mark.parametrize("pad", [False, True])
