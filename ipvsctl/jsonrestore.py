@@ -296,7 +296,7 @@ def requests(table, flush: bool = False) -> tuple[list[b.Request], list[str]]:
 
 
 def _describe(req: b.Request) -> str:
-    from ipvsctl.render.table import host_port, service_label
+    from ipvsctl.labels import host_port, service_label
 
     if req.op == b.OP_FLUSH or req.service is None:
         return "flush"

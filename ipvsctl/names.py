@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import _socket as socket  # the C module: socket.py's enum classes cost ~6 ms of start-up
 
+from ipvsctl.labels import host_port
 from ipvsctl.vocab import AF_INET, PROTOCOLS
 
 
@@ -47,15 +48,10 @@ def port_name(port: int, protocol: int) -> str:
     return name
 
 
-def numeric_addr_port(af: int, addr: str, port: int) -> str:
-    """'1.2.3.4:80' or '[2001:db8::1]:80'."""
-    return "%s:%d" % (addr, port) if af == AF_INET else "[%s]:%d" % (addr, port)
-
-
 def addr_port(af: int, addr: str, port: int, protocol: int, numeric: bool) -> str:
     """'1.2.3.4:80', '[2001:db8::1]:80', or the same with names."""
     if numeric:
-        return numeric_addr_port(af, addr, port)
+        return host_port(af, addr, port)
     host = host_name(addr)
     service = port_name(port, protocol)
     text = f"{host}:{service}" if af == AF_INET else f"[{host}]:{service}"

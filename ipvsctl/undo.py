@@ -61,7 +61,7 @@ def put_back(backend, snap: Snapshot) -> list[str]:
 
 
 def _describe(req: b.Request) -> str:
-    from ipvsctl.render.table import host_port, service_label
+    from ipvsctl.labels import host_port, service_label
 
     if req.op == b.OP_FLUSH:
         return "clear"

@@ -286,7 +286,7 @@ def _report_text(report, flush_applied) -> None:
             if report.rollback_problems is not None and not report.rollback_problems.in_sync:
                 err.write("apply: what differs from the snapshot:\n" + R.plan_text(report.rollback_problems))
             for key in report.rollback_leftovers:
-                from ipvsctl.desired.labels import service_label
+                from ipvsctl.labels import service_label
 
                 err.write(f"apply: {service_label(key)} is still there\n")
         for dr in report.left_at_zero:

@@ -17,7 +17,7 @@ from ipvsctl import backend as b
 from ipvsctl.desired import drain as D
 from ipvsctl.desired import sysctls as S
 from ipvsctl.desired.apply import SignalGuard
-from ipvsctl.desired.labels import server_label, service_label
+from ipvsctl.labels import server_label, service_label
 from ipvsctl.desired.lock import netns_lock
 from ipvsctl.vocab import EXIT_INVALID, EXIT_KERNEL, EXIT_OK, EXIT_TIMED_OUT
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from ipvsctl import model as m
 from ipvsctl import vocab as v
 from ipvsctl.desired import plan as P
-from ipvsctl.desired.labels import server_label, service_label
+from ipvsctl.labels import server_label, service_label
 from ipvsctl.render.json import dumps, server_identity, service_identity  # noqa: F401 (dumps: for commands)
 
 ARROW = "\u2192"
@@ -176,7 +176,6 @@ def _fmt():
 
 def step_rule(step: P.Step) -> str:
     """The ipvsadm command line of one step (without the newline)."""
-    from ipvsctl.names import numeric_addr_port
     from ipvsctl.render import text
 
     fmt = _fmt()
@@ -187,7 +186,7 @@ def step_rule(step: P.Step) -> str:
     if step.op == P.DEL_SERVICE:
         return f"-D {name}"
     if step.op == P.DEL_DEST:
-        return f"-d {name} -r {numeric_addr_port(step.dest.af, step.dest.addr, step.dest.port)}"
+        return f"-d {name} -r {server_label(step.dest)}"
     pieces = list(text.service_text(m.Service(step.key), [step.dest], fmt))
     line = pieces[1].rstrip("\n")
     return line if step.op == P.ADD_DEST else "-e" + line[2:]

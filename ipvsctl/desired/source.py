@@ -109,7 +109,7 @@ def _refused(name: str, line_no: int) -> InputError:
 
 
 def load_rules(text: str) -> DesiredTable:
-    from ipvsctl.desired.labels import host_port, service_label
+    from ipvsctl.labels import host_port, service_label
     from ipvsctl.fastline import request as fast_request
     from ipvsctl.grammar import split_restore_line
 

@@ -24,6 +24,7 @@ import _socket as socket  # the C module: socket.py's enum classes cost ~25 ms u
 
 from ipvsctl import model as m
 from ipvsctl import vocab as v
+from ipvsctl.labels import host_port
 from ipvsctl.render.layout import (Column, Layout, Out, fit, header_lines, heading, lines, measure,
                                    rule, wrap_words)
 
@@ -79,18 +80,6 @@ def human(n: int | float, unit: str = "", exact: bool = False) -> str:
         i += 1
         text = f"{v:.1f}"
     return f"{text} {_UNITS[i]}{unit}"
-
-
-def host_port(af: int, addr: str | None, port: int) -> str:
-    return f"[{addr}]:{port}" if af == m.AF_INET6 else f"{addr}:{port}"
-
-
-def service_label(key: m.ServiceKey) -> str:
-    """'TCP 192.0.2.1:80', 'UDP [2001:db8::1]:53', 'FWM 5', 'FWM 7 IPv6'."""
-    if key.fwmark:
-        return f"FWM {key.fwmark}" + (" IPv6" if key.af == m.AF_INET6 else "")
-    proto = v.PROTOCOLS.name(key.protocol, str(key.protocol))
-    return f"{proto} {host_port(key.af, key.addr, key.port)}"
 
 
 def forward_label(d: m.Destination) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from ipvsctl import labels
 from ipvsctl import model as m
 from ipvsctl.backend import KernelError
 from ipvsctl.render import layout
@@ -230,7 +231,7 @@ def test_narrow_widths_never_break_an_address_port_or_number(width):
         tokens = set(text.split())
         for svc, dests in FIXED_TABLE:
             for d in dests:
-                label = tv.host_port(d.af, d.addr, d.port)
+                label = labels.host_port(d.af, d.addr, d.port)
                 shown = [t for t in tokens if t == label or (t.endswith("…") and label.startswith(t[:-1]))]
                 assert shown, (width, kwargs, label, text)
         # a fragment of a number or an address starts no line
@@ -261,8 +262,8 @@ def test_labels():
     assert tv.forward_label(FIXED_TABLE[3][1][0]) == "Tunnel ipip"
     assert tv.thresholds_label(FIXED_TABLE[0][1][0]) == "1000/800"
     assert tv.thresholds_label(FIXED_TABLE[0][1][1]) == "-"
-    assert tv.service_label(FIXED_TABLE[3][0].key) == "FWM 4294967295 IPv6"
-    assert tv.service_label(FIXED_TABLE[2][0].key) == "TCP [2001:db8:1234:5678:9abc:def0:1234:5678]:65535"
+    assert labels.service_label(FIXED_TABLE[3][0].key) == "FWM 4294967295 IPv6"
+    assert labels.service_label(FIXED_TABLE[2][0].key) == "TCP [2001:db8:1234:5678:9abc:def0:1234:5678]:65535"
 
 
 # --------------------------------------------------------------------------
@@ -271,7 +272,7 @@ def test_labels():
 
 
 def _keys(table):
-    return [tv.service_label(s.key) for s, _ in table]
+    return [labels.service_label(s.key) for s, _ in table]
 
 
 def test_filter_by_service_and_protocol():
@@ -306,7 +307,7 @@ def test_filter_by_address_matches_virtual_or_real_server():
 def test_watch_rates_are_the_kernels_estimates_busiest_first():
     rows = _watch_rows()
     # by connections per second, then bytes per second
-    assert [tv.service_label(r.service.key) for r in rows] == [
+    assert [labels.service_label(r.service.key) for r in rows] == [
         "TCP [2001:db8:1234:5678:9abc:def0:1234:5678]:65535", "TCP 192.0.2.10:80",
         "UDP 192.0.2.53:53", "FWM 4294967295 IPv6", "SCTP 192.0.2.11:3868"]
     tcp = rows[1]
