@@ -695,7 +695,8 @@ def sc_single(t: Tools, rep: Report, p, a):
 INPROC = r"""
 import sys, time, json
 from ipvsctl.restore import plan
-from ipvsctl.netlink.backend import NetlinkBackend, encode_request
+from ipvsctl.netlink.backend import NetlinkBackend
+from ipvsctl.netlink.encode import encode_request
 def lines(path):
     return open(path).read().split("\n")
 def reqs(path):

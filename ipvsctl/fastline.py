@@ -21,6 +21,7 @@ import _socket as socket  # the C module: socket.py's enum classes cost ~6 ms of
 from ipvsctl import backend as b
 from ipvsctl import model as m
 from ipvsctl import vocab as v
+from ipvsctl.cache import BoundedCache
 from ipvsctl.grammar import _service_key
 from ipvsctl.vocab import INT_MAX, MAX_TIMEOUT, SCHEDNAME_MAX
 
@@ -56,20 +57,19 @@ def _number(text: str, hi: int):
     return None
 
 
+def _key_of_text(switch_text: tuple[str, str]) -> m.ServiceKey | None:
+    switch, text = switch_text
+    svc = _v4_addr_port(text)
+    return None if svc is None else _service_key(m.AF_INET, _PROTOCOLS[switch], svc[0], svc[1], 0)
+
+
 # ("-t", "10.0.0.1:80") -> its ServiceKey (None: not a shape this module
 # takes): a dump names each service again on every real-server line.
-_KEYS_BY_TEXT: dict[tuple[str, str], m.ServiceKey | None] = {}
+_KEYS_BY_TEXT = BoundedCache(1 << 16, _key_of_text)
 
 
 def _service_key_of(switch: str, text: str) -> m.ServiceKey | None:
-    key = _KEYS_BY_TEXT.get((switch, text), False)
-    if key is False:
-        svc = _v4_addr_port(text)
-        key = None if svc is None else _service_key(m.AF_INET, _PROTOCOLS[switch], svc[0], svc[1], 0)
-        if len(_KEYS_BY_TEXT) >= 1 << 16:
-            _KEYS_BY_TEXT.clear()
-        _KEYS_BY_TEXT[(switch, text)] = key
-    return key
+    return _KEYS_BY_TEXT[(switch, text)]
 
 
 def request(words: list[str]) -> b.Request | None:

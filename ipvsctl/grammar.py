@@ -21,6 +21,7 @@ import _socket as socket  # the C module: socket.py's enum classes cost ~6 ms of
 
 from ipvsctl import model as m
 from ipvsctl import vocab as v
+from ipvsctl.cache import BoundedCache
 from ipvsctl.vocab import (EXIT_INVALID, EXIT_USAGE, IFNAME_MAX, INT_MAX, MAX_TIMEOUT, PENAME_MAX,
                            SCHEDNAME_MAX, UINT_MAX)
 
@@ -295,24 +296,21 @@ class Command:
                         mcast_port=self.mcast_port, mcast_ttl=self.mcast_ttl)
 
 
-_SERVICE_KEYS: dict[tuple, m.ServiceKey] = {}
-_SERVICE_KEYS_MAX = 1 << 16
+def _new_service_key(ident: tuple) -> m.ServiceKey:
+    af, protocol, addr, port, fwmark = ident
+    if fwmark:
+        return m.ServiceKey(af=af, fwmark=fwmark)
+    return m.ServiceKey(af=af, protocol=protocol, addr=socket.inet_ntop(af, addr), port=port)
+
+
+# Each service's key made once: a restore names each service again on every
+# real-server line.  The parser is a function of its line, so its memo is
+# the module's (bounded by the one rule of cache.BoundedCache).
+_SERVICE_KEYS = BoundedCache(1 << 16, _new_service_key)
 
 
 def _service_key(af: int, protocol: int, addr: bytes | None, port: int, fwmark: int) -> m.ServiceKey:
-    # Cached: a restore names each service once per real server line.  A
-    # dict, not functools.lru_cache, which would cost start-up time.
-    ident = (af, protocol, addr, port, fwmark)
-    key = _SERVICE_KEYS.get(ident)
-    if key is None:
-        if fwmark:
-            key = m.ServiceKey(af=af, fwmark=fwmark)
-        else:
-            key = m.ServiceKey(af=af, protocol=protocol, addr=socket.inet_ntop(af, addr), port=port)
-        if len(_SERVICE_KEYS) >= _SERVICE_KEYS_MAX:
-            _SERVICE_KEYS.clear()
-        _SERVICE_KEYS[ident] = key
-    return key
+    return _SERVICE_KEYS[(af, protocol, addr, port, fwmark)]
 
 
 # --------------------------------------------------------------------------

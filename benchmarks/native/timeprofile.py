@@ -40,7 +40,8 @@ def timed(fn, runs=3):
 def restore_stages(text: str):
     from ipvsctl import backend as b
     from ipvsctl.grammar import split_restore_line
-    from ipvsctl.netlink.backend import NetlinkBackend, encode_request
+    from ipvsctl.netlink.backend import NetlinkBackend
+    from ipvsctl.netlink.encode import encode_request
     from ipvsctl.netlink.transport import Transport
     from ipvsctl.restore import apply, plan
 
@@ -105,14 +106,14 @@ def list_stages(fixture: Path, cmd: str):
 
 
 def _drain(backend, rec):
-    from ipvsctl.netlink import codec
+    from ipvsctl.netlink import decode, encode
 
     t = backend._t
     fam = rec.family
-    svcs = list(t.dump(codec.encode_dump_services(fam)))
-    keys = [codec.decode_service(p).key for p in svcs]
+    svcs = list(t.dump(encode.encode_dump_services(fam)))
+    keys = [decode.decode_service(p).key for p in svcs]
     for k in keys:
-        for _ in t.dump_runs(codec.encode_dump_dests(fam, k)):
+        for _ in t.dump_runs(encode.encode_dump_dests(fam, k)):
             pass
 
 

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from _socket import inet_aton
 
-from ipvsctl.model import AF_INET, Destination, DestinationRows, ServiceKey
+from ipvsctl.model import AF_INET, Destination, ServiceKey
+from ipvsctl.netlink.rows import DestinationRows
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: collections.abc imports collections (start-up time)

@@ -337,7 +337,7 @@ class LegacySnapshots:
         """The IPv4 real servers of one IPv4 service, read atomically, as six
         byte planes in the kernel's list order: the address's four bytes and
         the port's two (network order), a byte per server each (the layout of
-        ``model.DestinationRows``, so a listing is compared in C).  Real
+        ``rows.DestinationRows``, so a listing is compared in C).  Real
         servers of the other family are not included.  ``ServiceGone`` if
         the service does not exist."""
         slots = expect + SLACK

@@ -75,8 +75,8 @@ import time
 import _socket as socket  # the C module: socket.py's enum classes cost ~6 ms of start-up
 
 from ipvsctl.backend import KernelError
-from ipvsctl.netlink import codec
 from ipvsctl.netlink import constants as C
+from ipvsctl.netlink import wire
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: collections.abc imports collections (start-up time)
@@ -487,17 +487,17 @@ class Transport:
             raise KernelError(_errno.EMSGSIZE, op)
 
     def _messages(self, chunk: bytes, op: str):
-        """codec.iter_messages, a malformed datagram raising MalformedReply."""
+        """wire.iter_messages, a malformed datagram raising MalformedReply."""
         try:
-            yield from codec.iter_messages(chunk)
-        except codec.DecodeError as e:
+            yield from wire.iter_messages(chunk)
+        except wire.DecodeError as e:
             raise MalformedReply(op, str(e)) from None
 
     @staticmethod
     def _error_of(payload, op: str) -> int:
         try:
-            return codec.decode_error(payload)[0]
-        except codec.DecodeError as e:
+            return wire.decode_error(payload)[0]
+        except wire.DecodeError as e:
             raise MalformedReply(op, str(e)) from None
 
     def _resolve_family(self) -> int:
@@ -507,7 +507,7 @@ class Transport:
             return fam
         for attempt in (0, 1):
             try:
-                replies = self.request(codec.encode_get_family(), "init", idempotent=True)
+                replies = self.request(wire.encode_get_family(), "init", idempotent=True)
             except KernelError as e:
                 if e.errno != _errno.ENOENT:
                     raise
@@ -516,7 +516,7 @@ class Transport:
                     continue
                 raise IPVSUnavailable("init") from None
             for payload in replies:
-                fam = codec.decode_family_id(payload)
+                fam = wire.decode_family_id(payload)
                 _FAMILY_IDS[key] = fam
                 return fam
         raise IPVSUnavailable("init")
@@ -527,7 +527,7 @@ class Transport:
         """Send ``msg``; return the payloads it was answered with, or raise KernelError.
 
         The request goes without NLM_F_ACK, followed in the same send by a
-        barrier (see ``codec.encode_barrier``) whose ACK ends the exchange:
+        barrier (see ``wire.encode_barrier``) whose ACK ends the exchange:
         an error report for the request arrives before it, and so do any
         replies.  No report means success.  Replies lost or malformed: a
         read (``idempotent``) is asked again, a change raises (its outcome
@@ -550,8 +550,8 @@ class Transport:
         seq = self._next_seq(2)
         barrier = (seq + 1) & _SEQ_MASK
         buf = bytearray(msg)
-        codec.FLAGS_SEQ.pack_into(buf, codec.FLAGS_SEQ_OFFSET, C.NLM_F_REQUEST, seq)
-        buf += codec.encode_barrier(barrier)
+        wire.FLAGS_SEQ.pack_into(buf, wire.FLAGS_SEQ_OFFSET, C.NLM_F_REQUEST, seq)
+        buf += wire.encode_barrier(barrier)
         self._send(buf, op)
         replies: list[memoryview] = []
         error = 0
@@ -573,75 +573,37 @@ class Transport:
     def dump(self, msg: bytes, op: str = "") -> Iterator[memoryview]:
         """Yield every entry of a dump; raise DumpInterrupted after it if flagged."""
         for run in self.dump_runs(msg, op):
-            for _type, _flags, _seq, payload in codec.iter_messages(run):
+            for _type, _flags, _seq, payload in wire.iter_messages(run):
                 yield payload
 
     def dump_runs(self, msg: bytes, op: str = "") -> Iterator[memoryview]:
         """Send a dump request; yield each received buffer's consecutive
-        entries (whole messages) as one memoryview (see
-        codec.decode_dest_run); raise KernelError for an error report and
+        entries (whole messages) as one memoryview (``wire.dump_part``; see
+        runs.decode_dest_run); raise KernelError for an error report and
         DumpInterrupted, after the last entry, if the kernel flagged the
         dump, or DumpBroken (a DumpInterrupted) as soon as replies are lost
         or malformed.  An abandoned dump is read to its end (drained)."""
         seq = self._next_seq()
         buf = bytearray(msg)
-        codec.FLAGS_SEQ.pack_into(buf, codec.FLAGS_SEQ_OFFSET, C.NLM_F_REQUEST | C.NLM_F_DUMP, seq)
+        wire.FLAGS_SEQ.pack_into(buf, wire.FLAGS_SEQ_OFFSET, C.NLM_F_REQUEST | C.NLM_F_DUMP, seq)
         shape = self.dump_shape = DumpShape()
         self._send(buf, op)
-        unpack = codec.NLMSGHDR.unpack_from
-        min_type, hdrlen = C.NLMSG_MIN_TYPE, C.NLMSG_HDRLEN
         interrupted = False
         done = False
         try:
             while not done:
                 chunk = self._recv(op)
-                mv = memoryview(chunk)
-                end = len(mv)
-                off = 0
-                start = -1  # where the current run of entries began
-                largest = 0  # the longest entry of this buffer
-                if end >= hdrlen:
-                    # Most buffers are nothing but entries of one length: take
-                    # them in one piece once their headers are seen to agree.
-                    length, mtype, mflags, mseq, _pid = unpack(mv, 0)
-                    if (mseq == seq and mtype >= min_type and not mflags & C.NLM_F_DUMP_INTR
-                            and length >= hdrlen and not length & 3
-                            and codec.same_headers(chunk, length, end // length)):
-                        off = length * (end // length)
-                        start = 0
-                        largest = length
-                while off + hdrlen <= end:
-                    length, mtype, mflags, mseq, _pid = unpack(mv, off)
-                    if length < hdrlen or off + length > end:
-                        raise MalformedReply(op, f"truncated netlink message ({length} bytes at {off} of {end})")
-                    if mseq == seq and mtype >= min_type:
-                        if mflags & C.NLM_F_DUMP_INTR:
-                            interrupted = True
-                        if start < 0:
-                            start = off
-                        if length > largest:
-                            largest = length
-                    else:
-                        if start >= 0:
-                            yield mv[start:off]
-                            start = -1
-                        if mseq == seq and mtype in (C.NLMSG_DONE, C.NLMSG_ERROR):
-                            done = True
-                            payload = mv[off + hdrlen : off + length]
-                            if mtype == C.NLMSG_DONE:
-                                err = codec.decode_done(payload)
-                            else:
-                                err = self._error_of(payload, op)
-                            if err:
-                                raise KernelError(err, op)
-                            break
-                    off += (length + 3) & ~3
-                if off < end and not done:
-                    raise MalformedReply(op, f"{end - off} stray bytes after the last netlink message")
-                if largest:
-                    shape.part(end, largest)
-                if start >= 0:
-                    yield mv[start:min(off, end)]
+                try:
+                    part = wire.dump_part(chunk, seq)
+                except wire.DecodeError as e:
+                    raise MalformedReply(op, str(e)) from None
+                done = part.end is not None
+                interrupted = interrupted or part.interrupted
+                yield from part.runs
+                if part.end:
+                    raise KernelError(part.end, op)
+                if part.largest:
+                    shape.part(len(chunk), part.largest)
         except (RepliesLost, MalformedReply) as e:
             done = True  # given up: a fresh socket, and the dump read again
             self._reset()
@@ -677,10 +639,10 @@ class Transport:
         if not total:
             return errors
         base = self._next_seq(total)
-        pack_into = codec.FLAGS_SEQ.pack_into
-        off_fs = codec.FLAGS_SEQ_OFFSET
+        pack_into = wire.FLAGS_SEQ.pack_into
+        off_fs = wire.FLAGS_SEQ_OFFSET
         request_flag = C.NLM_F_REQUEST
-        max_bytes = self.window_bytes - codec.BARRIER_LEN
+        max_bytes = self.window_bytes - wire.BARRIER_LEN
         max_msgs = self.window_msgs
         i = 0
         while i < total:
@@ -695,7 +657,7 @@ class Transport:
                 pack_into(buf, off + off_fs, request_flag, (base + i) & _SEQ_MASK)
                 i += 1
             barrier = self._next_seq()
-            buf += codec.encode_barrier(barrier)
+            buf += wire.encode_barrier(barrier)
             self._send(buf, "batch")
             self._collect(base, start, i, barrier, errors)
         return errors

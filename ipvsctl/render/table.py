@@ -25,6 +25,7 @@ import _socket as socket  # the C module: socket.py's enum classes cost ~25 ms u
 from ipvsctl import model as m
 from ipvsctl import vocab as v
 from ipvsctl.labels import host_port
+from ipvsctl.netlink.rows import DestinationRows
 from ipvsctl.render.layout import (Column, Layout, Out, fit, header_lines, heading, lines, measure,
                                    rule, wrap_words)
 
@@ -190,8 +191,8 @@ def service_heading(svc: m.Service, dests) -> list[list[tuple[str, str | None]]]
 
 
 def _all_draining(dests) -> bool:
-    if isinstance(dests, m.DestinationRows):
-        return not any(settings[1] for settings in dests.settings)
+    if isinstance(dests, DestinationRows):
+        return not any(dests.weights())
     return all(d.weight == 0 for d in dests)
 
 
@@ -272,7 +273,7 @@ def _rows(svc: m.Service, dests, counters, cells: _Cells):
                 marks[i] = _DRAIN_MARK
         totals = ("service total", "") + values(svc.stats)
         return rows, marks, totals
-    if isinstance(dests, m.DestinationRows):
+    if isinstance(dests, DestinationRows):
         return _rows_of_columns(dests, cells.plain[persistent])
     for i, d in enumerate(dests):
         weight = d.weight
@@ -297,25 +298,23 @@ class _PlainCells(dict):
         self.persistent = persistent
 
     def __missing__(self, settings: tuple) -> tuple:
-        fwd, weight, tun_type, tun_port, tun_flags, u_th, l_th, active, inact, persist = settings
-        d = m.Destination(m.AF_INET, "0.0.0.0", 0, fwd & m.FWD_MASK, weight, u_th, l_th, tun_type,
-                          socket.ntohs(tun_port), tun_flags)
-        cells = (forward_label(d), _DRAINING_WEIGHT if weight == 0 else str(weight),
-                 thresholds_label(d), str(active), str(inact))
+        d = DestinationRows.settings_dest(settings)
+        cells = (forward_label(d), _DRAINING_WEIGHT if d.weight == 0 else str(d.weight),
+                 thresholds_label(d), str(d.active_conns), str(d.inact_conns))
         if self.persistent:
-            cells += (str(persist),)
+            cells += (str(d.persist_conns),)
         self[settings] = cells
         return cells
 
 
-def _rows_of_columns(rows: m.DestinationRows, cells: _PlainCells):
+def _rows_of_columns(rows: DestinationRows, cells: _PlainCells):
     """_rows for a DestinationRows (IPv4, no counters), from its columns:
     no Destination per server."""
     tails = map(cells.__getitem__, rows.settings)
     out = [(name,) + tail for name, tail in zip(rows.names(), tails)]
     marks = None
-    if not all(settings[1] for settings in rows.settings):
-        marks = [None if settings[1] else _DRAIN_MARK_PLAIN for settings in rows.settings]
+    if not all(rows.weights()):
+        marks = [None if weight else _DRAIN_MARK_PLAIN for weight in rows.weights()]
     return out, marks, None
 
 

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from itertools import islice, repeat
 
-from _socket import ntohs
-
 from ipvsctl import model as m
 from ipvsctl import vocab as v
 from ipvsctl.grammar import Format
 from ipvsctl.names import addr_port
+from ipvsctl.netlink.rows import DestinationRows
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: collections.abc imports collections (start-up time)
@@ -201,12 +200,12 @@ class _Tails(dict):
         self.rule = rule
 
     def __missing__(self, settings: tuple) -> str:
-        fwd, weight, tun_type, tun_port, tun_flags, u_th, l_th, active, inact, _persist = settings
-        fwd &= m.FWD_MASK
+        d = DestinationRows.settings_dest(settings)
         if self.rule:
-            tail = _rule_tail(fwd, weight, tun_type, ntohs(tun_port), tun_flags, u_th, l_th)
+            tail = _rule_tail(d.fwd, d.weight, d.tun_type, d.tun_port, d.tun_flags, d.u_threshold,
+                              d.l_threshold)
         else:
-            tail = _plain_tail(fwd, weight, active, inact)
+            tail = _plain_tail(d.fwd, d.weight, d.active_conns, d.inact_conns)
         self[settings] = tail
         return tail
 
@@ -215,7 +214,7 @@ class _Tails(dict):
 _LINES_PER_PIECE = 256
 
 
-def _rows_text(rows: m.DestinationRows, svc_name: str, fmt: Format) -> Iterator[str] | None:
+def _rows_text(rows: DestinationRows, svc_name: str, fmt: Format) -> Iterator[str] | None:
     """The real-server lines of plain -Ln/-Sn straight from the columns, in
     pieces of _LINES_PER_PIECE lines, each ending with a newline; None when
     the general path must do it.
@@ -229,18 +228,14 @@ def _rows_text(rows: m.DestinationRows, svc_name: str, fmt: Format) -> Iterator[
     """
     if not len(rows):
         return iter(())
-    if fmt.nosort:
-        planes, settings = rows.planes, rows.settings
-    else:
-        first = rows.planes[0]
-        # Addresses 2^31 or more apart need first bytes 128 or more apart.
-        if max(first) - min(first) >= 128:
-            lo, hi = min(rows.keys()), max(rows.keys())
-            if int.from_bytes(bytes(hi[:4]), "big") - int.from_bytes(bytes(lo[:4]), "big") >= 1 << 31:
-                return None  # ipvsadm's comparator wraps: order.sort_destinations reproduces it
-        planes, settings = rows.in_key_order()
-    names = rows.names(planes)
-    tails = map(_Tails(fmt.rule).__getitem__, settings)
+    if not fmt.nosort:
+        from ipvsctl.order import rows_in_order
+
+        rows = rows_in_order(rows)
+        if rows is None:
+            return None  # ipvsadm's comparator wraps: order.sort_destinations reproduces it
+    names = rows.names()
+    tails = map(_Tails(fmt.rule).__getitem__, rows.settings)
     if fmt.rule:
         head = "-a %s -r " % svc_name
         lines = map(str.__add__, names, tails)
@@ -269,7 +264,7 @@ def service_text(svc: m.Service, dests, fmt: Format) -> Iterator[str]:
     yield _service_line(svc, name, fmt) + "\n"
     plain = fmt.numeric and not (fmt.stats or fmt.rate or fmt.thresholds or fmt.persistent_conn
                                  or fmt.tun_info)
-    if plain and isinstance(dests, m.DestinationRows):
+    if plain and isinstance(dests, DestinationRows):
         pieces = _rows_text(dests, name, fmt)
         if pieces is not None:
             yield from pieces

@@ -27,7 +27,7 @@ from collections import deque
 from test_codec import FAMILY, kernel_dest_entry, kernel_service_entry
 
 from ipvsctl.model import AF_INET, Destination, Service, ServiceKey
-from ipvsctl.netlink import codec, consistency
+from ipvsctl.netlink import consistency, decode, wire
 from ipvsctl.netlink import constants as C
 from ipvsctl.netlink import legacy
 from ipvsctl.netlink import transport as T
@@ -41,11 +41,11 @@ BIG_PART = 32448
 
 
 def nlmsg(mtype: int, flags: int, seq: int, body: bytes) -> bytes:
-    return codec.NLMSGHDR.pack(16 + len(body), mtype, flags, seq, PORTID) + body
+    return wire.NLMSGHDR.pack(16 + len(body), mtype, flags, seq, PORTID) + body
 
 
 def ack(req_hdr: bytes, err: int) -> bytes:
-    _len, _type, _flags, seq, _pid = codec.NLMSGHDR.unpack_from(req_hdr)
+    _len, _type, _flags, seq, _pid = wire.NLMSGHDR.unpack_from(req_hdr)
     return nlmsg(C.NLMSG_ERROR, C.NLM_F_CAPPED if err == 0 else 0, seq, struct.pack("=i", -err) + req_hdr[:16])
 
 
@@ -93,8 +93,8 @@ class FakeIPVS:
     def send(self, buf) -> int:
         buf = bytes(buf)
         self.sent.append(buf)
-        for mtype, mflags, seq, payload in codec.iter_messages(buf):
-            hdr = codec.NLMSGHDR.pack(16 + len(payload), mtype, mflags, seq, 0)
+        for mtype, mflags, seq, payload in wire.iter_messages(buf):
+            hdr = wire.NLMSGHDR.pack(16 + len(payload), mtype, mflags, seq, 0)
             if mtype < C.NLMSG_MIN_TYPE:
                 if mflags & C.NLM_F_ACK:
                     self.queue.append(ack(hdr, 0))
@@ -117,15 +117,15 @@ class FakeIPVS:
                 return errno.ESRCH, []
             return 0, [kernel_service_entry(svc)]
         if cmd == C.IPVS_CMD_NEW_SERVICE:
-            _cmd, top = codec._payload_attrs(payload)
-            svc = codec.decode_service_attrs(payload, *codec._nested(payload, top, C.IPVS_CMD_ATTR_SERVICE, "s"))
+            _cmd, top = wire.payload_attrs(payload)
+            svc = decode.decode_service_attrs(payload, *wire.nested(top, C.IPVS_CMD_ATTR_SERVICE, "s"))
             if self.table.find(svc.key) is not None:
                 return errno.EEXIST, []
             self.table.add_service(svc)
             return 0, []
         if cmd == C.IPVS_CMD_GET_INFO:
-            return 0, [bytes([C.IPVS_CMD_SET_INFO, 1, 0, 0]) + codec.nla_u32(C.IPVS_INFO_ATTR_VERSION, 0x010201)
-                       + codec.nla_u32(C.IPVS_INFO_ATTR_CONN_TAB_SIZE, 4096)]
+            return 0, [bytes([C.IPVS_CMD_SET_INFO, 1, 0, 0]) + wire.nla_u32(C.IPVS_INFO_ATTR_VERSION, 0x010201)
+                       + wire.nla_u32(C.IPVS_INFO_ATTR_CONN_TAB_SIZE, 4096)]
         return errno.EOPNOTSUPP, []
 
     def start_dump(self, cmd: int, seq: int, payload) -> None:
@@ -203,16 +203,16 @@ class Faults:
 
 def is_dump_part(data: bytes, n: int = 0) -> bool:
     """A datagram of dump entries (not the end)."""
-    return codec.NLMSGHDR.unpack_from(data)[1] >= C.NLMSG_MIN_TYPE and (
-        codec.NLMSGHDR.unpack_from(data)[2] & C.NLM_F_MULTI)
+    return wire.NLMSGHDR.unpack_from(data)[1] >= C.NLMSG_MIN_TYPE and (
+        wire.NLMSGHDR.unpack_from(data)[2] & C.NLM_F_MULTI)
 
 
 def is_done(data: bytes, n: int = 0) -> bool:
-    return codec.NLMSGHDR.unpack_from(data)[1] == C.NLMSG_DONE
+    return wire.NLMSGHDR.unpack_from(data)[1] == C.NLMSG_DONE
 
 
 def is_ack(data: bytes, n: int = 0) -> bool:
-    return codec.NLMSGHDR.unpack_from(data)[1] == C.NLMSG_ERROR
+    return wire.NLMSGHDR.unpack_from(data)[1] == C.NLMSG_ERROR
 
 
 def nth_part(k: int):
@@ -259,7 +259,7 @@ class FaultyIPVS(FakeIPVS):
             raise InterruptedError(4, "EINTR") if what == "eintr" else BlockingIOError(11, "EAGAIN")
         self.queue.popleft()
         self.faults.received += 1
-        seq = codec.NLMSGHDR.unpack_from(data)[3]
+        seq = wire.NLMSGHDR.unpack_from(data)[3]
         if what == "enobufs":
             self.refill()
             raise OSError(errno.ENOBUFS, "No buffer space available")
@@ -290,9 +290,9 @@ class FaultyIPVS(FakeIPVS):
 
 
 def request_key(payload) -> ServiceKey:
-    _cmd, top = codec._payload_attrs(payload)
-    s, e = codec._nested(payload, top, C.IPVS_CMD_ATTR_SERVICE, "service")
-    return codec.decode_service_attrs(payload, s, e).key
+    _cmd, top = wire.payload_attrs(payload)
+    s, e = wire.nested(top, C.IPVS_CMD_ATTR_SERVICE, "service")
+    return decode.decode_service_attrs(payload, s, e).key
 
 
 class LegacyFake:

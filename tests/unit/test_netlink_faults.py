@@ -181,10 +181,10 @@ def test_stale_replies_of_an_abandoned_exchange_are_skipped():
     backend, sock, _ = backend_over(t)
     stale = backend._t._next_seq()
     from fake_netlink_ipvs import ack, nlmsg
-    from ipvsctl.netlink import codec
+    from ipvsctl.netlink import wire
     from ipvsctl.netlink import constants as C
 
-    sock.queue.append(ack(codec.NLMSGHDR.pack(16, 0, 0, stale, 0), errno.EPERM))
+    sock.queue.append(ack(wire.NLMSGHDR.pack(16, 0, 0, stale, 0), errno.EPERM))
     sock.queue.append(nlmsg(C.NLMSG_DONE, 2, stale, b"\0\0\0\0"))
     assert backend.service(BIG).key == BIG
     assert read(backend, True) == truth(t)

@@ -12,7 +12,8 @@ import pytest
 from fake_netlink_ipvs import Table, backend_over
 
 from ipvsctl.backend import KernelError
-from ipvsctl.model import AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, Destination, DestinationRows, Service, ServiceKey
+from ipvsctl.model import AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, Destination, Service, ServiceKey
+from ipvsctl.netlink.rows import DestinationRows
 from ipvsctl.netlink import consistency
 from ipvsctl.netlink import transport as T
 from ipvsctl.netlink.backend import READ_RETRIES, InconsistentRead
@@ -324,21 +325,21 @@ def test_a_read_refused_says_why_in_every_surface():
 def test_service_family_is_read_in_place_and_decoded_otherwise():
     from test_codec import kernel_service_entry
 
-    from ipvsctl.netlink import codec
+    from ipvsctl.netlink import decode, wire
     from ipvsctl.netlink import constants as C
 
     for key in (BIG, BIG6, ServiceKey(AF_INET6, fwmark=7)):
-        assert codec.service_family(kernel_service_entry(Service(key))) == key.af
+        assert decode.service_family(kernel_service_entry(Service(key))) == key.af
     # The family not first in the nest (another kernel's order): decoded.
     entry = kernel_service_entry(Service(BIG6))
-    nest = codec.nest(C.IPVS_CMD_ATTR_SERVICE, *reversed(list(_attrs(entry))))
-    assert codec.service_family(entry[:4] + nest) == AF_INET6
+    nest = wire.nest(C.IPVS_CMD_ATTR_SERVICE, *reversed(list(_attrs(entry))))
+    assert decode.service_family(entry[:4] + nest) == AF_INET6
 
 
 def _attrs(entry: bytes):
-    from ipvsctl.netlink import codec
+    from ipvsctl.netlink import wire
 
-    for _t, a, b in codec.attrs(entry, 8, len(entry)):
+    for _t, a, b in wire.attrs(entry, 8, len(entry)):
         yield entry[a - 4:b + (-b % 4)]
 
 

@@ -21,21 +21,24 @@ import pytest
 
 from ipvsctl.backend import OP_ADD_DEST, OP_DEL_SERVICE, KernelError, Request
 from ipvsctl.model import AF_INET, IPPROTO_TCP, Daemon, Destination, Service, ServiceKey
-from ipvsctl.netlink import codec
+from ipvsctl.netlink import decode, encode, wire
+from ipvsctl.netlink.codec import Codec
 from ipvsctl.netlink import constants as C
 from ipvsctl.netlink import transport as T
 from ipvsctl.netlink.backend import NetlinkBackend
+
+CODEC = Codec()  # one backend's memos (learned layouts), shared as a dump's entries share them
 
 FAMILY = 0x22
 PORTID = 4242
 
 
 def nlmsg(mtype: int, flags: int, seq: int, body: bytes) -> bytes:
-    return codec.NLMSGHDR.pack(16 + len(body), mtype, flags, seq, PORTID) + body
+    return wire.NLMSGHDR.pack(16 + len(body), mtype, flags, seq, PORTID) + body
 
 
 def error_report(req_hdr: bytes, err: int) -> bytes:
-    _len, _type, _flags, seq, _pid = codec.NLMSGHDR.unpack_from(req_hdr)
+    _len, _type, _flags, seq, _pid = wire.NLMSGHDR.unpack_from(req_hdr)
     return nlmsg(C.NLMSG_ERROR, C.NLM_F_CAPPED if err == 0 else 0, seq, struct.pack("=i", err) + req_hdr[:16])
 
 
@@ -61,9 +64,9 @@ class FakeKernel:
         buf = bytes(buf)
         assert len(buf) <= self.sndbuf - 32, "netlink_sendmsg would refuse this (EMSGSIZE)"
         self.sent.append(buf)
-        for mtype, mflags, seq, payload in codec.iter_messages(buf):
+        for mtype, mflags, seq, payload in wire.iter_messages(buf):
             assert mflags & C.NLM_F_REQUEST
-            hdr = codec.NLMSGHDR.pack(16 + len(payload), mtype, mflags, seq, 0)
+            hdr = wire.NLMSGHDR.pack(16 + len(payload), mtype, mflags, seq, 0)
             msg = hdr + bytes(payload)
             if mtype < C.NLMSG_MIN_TYPE:  # control message: acked, never handled
                 if mflags & C.NLM_F_ACK:
@@ -113,11 +116,11 @@ def transport(kernel: FakeKernel, **kw) -> T.Transport:
 
 def msg_seq_flags(raw: bytes):
     """(flags, seq) of the real requests in one send (the barrier left out)."""
-    return [(f, s) for t, f, s, _p in codec.iter_messages(raw) if t != C.NLMSG_NOOP]
+    return [(f, s) for t, f, s, _p in wire.iter_messages(raw) if t != C.NLMSG_NOOP]
 
 
 def ends_with_barrier(raw: bytes) -> bool:
-    *_, (t, f, _s, p) = codec.iter_messages(raw)
+    *_, (t, f, _s, p) = wire.iter_messages(raw)
     return t == C.NLMSG_NOOP and f == C.NLM_F_REQUEST | C.NLM_F_ACK and len(p) == 0
 
 
@@ -126,14 +129,14 @@ KEY = ServiceKey(AF_INET, IPPROTO_TCP, "10.0.0.1", 80)
 
 def dest_msgs(n: int) -> list[bytes]:
     return [
-        codec.encode_new_dest(FAMILY, KEY, Destination(AF_INET, f"10.1.{i // 250}.{i % 250 + 1}", 80))
+        encode.encode_new_dest(FAMILY, KEY, Destination(AF_INET, f"10.1.{i // 250}.{i % 250 + 1}", 80))
         for i in range(n)
     ]
 
 
 def dest_index(msg: bytes) -> int:
     """Which of dest_msgs() a message is (from its address)."""
-    d = codec.decode_dest(msg[16:])
+    d = CODEC.dest(msg[16:])
     _, _, a, b = map(int, d.addr.split("."))
     return a * 250 + b - 1
 
@@ -177,7 +180,7 @@ def test_a_request_the_kernel_never_acks_does_not_hang():
     k = FakeKernel(lambda cmd, msg: (errno.EINTR, []))
     t = transport(k, window_msgs=3)
     assert t.batch(dest_msgs(6)) == {}
-    assert t.request(codec.encode_del_daemon(FAMILY, Daemon(1)), "stop_daemon") == []
+    assert t.request(encode.encode_del_daemon(FAMILY, Daemon(1)), "stop_daemon") == []
     assert not k.queue
 
 
@@ -214,7 +217,7 @@ def test_stale_reports_are_ignored():
     k = FakeKernel(lambda cmd, msg: (errno.EEXIST if dest_index(msg) == 1 else 0, []))
     t = transport(k)
     # A report left over from an earlier exchange, with a foreign seq.
-    k.queue.append(error_report(codec.NLMSGHDR.pack(36, FAMILY, 1, 999_999, 0), -errno.EINVAL))
+    k.queue.append(error_report(wire.NLMSGHDR.pack(36, FAMILY, 1, 999_999, 0), -errno.EINVAL))
     assert t.batch(dest_msgs(3)) == {1: errno.EEXIST}
 
 
@@ -260,15 +263,15 @@ def test_empty_batch_sends_nothing():
 def test_request_returns_replies_and_raises_kernel_errors():
     def handler(cmd, msg):
         if cmd == C.IPVS_CMD_GET_INFO:
-            return 0, [b"\x0e\x01\x00\x00" + codec.nla_u32(1, 0x010201) + codec.nla_u32(2, 4096)]
+            return 0, [b"\x0e\x01\x00\x00" + wire.nla_u32(1, 0x010201) + wire.nla_u32(2, 4096)]
         return errno.ESRCH, []
 
     k = FakeKernel(handler)
     t = transport(k)
-    (reply,) = t.request(codec.encode_get_info(FAMILY), "get_info")
-    assert codec.decode_info(reply).conn_tab_size == 4096
+    (reply,) = t.request(encode.encode_get_info(FAMILY), "get_info")
+    assert decode.decode_info(reply).conn_tab_size == 4096
     with pytest.raises(KernelError) as e:
-        t.request(codec.encode_del_service(FAMILY, KEY), OP_DEL_SERVICE)
+        t.request(encode.encode_del_service(FAMILY, KEY), OP_DEL_SERVICE)
     assert (e.value.errno, e.value.op) == (errno.ESRCH, OP_DEL_SERVICE)
     # Each request went alone, without NLM_F_ACK, followed by a barrier.
     flags_seqs = [msg_seq_flags(raw)[0] for raw in k.sent]
@@ -278,13 +281,13 @@ def test_request_returns_replies_and_raises_kernel_errors():
 
 
 def entries(n: int) -> list[bytes]:
-    return [b"\x05\x01\x00\x00" + codec.nla_u32(99, i) for i in range(n)]
+    return [b"\x05\x01\x00\x00" + wire.nla_u32(99, i) for i in range(n)]
 
 
 def test_dump_yields_every_entry_over_several_datagrams():
     k = FakeKernel(lambda cmd, msg: (0, entries(5), False))
     t = transport(k)
-    got = [bytes(p) for p in t.dump(codec.encode_dump_services(FAMILY))]
+    got = [bytes(p) for p in t.dump(encode.encode_dump_services(FAMILY))]
     assert got == entries(5)
     ((flags, _),) = msg_seq_flags(k.sent[0])
     assert flags == C.NLM_F_REQUEST | C.NLM_F_DUMP
@@ -296,7 +299,7 @@ def test_interrupted_dump_is_read_to_its_end_then_reported():
     t = transport(k)
     got = []
     with pytest.raises(T.DumpInterrupted):
-        for p in t.dump(codec.encode_dump_services(FAMILY), "get_services"):
+        for p in t.dump(encode.encode_dump_services(FAMILY), "get_services"):
             got.append(p)
     assert len(got) == 5 and not k.queue
 
@@ -304,7 +307,7 @@ def test_interrupted_dump_is_read_to_its_end_then_reported():
 def test_abandoned_dump_is_drained():
     k = FakeKernel(lambda cmd, msg: (0, entries(9), False))
     t = transport(k)
-    it = t.dump(codec.encode_dump_services(FAMILY))
+    it = t.dump(encode.encode_dump_services(FAMILY))
     next(it)
     it.close()
     assert not k.queue
@@ -313,7 +316,7 @@ def test_abandoned_dump_is_drained():
 def test_dump_errors_are_raised():
     k = FakeKernel(lambda cmd, msg: (errno.EPERM, [], False))
     with pytest.raises(KernelError) as e:
-        list(transport(k).dump(codec.encode_dump_services(FAMILY), "get_services"))
+        list(transport(k).dump(encode.encode_dump_services(FAMILY), "get_services"))
     assert (e.value.errno, e.value.op) == (errno.EPERM, "get_services")
 
 
@@ -323,7 +326,7 @@ def test_dump_errors_are_raised():
 
 
 def family_reply(fid: int) -> bytes:
-    return bytes([C.CTRL_CMD_NEWFAMILY, 2, 0, 0]) + codec.nla_u16(C.CTRL_ATTR_FAMILY_ID, fid)
+    return bytes([C.CTRL_CMD_NEWFAMILY, 2, 0, 0]) + wire.nla_u16(C.CTRL_ATTR_FAMILY_ID, fid)
 
 
 def test_family_is_resolved_once_per_namespace(monkeypatch):
@@ -332,7 +335,7 @@ def test_family_is_resolved_once_per_namespace(monkeypatch):
     assert T.Transport(sock=k).family == 0x33
     assert T.Transport(sock=FakeKernel()).family == 0x33  # cached: no request
     assert len(k.sent) == 1
-    ((mtype, _f, _s, p), _barrier) = list(codec.iter_messages(k.sent[0]))
+    ((mtype, _f, _s, p), _barrier) = list(wire.iter_messages(k.sent[0]))
     assert mtype == C.GENL_ID_CTRL and p[0] == C.CTRL_CMD_GETFAMILY
 
 
