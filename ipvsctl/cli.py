@@ -132,14 +132,9 @@ def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") ->
     try:
         if cmd.name == "restore":
             return _restore(stdin, stdout, stderr, backend, prog)
-        if as_json:
-            from ipvsctl.render.json import list_outcome
+        from ipvsctl.ops import execute
 
-            outcome = list_outcome(cmd, backend, pretty=getattr(stdout, "isatty", bool)())
-        else:
-            from ipvsctl.ops import execute
-
-            outcome = execute(cmd, backend)
+        outcome = execute(cmd, backend, as_json, pretty=as_json and getattr(stdout, "isatty", bool)())
         if isinstance(outcome.out, str):
             stdout.write(outcome.out)
         else:

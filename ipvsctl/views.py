@@ -200,7 +200,7 @@ def selected_key(tcp, udp, sctp, fwmark, ipv6) -> Selection | None:
 def address_filter(address):
     if address is None:
         return None
-    from ipvsctl.render.table import normalize_address
+    from ipvsctl.listing import normalize_address
 
     try:
         return normalize_address(address)
@@ -234,24 +234,23 @@ class open_backend:
 
 
 def read_failure(e) -> Failure:
-    from ipvsctl import backend as b
-    from ipvsctl.errors import kernel_message
+    from ipvsctl.listing import failure_message
 
-    return Failure(kernel_message(e.op or b.OP_GET_SERVICES, e.errno), EXIT_READ_FAILED)
+    return Failure(failure_message(e), EXIT_READ_FAILED)
 
 
 def read_selected(backend, selection: Selection | None, protocol, address, counters: bool = True):
-    """The table in ipvsadm's order, filtered; Failure when a read fails,
-    with a hint when the one service asked for does not exist."""
+    """The table in ipvsadm's order, filtered (listing.table); Failure when a
+    read fails, with a hint when the one service asked for does not exist."""
     import errno
 
     from ipvsctl.backend import KernelError
-    from ipvsctl.render.json import read_table
-    from ipvsctl.render.table import filter_table
+    from ipvsctl.listing import table
 
     key = selection.key if selection is not None else None
     try:
-        table = read_table(backend, key, counters=counters)
+        return table(backend, key, counters=counters, protocol=protocol.lower() if protocol else None,
+                     address=address)
     except KernelError as e:
         if key is not None and e.errno == errno.ESRCH:
             from ipvsctl.hints import missing_service
@@ -262,7 +261,6 @@ def read_selected(backend, selection: Selection | None, protocol, address, count
                 existing = []
             raise Failure(missing_service(key, selection.given, existing), EXIT_READ_FAILED) from None
         raise read_failure(e) from None
-    return filter_table(table, protocol=protocol.lower() if protocol else None, address=address)
 
 
 def output(width, no_color):

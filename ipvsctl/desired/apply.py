@@ -33,6 +33,7 @@ import threading
 from contextlib import nullcontext
 
 from ipvsctl import backend as b
+from ipvsctl import listing
 from ipvsctl import model as m
 from ipvsctl.desired import drain as D
 from ipvsctl.desired import plan as P
@@ -260,7 +261,7 @@ class Applier:
                 continue  # its step may never have been applied
             r.rollback_failed.append((request_step(reqs[i]), kernel_message(reqs[i].op, e.errno)))
         touched = list(dict.fromkeys(s.key for s in sent))
-        after = P.table_of(self.backend.table(counters=False))
+        after = P.table_of(listing.table(self.backend, counters=False, sort=False))
         now = {svc.key for svc, _ in after}
         r.rollback_leftovers = [k for k in touched if k not in snap.services and k in now]
         expected = snap.table(touched, keep_zero)
@@ -292,7 +293,7 @@ def run(backend, desired, *, scope=None, prune: bool = False, drain: float | Non
 
 def _run_locked(backend, desired, scope, prune, drain, rollback, interval, progress,
                 on_drain_start, report, g, chunk) -> None:
-    snapshot = P.table_of(backend.table(counters=False))
+    snapshot = P.table_of(listing.table(backend, counters=False, sort=False))
     p = report.plan = P.plan(desired, snapshot, scope, prune)
     if p.in_sync:
         report.verify_plan = p
@@ -328,4 +329,4 @@ def _run_locked(backend, desired, scope, prune, drain, rollback, interval, progr
             applier.roll_back(snap, frozenset((dr.key, dr.ident) for dr in drains)
                               if g.interrupted() else frozenset())
             return
-    report.verify_plan = P.plan(desired, P.table_of(backend.table(counters=False)), scope, prune)
+    report.verify_plan = P.plan(desired, P.table_of(listing.table(backend, counters=False, sort=False)), scope, prune)

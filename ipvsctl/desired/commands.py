@@ -62,14 +62,14 @@ def _desired(command: str, path: str, scopes):
 
 
 def _live(backend, command: str):
+    from ipvsctl import listing
     from ipvsctl.backend import KernelError
     from ipvsctl.desired.plan import table_of
-    from ipvsctl.errors import kernel_message
 
     try:
-        return table_of(backend.table(counters=False))
+        return table_of(listing.table(backend, counters=False, sort=False))
     except KernelError as e:
-        raise Failure(f"{command}: cannot read the table: {kernel_message(e.op or 'get_services', e.errno)}",
+        raise Failure(f"{command}: cannot read the table: {listing.failure_message(e)}",
                       EXIT_INVALID) from None
 
 

@@ -9,7 +9,8 @@ dict with stable key names (docs/json.md is the schema).  The rules:
   absent values are ``null``, never a missing key;
 * integers are exact (no K/M scaling, no ``--exact`` needed), addresses are
   canonical text (``inet_ntop``), never names: ``-n`` makes no difference;
-* order follows ipvsadm's listing order (``--nosort``: the kernel's);
+* order is the listing query's (ipvsctl.listing: ipvsadm's order, or with
+  ``--nosort`` the kernel's): this module only formats what it is given;
 * keys may be added in later versions, never renamed or retyped.
 
 ``ipvsctl.jsonrestore`` reads the same document back.  The stdlib ``json``
@@ -170,61 +171,3 @@ def dumps(doc: dict, pretty: bool = False) -> str:
     if pretty:
         return json.dumps(doc, indent=2) + "\n"
     return json.dumps(doc, separators=(",", ":")) + "\n"
-
-
-# --------------------------------------------------------------------------
-# The compat path: `ipvsctl -L... --json` (called from ipvsctl.cli)
-# --------------------------------------------------------------------------
-
-
-def read_table(backend, key: m.ServiceKey | None = None, nosort: bool = False,
-               counters: bool = True):
-    """[(Service, [Destination])] in ipvsadm's order; raises KernelError.
-    Without ``counters`` the real servers' stats may be left out (None)."""
-    from ipvsctl.order import sort_destinations, sort_services
-
-    if key is not None:
-        table = [(backend.service(key), backend.destinations(key))]
-    else:
-        table = backend.table(counters=counters)
-    if nosort:
-        return table
-    return [(svc, sort_destinations(dests)) for svc, dests in
-            sort_services(table, service_of=lambda entry: entry[0])]
-
-
-def list_outcome(cmd, backend, pretty: bool = False):
-    """What ``-L`` (in any list mode) prints with ``--json``: an ops.Outcome.
-
-    Exit statuses and error messages are the text path's (ipvsctl.ops).
-    """
-    from ipvsctl import backend as b
-    from ipvsctl.errors import kernel_message
-    from ipvsctl.vocab import EXIT_READ_FAILED
-    from ipvsctl.ops import Outcome, read_connections
-
-    o = cmd.options
-    if "connection" in o:
-        raw, failed = read_connections(backend)
-        return failed or Outcome(out=dumps(connections_doc(raw), pretty))
-    if "timeout" in o:
-        try:
-            return Outcome(out=dumps(timeouts_doc(backend.timeouts()), pretty))
-        except b.KernelError:
-            return Outcome(EXIT_READ_FAILED)
-    if "daemon" in o:
-        try:
-            return Outcome(out=dumps(daemons_doc(backend.daemons()), pretty))
-        except b.KernelError:
-            return Outcome(EXIT_READ_FAILED)
-    try:
-        info = backend.info()
-    except b.KernelError as e:
-        return Outcome(EXIT_READ_FAILED, "", kernel_message(b.OP_GET_INFO, e.errno) + "\n")
-    one = "service-address" in o
-    try:
-        table = read_table(backend, cmd.service_key() if one else None, cmd.fmt.nosort)
-    except b.KernelError as e:
-        op = b.OP_GET_SERVICE if one else (e.op or b.OP_GET_SERVICES)
-        return Outcome(EXIT_READ_FAILED, "", kernel_message(op, e.errno) + "\n")
-    return Outcome(out=dumps(table_doc(info, table), pretty))

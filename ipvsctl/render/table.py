@@ -20,8 +20,6 @@ second.
 
 from __future__ import annotations
 
-import _socket as socket  # the C module: socket.py's enum classes cost ~25 ms under UML
-
 from ipvsctl import model as m
 from ipvsctl import vocab as v
 from ipvsctl.labels import host_port
@@ -101,55 +99,6 @@ def thresholds_label(d: m.Destination) -> str:
     if not d.u_threshold and not d.l_threshold:
         return "-"
     return f"{d.u_threshold or '-'}/{d.l_threshold or '-'}"
-
-
-# --------------------------------------------------------------------------
-# Filters (shared by list, list --json and watch)
-# --------------------------------------------------------------------------
-
-
-def normalize_address(text: str) -> str:
-    """Canonical text of an IPv4/IPv6 address ('[2001:DB8::1]' -> '2001:db8::1').
-
-    Raises ValueError for anything else.
-    """
-    t = text.strip()
-    if t.startswith("[") and t.endswith("]"):
-        t = t[1:-1]
-    for af in (m.AF_INET, m.AF_INET6):
-        try:
-            return socket.inet_ntop(af, socket.inet_pton(af, t))
-        except OSError:
-            continue
-    raise ValueError(f"not an IPv4 or IPv6 address: {text!r}")
-
-
-def filter_table(table, key: m.ServiceKey | None = None, protocol: str | None = None,
-                 address: str | None = None):
-    """Keep what the filters name.
-
-    ``key``: that one service.  ``protocol``: 'tcp', 'udp', 'sctp' or
-    'fwmark'.  ``address`` (canonical text): services whose virtual address
-    it is (with all their real servers), and services that have it as a
-    real server (with only the matching real servers).
-    """
-    out = []
-    for svc, dests in table:
-        k = svc.key
-        if key is not None and k != key:
-            continue
-        if protocol is not None:
-            if protocol == "fwmark":
-                if not k.fwmark:
-                    continue
-            elif k.fwmark or k.protocol != v.PROTOCOLS.numbers[protocol]:
-                continue
-        if address is not None and k.addr != address:
-            dests = [d for d in dests if d.addr == address]
-            if not dests:
-                continue
-        out.append((svc, dests))
-    return out
 
 
 # --------------------------------------------------------------------------

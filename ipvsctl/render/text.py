@@ -214,26 +214,18 @@ class _Tails(dict):
 _LINES_PER_PIECE = 256
 
 
-def _rows_text(rows: DestinationRows, svc_name: str, fmt: Format) -> Iterator[str] | None:
+def _rows_text(rows: DestinationRows, svc_name: str, fmt: Format) -> Iterator[str]:
     """The real-server lines of plain -Ln/-Sn straight from the columns, in
-    pieces of _LINES_PER_PIECE lines, each ending with a newline; None when
-    the general path must do it.
+    pieces of _LINES_PER_PIECE lines, each ending with a newline.
 
-    Every step is a C-level map over the columns: order the byte planes,
-    format each "a.b.c.d:port" with one % (DestinationRows.names), pad it,
-    add the tail made once per distinct settings tuple, join.  Same text as
-    _dest_line (tested line for line against it).  Lazy, so that a
-    20,000-server listing never holds more than one piece of text besides
-    the columns.
+    Every step is a C-level map over the columns: format each
+    "a.b.c.d:port" with one % (DestinationRows.names), pad it, add the tail
+    made once per distinct settings tuple, join.  Same text as _dest_line
+    (tested line for line against it).  Lazy, so that a 20,000-server
+    listing never holds more than one piece of text besides the columns.
     """
     if not len(rows):
         return iter(())
-    if not fmt.nosort:
-        from ipvsctl.order import rows_in_order
-
-        rows = rows_in_order(rows)
-        if rows is None:
-            return None  # ipvsadm's comparator wraps: order.sort_destinations reproduces it
     names = rows.names()
     tails = map(_Tails(fmt.rule).__getitem__, rows.settings)
     if fmt.rule:
@@ -255,22 +247,16 @@ def _pieces(head: str, lines: Iterator[str]) -> Iterator[str]:
 
 
 def service_text(svc: m.Service, dests, fmt: Format) -> Iterator[str]:
-    """A service's lines and its real servers' lines, in pieces of text that
-    each end with a newline (``dests``: a list of Destination or
-    DestinationRows)."""
-    from ipvsctl.order import sort_destinations
-
+    """A service's lines and its real servers' lines, in the order given
+    (listing.table puts them in ipvsadm's), in pieces of text that each end
+    with a newline (``dests``: a list of Destination or DestinationRows)."""
     name = service_name(svc, fmt)
     yield _service_line(svc, name, fmt) + "\n"
     plain = fmt.numeric and not (fmt.stats or fmt.rate or fmt.thresholds or fmt.persistent_conn
                                  or fmt.tun_info)
     if plain and isinstance(dests, DestinationRows):
-        pieces = _rows_text(dests, name, fmt)
-        if pieces is not None:
-            yield from pieces
-            return
-    if not fmt.nosort:
-        dests = sort_destinations(list(dests))
+        yield from _rows_text(dests, name, fmt)
+        return
     if dests:
         yield "\n".join([_dest_line(svc, name, d, fmt) for d in dests]) + "\n"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ipvsctl import labels
+from ipvsctl import labels, listing
 from ipvsctl import model as m
 from ipvsctl.backend import KernelError
 from ipvsctl.render import layout
@@ -275,28 +275,33 @@ def _keys(table):
     return [labels.service_label(s.key) for s, _ in table]
 
 
+def _filtered(**filters):
+    """FIXED_TABLE through the listing query's filters, in its own order."""
+    return listing.table(FakeBackend(FIXED_TABLE), sort=False, **filters)
+
+
 def test_filter_by_service_and_protocol():
     key = FIXED_TABLE[1][0].key
-    assert tv.filter_table(FIXED_TABLE, key=key) == [FIXED_TABLE[1]]
-    assert _keys(tv.filter_table(FIXED_TABLE, protocol="tcp")) == [
+    assert _filtered(key=key) == [FIXED_TABLE[1]]
+    assert _keys(_filtered(protocol="tcp")) == [
         "TCP 192.0.2.10:80", "TCP [2001:db8:1234:5678:9abc:def0:1234:5678]:65535"]
-    assert _keys(tv.filter_table(FIXED_TABLE, protocol="fwmark")) == ["FWM 4294967295 IPv6"]
-    assert _keys(tv.filter_table(FIXED_TABLE, protocol="sctp")) == ["SCTP 192.0.2.11:3868"]
+    assert _keys(_filtered(protocol="fwmark")) == ["FWM 4294967295 IPv6"]
+    assert _keys(_filtered(protocol="sctp")) == ["SCTP 192.0.2.11:3868"]
 
 
 def test_filter_by_address_matches_virtual_or_real_server():
     # a virtual address: the service with all its real servers
-    (svc, dests), = tv.filter_table(FIXED_TABLE, address="192.0.2.10")
+    (svc, dests), = _filtered(address="192.0.2.10")
     assert len(dests) == 3
     # a real server: its services, with only that real server
-    (svc, dests), = tv.filter_table(FIXED_TABLE, address="198.51.100.2")
+    (svc, dests), = _filtered(address="198.51.100.2")
     assert svc.key.addr == "192.0.2.10" and [d.addr for d in dests] == ["198.51.100.2"]
-    addr = tv.normalize_address("[2001:DB8:0:0::2]")
+    addr = listing.normalize_address("[2001:DB8:0:0::2]")
     assert addr == "2001:db8::2"
-    assert _keys(tv.filter_table(FIXED_TABLE, address=addr)) == ["FWM 4294967295 IPv6"]
-    assert tv.filter_table(FIXED_TABLE, address="203.0.113.99") == []
+    assert _keys(_filtered(address=addr)) == ["FWM 4294967295 IPv6"]
+    assert _filtered(address="203.0.113.99") == []
     with pytest.raises(ValueError):
-        tv.normalize_address("example.com")
+        listing.normalize_address("example.com")
 
 
 # --------------------------------------------------------------------------
@@ -486,12 +491,10 @@ def invoke(*args):
 
 
 def test_list_command_plain_output_in_a_pipe(fake):
-    from ipvsctl.render.json import read_table
-
     r = invoke("list", "--width", "120")
     assert r.exit_code == 0, r.output
     # in ipvsadm's order: fwmark 4294967295 first (ipvsadm's comparator wraps)
-    in_order = read_table(FakeBackend(FIXED_TABLE))
+    in_order = listing.table(FakeBackend(FIXED_TABLE))
     assert in_order[0][0].key.fwmark == 4294967295
     assert r.output == tv.render_text(in_order, 120)
     assert fake["netns"] == [None] and fake["backend"].closed

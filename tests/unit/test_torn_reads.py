@@ -343,7 +343,8 @@ def _attrs(entry: bytes):
         yield entry[a - 4:b + (-b % 4)]
 
 
-@pytest.mark.parametrize("argv", [["-Ln"], ["-Sn"], ["-Ln", "--json"], ["-Ln", "--stats"]])
+@pytest.mark.parametrize("argv", [["-Ln"], ["-Sn"], ["-Ln", "--json"], ["-Ln", "--stats"],
+                                  ["-Ln", "-t", "10.0.0.1:80"], ["-Ln", "-t", "10.0.0.1:80", "--json"]])
 def test_a_table_that_keeps_changing_is_refused_on_the_command_line(argv):
     import io
 
