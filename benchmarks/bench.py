@@ -198,10 +198,12 @@ class Netns:
                 subprocess.run(["iptables-legacy", "-t", "nat", "-F"], capture_output=True)
                 subprocess.run(["iptables-legacy", "-t", "nat", "-X"], capture_output=True)
         finally:
-            if _libc.setns(self.home, CLONE_NEWNET) != 0:
-                e = ctypes.get_errno()
-                raise OSError(e, f"setns: {os.strerror(e)}")
-            os.close(self.home)
+            from ipvsctl.netlink.netns import setns  # ipvsctl's own (the venv's python)
+
+            try:
+                setns(self.home)
+            finally:
+                os.close(self.home)
         time.sleep(0.3)
         return False
 

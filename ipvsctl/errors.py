@@ -111,7 +111,7 @@ def loopback_is_down(netns: str | None) -> bool:
 
     try:
         if netns:
-            from ipvsctl.netlink.transport import in_netns
+            from ipvsctl.netlink.netns import in_netns
 
             return in_netns(netns, down)
         return down()

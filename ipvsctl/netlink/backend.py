@@ -40,16 +40,7 @@ from ipvsctl.netlink import consistency, decode, encode, wire
 from ipvsctl.netlink.codec import Codec
 from ipvsctl.netlink.consistency import ServiceGone, SnapshotUnavailable as Unavailable
 from ipvsctl.netlink.rows import DestinationRows
-from ipvsctl.netlink.transport import (  # noqa: F401 - re-exported for the CLI
-    DumpBroken,
-    DumpInterrupted,
-    IPVSUnavailable,
-    MalformedReply,
-    NetlinkTimeout,
-    NetnsNotFound,
-    RepliesLost,
-    Transport,
-)
+from ipvsctl.netlink.transport import DumpBroken, DumpInterrupted, MalformedReply, RepliesLost, Transport
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: collections.abc imports collections (start-up time)
@@ -251,7 +242,7 @@ class NetlinkBackend:
         if self.netns is None:
             with open(f"/proc/net/{name}") as f:
                 return f.read()
-        from ipvsctl.netlink.transport import in_netns
+        from ipvsctl.netlink.netns import in_netns
 
         with in_netns(self.netns, lambda: open(f"/proc/thread-self/net/{name}")) as f:
             return f.read()
@@ -424,19 +415,4 @@ class NetlinkBackend:
         raise _gave_up(op, last)
 
 
-def open_backend(netns: str | None = None) -> NetlinkBackend:
-    """The netlink backend, in the named network namespace when given."""
-    return NetlinkBackend(netns)
-
-
-__all__ = [
-    "DumpInterrupted",
-    "InconsistentRead",
-    "MalformedReply",
-    "NetlinkTimeout",
-    "RepliesLost",
-    "IPVSUnavailable",
-    "NetlinkBackend",
-    "NetnsNotFound",
-    "open_backend",
-]
+__all__ = ["InconsistentRead", "NetlinkBackend"]

@@ -246,7 +246,7 @@ class LegacySnapshots:
 
         try:
             if self.netns:
-                from ipvsctl.netlink.transport import in_netns
+                from ipvsctl.netlink.netns import in_netns
 
                 self._sock = in_netns(self.netns, make)
             else:

@@ -77,6 +77,7 @@ import _socket as socket  # the C module: socket.py's enum classes cost ~6 ms of
 from ipvsctl.backend import KernelError
 from ipvsctl.netlink import constants as C
 from ipvsctl.netlink import wire
+from ipvsctl.netlink.netns import in_netns
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: collections.abc imports collections (start-up time)
@@ -225,62 +226,13 @@ class DumpShape:
         return self.first_bytes > GOODSIZE_CEILING and need <= LARGE_PART_FLOOR
 
 
-class NetnsNotFound(FileNotFoundError):
-    """The named network namespace does not exist."""
-
-    def __init__(self, name: str, path: str):
-        super().__init__(_errno.ENOENT, f"network namespace {name!r} not found", path)
-        self.name = name
-
-
 # IPVS family id per namespace (the id is global in practice; keyed anyway).
 _FAMILY_IDS: dict[str | None, int] = {}
 _MODPROBE_TRIED = False
 
 
-def netns_path(netns: str) -> str:
-    """A namespace name (``ip netns add NAME``) or a path to a namespace file."""
-    return netns if "/" in netns else os.path.join("/run/netns", netns)
-
-
 def _new_socket() -> socket.socket:
     return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, C.NETLINK_GENERIC)
-
-
-def in_netns(netns: str, action):
-    """Run ``action()`` with this thread inside ``netns``, then move back.
-
-    What ``action`` opens (a socket, a /proc/thread-self/net file) stays
-    bound to that namespace; only the calling thread moves, and only for the
-    duration of the call.
-    """
-    import ctypes  # only on this path: keeps ordinary commands light
-
-    path = netns_path(netns)
-    try:
-        target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise NetnsNotFound(netns, path) from None
-    try:
-        try:
-            own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:  # kernels before 3.17
-            own = os.open(f"/proc/self/task/{os.gettid()}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.setns(target, C.CLONE_NEWNET) != 0:
-                e = ctypes.get_errno()
-                raise OSError(e, f"cannot enter network namespace {netns!r}: {os.strerror(e)}", path)
-            try:
-                return action()
-            finally:
-                if libc.setns(own, C.CLONE_NEWNET) != 0:  # pragma: no cover
-                    e = ctypes.get_errno()
-                    raise RuntimeError(f"cannot return to the original network namespace: {os.strerror(e)}")
-        finally:
-            os.close(own)
-    finally:
-        os.close(target)
 
 
 def _socket_in_netns(netns: str) -> socket.socket:

@@ -68,8 +68,8 @@ from ipvsctl.model import (
 )
 from ipvsctl.netlink import decode, encode, wire
 from ipvsctl.netlink.codec import Codec
-from ipvsctl.netlink.backend import NetlinkBackend, open_backend
-from ipvsctl.netlink.transport import NetnsNotFound
+from ipvsctl.netlink.backend import NetlinkBackend
+from ipvsctl.netlink.netns import NetnsNotFound
 from nsutil import run_ipvsadm, wait_for
 
 CODEC = Codec()  # one backend's memos (learned layouts), shared as a dump's entries share them
@@ -582,8 +582,8 @@ def test_info(backend, netns):
 
 def test_backend_works_in_the_namespace_it_was_opened_in(netns):
     with netns.enter():
-        inside = open_backend()  # no netns argument: the thread's namespace
-    with inside, open_backend(netns.name) as by_name:
+        inside = NetlinkBackend()  # no netns argument: the thread's namespace
+    with inside, NetlinkBackend(netns.name) as by_name:
         inside.apply(Request(OP_ADD_SERVICE, S(T4, "rr")))
         assert by_name.services() == [S(T4, "rr")]
     assert ipvsadm(netns, "-Sn") == "-A -t 10.0.0.1:80 -s rr\n"

@@ -21,7 +21,7 @@ from ipvsctl import cli
 from ipvsctl.backend import OP_ADD_SERVICE, KernelError, Request
 from ipvsctl.errors import kernel_message
 from ipvsctl.model import AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, Destination, Service, ServiceKey
-from ipvsctl.netlink.backend import MalformedReply, NetlinkTimeout, RepliesLost
+from ipvsctl.netlink.transport import MalformedReply, NetlinkTimeout, RepliesLost
 
 BIG = ServiceKey(AF_INET, IPPROTO_TCP, "10.0.0.1", 80)
 SIX = ServiceKey(AF_INET6, IPPROTO_TCP, "fd00::1", 80)

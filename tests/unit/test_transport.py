@@ -24,6 +24,7 @@ from ipvsctl.model import AF_INET, IPPROTO_TCP, Daemon, Destination, Service, Se
 from ipvsctl.netlink import decode, encode, wire
 from ipvsctl.netlink.codec import Codec
 from ipvsctl.netlink import constants as C
+from ipvsctl.netlink import netns
 from ipvsctl.netlink import transport as T
 from ipvsctl.netlink.backend import NetlinkBackend
 
@@ -364,13 +365,13 @@ def test_modprobe_that_loads_ipvs_is_followed_by_a_retry(monkeypatch, mocker):
 
 
 def test_missing_namespace_is_a_clear_error():
-    with pytest.raises(T.NetnsNotFound) as e:
+    with pytest.raises(netns.NetnsNotFound) as e:
         T.Transport("ipvsctl-no-such-namespace-xyz")
     assert isinstance(e.value, FileNotFoundError)
     assert e.value.name == "ipvsctl-no-such-namespace-xyz"
     assert "ipvsctl-no-such-namespace-xyz" in str(e.value)
-    assert T.netns_path("blue") == "/run/netns/blue"
-    assert T.netns_path("/proc/1/ns/net") == "/proc/1/ns/net"
+    assert netns.netns_path("blue") == "/run/netns/blue"
+    assert netns.netns_path("/proc/1/ns/net") == "/proc/1/ns/net"
 
 
 # ---------------------------------------------------------------------------
