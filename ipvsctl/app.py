@@ -416,3 +416,10 @@ def run_app(args: list[str], prog: str = "ipvsctl") -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     return rv if isinstance(rv, int) else 0
+
+
+# Subcommands in modules of their own (ipvsctl/commands/: metrics, conns,
+# doctor); registered last, since they use the shared pieces above.
+from ipvsctl.commands import register as _register  # noqa: E402
+
+_register(cli)
