@@ -1,5 +1,6 @@
 """ipvsctl's own subcommands through click: ``list`` (``ls``), ``watch``,
-``restore``, ``completion``.
+``restore``, ``completion`` (and ``diff``, ``apply``, ``drain``, defined in
+ipvsctl.desired.commands).
 
 Strategy: a click group, imported only when the first word of the command
 line names one of these (``ipvsctl.cli.SUBCOMMANDS``) and the line is not a
@@ -410,6 +411,9 @@ def run_app(args: list[str], prog: str = "ipvsctl") -> int:
             e.prog = prog
         e.show()
         return e.exit_code
+    except Failure as e:  # raised by a command outside _as_click_errors
+        click.echo(f"{prog}: {e.message}", err=True)
+        return e.exit_code
     except BrokenPipeError:
         # `ipvsctl list | head`: the reader left; say nothing.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -418,8 +422,11 @@ def run_app(args: list[str], prog: str = "ipvsctl") -> int:
     return rv if isinstance(rv, int) else 0
 
 
-# Subcommands in modules of their own (ipvsctl/commands/: metrics, conns,
-# doctor); registered last, since they use the shared pieces above.
+# Subcommands in packages of their own, registered last since they use the
+# shared pieces above: the desired-state ones (diff, apply, drain) and the
+# operating ones (ipvsctl/commands/: metrics, conns, doctor).
 from ipvsctl.commands import register as _register  # noqa: E402
+from ipvsctl.desired.commands import register as _register_desired  # noqa: E402
 
+_register_desired(cli)
 _register(cli)

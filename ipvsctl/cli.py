@@ -17,6 +17,7 @@ from ipvsctl import __version__
 from ipvsctl.errors import EXIT_INVALID, EXIT_OK, ipvs_unavailable
 
 SUBCOMMANDS: tuple[str, ...] = ("list", "ls", "watch", "restore", "completion",  # ipvsctl.app
+                                "diff", "apply", "drain",  # ipvsctl.desired.commands
                                 "metrics", "conns", "doctor")  # ipvsctl.commands
 
 

@@ -1,0 +1,196 @@
+"""diff, apply and drain through click, on the in-memory kernel: output,
+exit statuses, and nothing sent on bad input."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from click.testing import CliRunner
+from fakeipvs import FakeIPVS
+
+from ipvsctl import model as m
+
+LIVE_RULES = """\
+-A -t 10.0.0.1:80 -s rr
+-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 1
+-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 1
+-A -u 10.9.0.1:53 -s rr
+"""
+DESIRED = """\
+-A -t 10.0.0.1:80 -s wrr
+-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 3
+-a -t 10.0.0.1:80 -r 10.1.0.3:80 -m -w 1
+-A -t 10.0.0.2:443 -s sh -b sh-port
+"""
+
+
+@pytest.fixture
+def kernel(monkeypatch, tmp_path):
+    from ipvsctl import cli
+    from ipvsctl.desired import source
+
+    from ipvsctl.desired import sysctls
+
+    monkeypatch.setenv("IPVSCTL_LOCK_DIR", str(tmp_path / "locks"))
+    # The host's own sysctls (or their absence) must not leak into the output.
+    monkeypatch.setattr(sysctls, "read", lambda netns=None: dict.fromkeys(sysctls.NAMES, 0))
+    k = FakeIPVS(source.load(LIVE_RULES).entries)
+    monkeypatch.setattr(cli, "open_backend", lambda netns: k)
+    return k
+
+
+class Result:
+    def __init__(self, exit_code, output):
+        self.exit_code = exit_code
+        self.output = output
+
+
+def run(*args, input=None):
+    """The subcommand as ipvsctl.cli.main runs it (run_app: the returned
+    status is the exit status), standard output and error mixed."""
+    from ipvsctl.app import run_app
+
+    with CliRunner().isolation(input=input) as outs:
+        status = run_app(list(args))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        mixed = outs[2] if len(outs) > 2 else outs[0]
+        return Result(status, mixed.getvalue().decode())
+
+
+def test_diff_text_and_exit_status(kernel):
+    r = run("diff", "-", input=DESIRED)
+    assert r.exit_code == 1
+    assert r.output == (
+        "TCP 10.0.0.1:80: change (real servers: 1 added, 1 changed, 1 removed)\n"
+        "    scheduler: rr \u2192 wrr\n"
+        "  - 10.1.0.2:80\n"
+        "  ~ 10.1.0.1:80  weight: 1 \u2192 3\n"
+        "  + 10.1.0.3:80  masq, weight 1\n"
+        "TCP 10.0.0.2:443: add (sh, flags sh-port; 0 real servers)\n"
+        "services: 1 added, 1 changed; real servers: 1 added, 1 changed, 1 removed; 0 services unchanged\n"
+        "  net.ipv4.vs.expire_nodest_conn = 0: a removed real server's connections stay in the table "
+        "and their packets are dropped until they time out: clients still using it hang\n"
+        "  net.ipv4.vs.expire_quiescent_template = 0: persistent clients keep coming back to a "
+        "weight-0 server through their templates: draining a persistent service lasts as long as they do\n"
+        "  net.ipv4.vs.conn_reuse_mode = 0: a new connection from a reused client port goes to the "
+        "server of the old one, even at weight 0: a draining server can still receive new connections\n")
+    assert kernel.sent == []
+
+
+def test_diff_rules_and_json(kernel):
+    r = run("diff", "--format", "rules", "-", input=DESIRED)
+    assert r.exit_code == 1
+    assert r.output == ("-E -t 10.0.0.1:80 -s wrr\n"
+                        "-d -t 10.0.0.1:80 -r 10.1.0.2:80\n"
+                        "-e -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 3\n"
+                        "-a -t 10.0.0.1:80 -r 10.1.0.3:80 -m -w 1\n"
+                        "-A -t 10.0.0.2:443 -s sh -b sh-port\n")
+    doc = json.loads(run("diff", "--format", "json", "--prune", "-", input=DESIRED).output)
+    assert doc["in_sync"] is False and doc["prune"] is True
+    assert [s["action"] for s in doc["services"]] == ["change", "add", "remove"]
+    assert doc["services"][0]["changes"] == [{"field": "scheduler", "old": "rr", "new": "wrr"}]
+    assert doc["services"][0]["servers"][1] == {
+        "family": "inet", "address": "10.1.0.1", "port": 80, "action": "change",
+        "old": {"forward": "masq", "weight": 1, "u_threshold": 0, "l_threshold": 0, "tunnel": None},
+        "new": {"forward": "masq", "weight": 3, "u_threshold": 0, "l_threshold": 0, "tunnel": None},
+        "changes": [{"field": "weight", "old": 1, "new": 3}], "note": None}
+    assert doc["steps"][-1]["rule"] == "-D -u 10.9.0.1:53"
+    assert set(doc["sysctls"]) == {"expire_nodest_conn", "expire_quiescent_template", "conn_reuse_mode"}
+
+
+def test_diff_in_sync_is_status_0(kernel):
+    r = run("diff", "-", input=LIVE_RULES)
+    assert (r.exit_code, r.output) == (0, "in sync (2 services unchanged)\n")
+
+
+@pytest.mark.parametrize("text,status,message", [
+    ("-A -t 10.0.0.1:80\n-C\n", 2, "line 2: -C (clear the table) has no place in a desired table"),
+    ("-A -t 10.0.0.1:80 -s\n", 255, "line 1: "),
+    ('{"services": [{"fwmark": 0}]}', 2, "services[0].fwmark: 0 is out of range"),
+])
+def test_bad_input_changes_nothing_and_says_where(kernel, text, status, message):
+    for command in ("diff", "apply"):
+        r = run(command, "-", input=text)
+        assert r.exit_code == status, r.output
+        assert message in r.output and "nothing was changed" in r.output
+    assert kernel.sent == []
+
+
+def test_a_scope_the_file_leaves_is_bad_input(kernel):
+    r = run("apply", "--scope", "192.0.2.0/24", "-", input=DESIRED)
+    assert r.exit_code == 2 and "line 1: TCP 10.0.0.1:80 is outside every --scope" in r.output
+    r = run("apply", "--scope", "fwmark:x", "-", input=DESIRED)
+    assert r.exit_code == 2 and "fwmark:LO-HI" in r.output
+    assert kernel.sent == []
+
+
+def test_apply_text_one_line_per_change_then_no_changes(kernel):
+    r = run("apply", "-", input=DESIRED)
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines() == [
+        "~ TCP 10.0.0.1:80: scheduler: rr \u2192 wrr",
+        "- TCP 10.0.0.1:80 -> 10.1.0.2:80",
+        "~ TCP 10.0.0.1:80 -> 10.1.0.1:80: weight: 1 \u2192 3",
+        "+ TCP 10.0.0.1:80 -> 10.1.0.3:80 (masq, weight 1)",
+        "+ TCP 10.0.0.2:443 (sh, flags sh-port)",
+        "applied 5 changes (services: 1 added, 1 changed; real servers: 1 added, 1 changed, 1 removed;"
+        " 0 services unchanged); verified"]
+    sent = len(kernel.sent)
+    r = run("apply", "-", input=DESIRED)
+    assert (r.exit_code, r.output) == (0, "no changes\n") and len(kernel.sent) == sent
+
+
+def test_apply_json_report(kernel):
+    doc = json.loads(run("apply", "--format", "json", "-", input=DESIRED).output)
+    assert doc["changed"] is True and doc["rolled_back"] is False and doc["failed"] == []
+    assert len(doc["applied"]) == 5 and doc["verified"] is True and doc["requests"] == 5
+    doc = json.loads(run("apply", "--format", "json", "-", input=DESIRED).output)
+    assert doc["changed"] is False and doc["applied"] == [] and doc["requests"] == 0
+
+
+def test_apply_refused_rolls_back_with_ipvsadms_message(kernel):
+    r = run("apply", "-", input=DESIRED.replace("-s sh -b sh-port", "-s nosuch"))
+    assert r.exit_code == 255
+    assert "apply: refused: -A -t 10.0.0.2:443 -s nosuch: Scheduler or persistence engine not found" in r.output
+    assert "apply: rolled back: 4 changes undone, the table is as it was" in r.output
+    assert run("diff", "-", input=LIVE_RULES).exit_code == 0
+
+
+def test_apply_dry_run_is_diff(kernel):
+    r = run("apply", "--dry-run", "-", input=DESIRED)
+    assert r.exit_code == 1 and r.output.startswith("TCP 10.0.0.1:80: change") and kernel.sent == []
+    doc = json.loads(run("apply", "--dry-run", "--format", "json", "-", input=DESIRED).output)
+    assert doc["dry_run"] is True and doc["changed"] is True and doc["applied"] == []
+
+
+def test_drain_idle_server_is_removed_at_once(kernel):
+    r = run("drain", "-t", "10.0.0.1:80", "-r", "10.1.0.2")
+    assert r.exit_code == 0, r.output
+    assert "draining 10.1.0.2:80 of TCP 10.0.0.1:80: weight 1 \u2192 0" in r.output
+    assert r.output.rstrip().endswith("drained 10.1.0.2:80 of TCP 10.0.0.1:80 in 0 s: removed")
+    assert [q.op for q in kernel.sent] == ["edit_dest", "del_dest"]
+    assert kernel.sent[0].dest.fwd == m.FWD_MASQ and kernel.sent[0].dest.weight == 0
+
+
+def test_drain_timeout_leaves_weight_0_and_exits_1(kernel):
+    k = kernel.services and next(iter(kernel.services))
+    kernel.conns[(k, (m.AF_INET, "10.1.0.1", 80))] = (1, 2, 0)
+    r = run("drain", "-t", "10.0.0.1:80", "-r", "10.1.0.1:80", "--timeout", "0.3", "--interval", "0.05")
+    assert r.exit_code == 1
+    assert ("timed out after 0 s: 10.1.0.1:80 of TCP 10.0.0.1:80 still has 3 connections "
+            "(1 active, 2 inactive, 0 persistence templates); left at weight 0") in r.output
+    assert kernel.dests[k][(m.AF_INET, "10.1.0.1", 80)].weight == 0
+
+
+def test_drain_keep_and_errors(kernel):
+    r = run("drain", "-t", "10.0.0.1:80", "-r", "10.1.0.1:80", "--keep")
+    assert r.exit_code == 0 and "kept at weight 0" in r.output
+    r = run("drain", "-t", "10.0.0.1:80", "-r", "10.1.0.7:80")
+    assert r.exit_code == 2 and "10.1.0.7:80 of TCP 10.0.0.1:80: No such destination" in r.output
+    r = run("drain", "-t", "10.0.0.5:80", "-r", "10.1.0.7:80")
+    assert r.exit_code == 2 and "TCP 10.0.0.5:80: No such service" in r.output
+    r = run("drain", "-r", "10.1.0.7:80")
+    assert r.exit_code == 2
