@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from ipvsctl.app import EXIT_BAD_INPUT, EXIT_READ_FAILED, Failure, _console, netns_option, output_options
+from ipvsctl import views
+from ipvsctl.app import EXIT_BAD_INPUT, EXIT_READ_FAILED, Failure, netns_option, with_options
 
 
 def _service(tcp, udp, sctp):
@@ -35,7 +36,7 @@ def _service(tcp, udp, sctp):
 @click.option("--top", type=click.IntRange(min=1), metavar="N",
               help="The N real servers with the most connections (over all services).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (schema: docs/json.md).")
-@output_options
+@with_options(views.OUTPUT)
 @netns_option
 def conns_command(tcp, udp, sctp, real_server, client, protocol, states, summary, top, as_json,
                   width, no_color, netns):
@@ -77,9 +78,11 @@ def conns_command(tcp, udp, sctp, real_server, client, protocol, states, summary
                 doc = conns.top_doc(counted, top) if top else conns.summary_doc(counted)
                 out.write(dumps(doc, pretty=out.isatty()))
                 return 0
-            from ipvsctl.render.conns_view import summary_view, top_view
+            from ipvsctl.render.conns_view import summary_lines, top_lines
+            from ipvsctl.render.layout import write_lines
 
-            _console(width, no_color).print(top_view(counted, top) if top else summary_view(counted))
+            view = views.output(width, no_color)
+            write_lines(out, top_lines(counted, top, view) if top else summary_lines(counted, view))
             return 0
         if as_json:
             for piece in conns.json_lines(f, keep):
@@ -87,6 +90,5 @@ def conns_command(tcp, udp, sctp, real_server, client, protocol, states, summary
             return 0
         from ipvsctl.render.conns_view import stream_list
 
-        console = _console(width, no_color)
-        stream_list(conns.rows(f, keep), out, bold=console.is_terminal and not console.no_color)
+        stream_list(conns.rows(f, keep), out, views.output(width, no_color))
     return 0

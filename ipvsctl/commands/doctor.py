@@ -6,9 +6,8 @@ import sys
 
 import click
 
-from ipvsctl.app import EXIT_BAD_INPUT, Failure, _console, netns_option
-
-STYLES = {"ok": "green", "note": "yellow", "problem": "bold red"}
+from ipvsctl import views
+from ipvsctl.app import EXIT_BAD_INPUT, Failure, netns_option, with_options
 
 
 @click.command("doctor")
@@ -16,7 +15,7 @@ STYLES = {"ok": "green", "note": "yellow", "problem": "bold red"}
               help="Count the problems of finding ID (shown in brackets, e.g. sync-daemons) as "
                    "notes; may be given more than once.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (schema: docs/json.md).")
-@click.option("--no-color", is_flag=True, help="No colours (also without a terminal, or with NO_COLOR set).")
+@with_options(tuple(o for o in views.OUTPUT if o.dest == "no_color"))
 @netns_option
 def doctor_command(ignore, as_json, no_color, netns):
     """Check IPVS, its modules, the sysctls that matter and the table; explain each.
@@ -43,22 +42,8 @@ def doctor_command(ignore, as_json, no_color, netns):
 
         sys.stdout.write(dumps(doctor.report_doc(findings), pretty=sys.stdout.isatty()))
     else:
-        _print(findings, _console(None, no_color))
+        from ipvsctl.render.doctor_view import report_lines
+        from ipvsctl.render.layout import write_lines
+
+        write_lines(sys.stdout, report_lines(findings, views.output(None, no_color)))
     return 1 if doctor.has_problems(findings) else 0
-
-
-def _print(findings, console) -> None:
-    from rich.text import Text
-
-    for x in findings:
-        line = Text()
-        line.append(f"{x.status:<8} ", STYLES[x.status])
-        line.append(x.message)
-        if x.status == "problem" or x.ignored:
-            line.append(f"  [{x.id}{', ignored' if x.ignored else ''}]", "dim")
-        console.print(line, soft_wrap=True)
-    problems = sum(1 for x in findings if x.status == "problem")
-    notes = sum(1 for x in findings if x.status == "note")
-    console.print(Text(f"doctor: {problems} problem{'s' if problems != 1 else ''}, "
-                       f"{notes} note{'s' if notes != 1 else ''}", "bold" if problems else ""),
-                  soft_wrap=True)

@@ -1,122 +1,112 @@
 """``ipvsctl conns`` for people: the connection list, the summary, the top.
 
-Strategy: the look of ``ipvsctl list`` (render.table): bold headers, one
-rule under them, two blanks between columns, no frame, counts right-aligned,
-addresses always numeric.
+Strategy: the look of ``ipvsctl list``, drawn by the same code
+(render.layout, render.table): bold headers, one rule under them, two
+blanks between columns, no frame, counts right-aligned, addresses always
+numeric, the same colours (protocol bold, virtual address bold cyan,
+totals bold), and the same fitting to the width: an address, a port or a
+number is shown whole, cut with a visible ``…``, or its column is left out
+and named at the end.
 
-* The list can hold millions of entries, so it is not a rich Table (which
-  measures every row before drawing): it is streamed.  The column widths
-  come from the first ``MEASURED_ROWS`` rows (and the headers); a later,
-  wider address still shows whole, it only pushes its row's columns right.
+* The list can hold millions of entries, so it is streamed: the column
+  widths come from the first ``MEASURED_ROWS`` rows (and the headers); a
+  later, wider address still shows whole, pushing only its own row's
+  columns right, as long as the row fits the width (else it is laid out in
+  the columns' widths, cut where it must be).
 * The summary and the top are small (bounded by the real servers, not by
-  the connections): rich tables, one per service as in ``list``, with a
-  total row.
+  the connections): tables of render.table, one per service as in
+  ``list``, with a total row.
 """
 
 from __future__ import annotations
 
 from itertools import chain, islice
 
+from ipvsctl.render.layout import Column, Out, fit, header_lines, lines, measure, rule, write_lines
+from ipvsctl.render.table import S_ADDR, S_PROTO, left_out, table_of, tables_lines
+
 MEASURED_ROWS = 1000
-LIST_HEADERS = ("Proto", "Client", "Virtual", "Real server", "State", "Expires")
-_RIGHT = {"Expires"}
-GAP = "  "
+CHUNK = 512
+NO_CONNECTIONS = "no connections"
+
+# Left out on a narrow screen: Expires first, then Proto, then State; the
+# three addresses never.
+LIST_COLUMNS = (Column("Proto", right=False, drop=2), Column("Client", right=False),
+                Column("Virtual", right=False), Column("Real server", right=False),
+                Column("State", right=False, drop=1), Column("Expires", drop=3))
+LIST_HEADERS = tuple(c.title for c in LIST_COLUMNS)
+_REAL_SERVER = Column("Real server", right=False)
 
 
-def _rule_char(file) -> str:
-    enc = (getattr(file, "encoding", None) or "").lower().replace("-", "")
-    return "─" if enc in ("utf8", "utf_8") else "-"
-
-
-def stream_list(rows, out, bold: bool = False) -> int:
-    """Write the rows (tuples of LIST_HEADERS' cells) as a table; return how many."""
+def list_lines(rows, out: Out):
+    """The lines of the connection list (rows: tuples of LIST_HEADERS'
+    cells), produced as the rows come, a chunk at a time."""
     rows = iter(rows)
     first = list(islice(rows, MEASURED_ROWS))
-    widths = [max([len(h)] + [len(r[i]) for r in first]) for i, h in enumerate(LIST_HEADERS)]
-
-    def line(cells) -> str:
-        parts = [c.rjust(w) if h in _RIGHT else c.ljust(w)
-                 for c, w, h in zip(cells, widths, LIST_HEADERS)]
-        return GAP.join(parts).rstrip() + "\n"
-
-    head = line(LIST_HEADERS)
-    if bold:
-        head = "\x1b[1m" + head.rstrip("\n") + "\x1b[0m\n"
-    out.write(head)
-    out.write(_rule_char(out) * (sum(widths) + len(GAP) * (len(widths) - 1)) + "\n")
-    n = 0
-    buf = []
-    for r in chain(first, rows):
-        buf.append(line(r))
-        n += 1
-        if len(buf) >= 512:
-            out.write("".join(buf))
-            buf.clear()
-    out.write("".join(buf))
-    return n
+    layout = fit(LIST_COLUMNS, measure(LIST_COLUMNS, first), first, out.width)
+    yield header_lines(layout, out) + [rule(layout, out)]
+    fmt, keep, width = layout.fmt, layout.keep, out.width
+    whole = len(keep) == len(LIST_COLUMNS)
+    chunks = chain([first[i:i + CHUNK] for i in range(0, len(first), CHUNK)],
+                   iter(lambda: list(islice(rows, CHUNK)), []))
+    for chunk in chunks:
+        text = []
+        for row in chunk:
+            line = (fmt % (row if whole else tuple(row[k] for k in keep))).rstrip()
+            text += lines(layout, [row], out) if len(line) > width else [line]
+        yield text
+    yield left_out(layout.dropped, out)
 
 
-def _state_columns(states: list[str]) -> list[str]:
-    return states + ["Total"]
+def stream_list(rows, file, out: Out) -> int:
+    """Write the connection list to ``file``; return how many rows."""
+    seen = 0
+
+    def counted():
+        nonlocal seen
+        for row in rows:
+            seen += 1
+            yield row
+
+    for piece in list_lines(counted(), out):
+        write_lines(file, piece)
+    return seen
 
 
-def summary_view(summary, no_entries_text: str = "no connections"):
-    """Per service: a heading (as in ``list``) and a table of its real servers
-    by state, with the service's total row."""
-    from rich.console import Group as RichGroup
-    from rich.table import Table
-    from rich.text import Text
-
-    from ipvsctl.render.table import PROTO_LABELS, S_ADDR, S_PROTO, S_TOTAL, _box
-
+def summary_lines(summary, out: Out) -> list[str]:
+    """Per service: a heading (as in ``list``) and a table of its real
+    servers by state, with the service's total row."""
     states = summary.states()
-    parts = []
-    protocols = {v: k for k, v in PROTO_LABELS.items()}
-    for i, (proto, virt, group, reals) in enumerate(summary.rows()):
-        if i:
-            parts.append(Text(""))
-        heading = Text()
-        heading.append(PROTO_LABELS.get(protocols.get(proto), proto), S_PROTO)
-        heading.append(" ")
-        heading.append(virt.text, S_ADDR)
-        heading.append(f"  {group.total} connection{'s' if group.total != 1 else ''}")
-        parts.append(heading)
-        table = Table(box=_box(), show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
-                      header_style="bold", show_footer=True, expand=False)
-        table.add_column("Real server", footer=Text("service total", S_TOTAL))
-        for col in _state_columns(states):
-            total = group.total if col == "Total" else group.states.get(col, 0)
-            table.add_column(col, justify="right", footer=Text(str(total), S_TOTAL))
-        for real, g in reals:
-            table.add_row(real.text, *[str(g.total if c == "Total" else g.states.get(c, 0))
-                                       for c in _state_columns(states)])
-        parts.append(table)
-    if not parts:
-        parts.append(Text(no_entries_text, "dim"))
-    return RichGroup(*parts)
+    # One tuple of columns for all services, so that their tables line up;
+    # on a narrow screen the states late in a connection's life go first.
+    columns = ((_REAL_SERVER,) + tuple(Column(s, drop=i + 1) for i, s in enumerate(states))
+               + (Column("Total"),))
+    tables = []
+    for proto, virt, group, reals in summary.rows():
+        n = group.total
+        heading = [[(proto, S_PROTO), (" ", None), (virt.text, S_ADDR)],
+                   [(f"{n} connection{'s' if n != 1 else ''}", None)]]
+        rows = [(real.text,) + _counts(g, states) for real, g in reals]
+        tables.append(table_of(heading, columns, rows, totals=("service total",) + _counts(group, states)))
+    return tables_lines(tables, out, NO_CONNECTIONS)
 
 
-def top_view(summary, n: int):
+def top_lines(summary, n: int, out: Out) -> list[str]:
     """The busiest real servers, over all services, one table."""
-    from rich.table import Table
-    from rich.text import Text
-
-    from ipvsctl.render.table import _box
-
     ranked = summary.top(n)
     if not ranked:
-        return Text("no connections", "dim")
+        return tables_lines([], out, NO_CONNECTIONS)
     states = sorted({s for _, g in ranked for s in g.states}, key=summary_state_order)
-    table = Table(box=_box(), show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
-                  header_style="bold", expand=False)
-    table.add_column("#", justify="right")
-    table.add_column("Real server")
-    table.add_column("Connections", justify="right")
-    for s in states:
-        table.add_column(s, justify="right")
-    for i, (real, g) in enumerate(ranked, start=1):
-        table.add_row(str(i), real.text, str(g.total), *[str(g.states.get(s, 0)) for s in states])
-    return table
+    columns = ((Column("#"), _REAL_SERVER, Column("Connections"))
+               + tuple(Column(s, drop=i + 1) for i, s in enumerate(states)))
+    rows = [(str(i), real.text, str(g.total)) + tuple(str(g.states.get(s, 0)) for s in states)
+            for i, (real, g) in enumerate(ranked, start=1)]
+    return tables_lines([table_of(None, columns, rows)], out, NO_CONNECTIONS)
+
+
+def _counts(group, states) -> tuple[str, ...]:
+    get = group.states.get
+    return tuple(str(get(s, 0)) for s in states) + (str(group.total),)
 
 
 def summary_state_order(state: str):

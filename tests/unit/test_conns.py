@@ -17,8 +17,9 @@ import pytest
 
 from ipvsctl import conns
 from ipvsctl.render.connections import parse_line
-from ipvsctl.render.conns_view import stream_list
+from ipvsctl.render.conns_view import stream_list, summary_lines, top_lines
 from ipvsctl.render.json import connections_doc
+from ipvsctl.render.layout import Out, output_for
 
 HEADER = "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n"
 V6C = "2001:0db8:0000:0000:0000:0000:0000:0002"
@@ -122,19 +123,94 @@ def test_json_listing_is_the_documents_connections():
 
 def test_table_view():
     out = io.StringIO()
-    n = stream_list(conns.rows(lines(), conns.Filter()), out)
+    n = stream_list(conns.rows(lines(), conns.Filter()), out, Out(width=100))
     text = out.getvalue().splitlines()
     assert n == len(LINES) and len(text) == 2 + n
     assert text[0].split() == ["Proto", "Client", "Virtual", "Real", "server", "State", "Expires"]
-    assert set(text[1]) == {"-"}  # ASCII rule on a stream that is not UTF-8
+    assert set(text[1]) == {"─"}
     assert text[2].split() == ["TCP", "198.18.0.2:49398", "198.18.0.10:80", "198.18.1.2:80",
                                "ESTABLISHED", "14:59"]
     assert text[6].split()[1:4] == ["[2001:db8::2]:55710", "[2001:db8::10]:443", "[2001:db8::11]:443"]
-    # columns line up: each starts where its header does
+    # columns line up: each starts where its header does; Expires is right-aligned
     for col in (1, 2):
         assert {x.index(x.split()[col]) for x in text[2:]} == {text[0].index(("Client", "Virtual")[col - 1])}
+    assert {len(x) for x in text[2:]} == {len(text[0])}
     parsed = [parse_line(x) for x in LINES]
     assert all(p is not None for p in parsed)
+
+
+def test_table_view_decides_as_list_does():
+    """An output whose encoding has no box characters gets an ASCII rule;
+    no colour off a terminal; --width is the width."""
+    raw = io.BytesIO()
+    ascii_out = io.TextIOWrapper(raw, encoding="ascii")
+    stream_list(conns.rows(lines(), conns.Filter()), ascii_out, output_for(ascii_out, width=120))
+    ascii_out.flush()
+    text = raw.getvalue().decode("ascii").splitlines()
+    assert set(text[1]) == {"-"} and "\x1b" not in text[0]
+
+
+def _views(width: int, color: bool = False) -> dict[str, str]:
+    out = Out(width=width, color=color)
+    listed = io.StringIO()
+    stream_list(conns.rows(lines(), conns.Filter()), listed, out)
+    s = conns.Summary(conns.count(lines(), conns.Filter()))
+    return {"list": listed.getvalue(), "summary": "\n".join(summary_lines(s, out)),
+            "top": "\n".join(top_lines(s, 10, out))}
+
+
+@pytest.mark.parametrize("width", [20, 30, 40, 50, 60, 70, 80])
+def test_narrow_widths_never_break_an_address_port_or_number(width):
+    """As in `ipvsctl list`: every address and port on screen is whole, or
+    visibly cut with an ellipsis, or its column is left out and named;
+    never split over two lines, and no line is wider than the width."""
+    endpoints = {"198.18.1.2:80", "198.18.2.2:80", "[2001:db8::11]:443", "198.18.3.2:5060"}
+    for name, text in _views(width).items():
+        tokens = set(text.split())
+        for label in endpoints:
+            shown = [t for t in tokens if t == label or (t.endswith("…") and label.startswith(t[:-1]))]
+            assert shown, (width, name, label, text)
+        for line in text.splitlines():
+            assert len(line) <= width, (width, name, line)
+            first = line.split()[0] if line.split() else ""
+            assert not first.startswith(("]", ":", "/")), (width, name, line)
+        if width < 100 and name == "list":
+            assert "(left out to fit" in text  # Expires, at least, is named
+
+
+def test_summary_and_top_views():
+    v = _views(80)
+    blocks = v["summary"].split("\n\n")
+    web = next(b for b in blocks if b.startswith("TCP 198.18.0.10:80 "))
+    assert web.splitlines() == [
+        "TCP 198.18.0.10:80  3 connections",
+        "Real server         SYN_RECV  ESTABLISHED  TIME_WAIT  UDP  NONE  Total",
+        "─" * 70,
+        "198.18.1.2:80              0            1          1    0     0      2",
+        "198.18.2.2:80              0            0          1    0     0      1",
+        "─" * 70,
+        "service total              0            1          2    0     0      3"]
+    # every service's table has the same widths (they line up)
+    assert len({len(b.splitlines()[1]) for b in blocks}) == 1
+    assert v["top"].splitlines()[0].split() == ["#", "Real", "server", "Connections", "SYN_RECV",
+                                                "ESTABLISHED", "TIME_WAIT", "UDP", "NONE"]
+    assert v["top"].splitlines()[2].split() == ["1", "198.18.1.2:80", "2", "0", "1", "1", "0", "0"]
+    empty = conns.Summary({})
+    assert summary_lines(empty, Out()) == top_lines(empty, 3, Out()) == ["no connections"]
+
+
+def test_colours_are_lists():
+    """Headers and totals bold, the protocol bold and the virtual address
+    bold cyan, as `ipvsctl list` writes them; nothing else coloured."""
+    v = _views(120, color=True)
+    summary = v["summary"].splitlines()
+    assert summary[0] == "\x1b[1mTCP\x1b[0m \x1b[1;36m198.18.0.10:0\x1b[0m  1 connection"
+    assert summary[1].startswith("\x1b[1mReal server") and summary[1].endswith("\x1b[0m")
+    assert summary[5].startswith("\x1b[1mservice total")
+    assert "\x1b" not in summary[3]
+    listed = v["list"].splitlines()
+    assert listed[0].startswith("\x1b[1mProto") and "\x1b" not in "".join(listed[1:])
+    assert "\x1b" not in "".join(_views(120).values())
 
 
 # --------------------------------------------------------------------------

@@ -148,6 +148,30 @@ def test_report_document():
     assert {"id", "status", "message", "ignored"} == set(doc["findings"][0])
 
 
+def test_report_lines_plain_and_in_colour():
+    """One line per finding, never wrapped; colours as `list` writes them
+    (render.layout), and none off a terminal or with --no-color."""
+    from ipvsctl.render.doctor_view import report_lines
+    from ipvsctl.render.layout import Out
+
+    found = doctor.diagnose(facts(table=[(svc(), [])]))
+    doctor.apply_ignores(found, ["empty-service"])
+    found += doctor.diagnose(facts(table=[(svc("192.0.2.9"), [])]))[-3:]
+    plain = report_lines(found, Out(width=20))
+    assert len(plain) == len(found) + 1 and "\x1b" not in "".join(plain)
+    assert plain[0] == "ok       IPVS 1.2.1 is loaded (connection hash table: 4096 buckets)"
+    assert "note     TCP 192.0.2.1:80 has no real servers: its clients get no answer  " \
+           "[empty-service, ignored]" in plain
+    assert "problem  TCP 192.0.2.9:80 has no real servers: its clients get no answer  " \
+           "[empty-service]" in plain
+    assert plain[-1] == "doctor: 1 problem, 4 notes"
+    coloured = report_lines(found, Out(width=20, color=True))
+    assert coloured[0].startswith("\x1b[32mok\x1b[0m       IPVS 1.2.1")
+    problem = next(x for x in coloured if x.startswith("\x1b[1;31mproblem\x1b[0m  TCP 192.0.2.9"))
+    assert problem.endswith("  \x1b[2m[empty-service]\x1b[0m")
+    assert coloured[-1] == "\x1b[1mdoctor: 1 problem, 4 notes\x1b[0m"
+
+
 def test_the_new_subcommands_complete():
     """What the shell does: `ipvsctl do<TAB>`, `ipvsctl conns --su<TAB>`."""
     import os
