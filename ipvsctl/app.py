@@ -390,6 +390,33 @@ def completion_command(shell):
 
 
 # --------------------------------------------------------------------------
+# help
+# --------------------------------------------------------------------------
+
+
+def _subcommand_names():
+    from ipvsctl.cli import SUBCOMMANDS
+
+    return sorted(SUBCOMMANDS)
+
+
+@cli.command("help")
+@click.argument("subcommand", required=False, type=click.Choice(_subcommand_names()),
+                metavar="[SUBCOMMAND]")
+def help_command(subcommand):
+    """Print the text of -h: the ipvsadm-style commands and options, and the
+    subcommands.  With SUBCOMMAND, print that subcommand's usage and
+    options, as SUBCOMMAND --help does.
+    """
+    # ipvsctl.cli answers `help` itself, without click (-h's text must not
+    # wait for it); this command is here for completion and the man page.
+    from ipvsctl.cli import _help
+
+    ctx = click.get_current_context()
+    return _help(["help", *([subcommand] if subcommand else [])], ctx.find_root().info_name)
+
+
+# --------------------------------------------------------------------------
 # Entry point (from ipvsctl.cli.main)
 # --------------------------------------------------------------------------
 

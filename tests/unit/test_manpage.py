@@ -69,6 +69,8 @@ def test_it_covers_every_option_subcommand_and_exit_status():
     from ipvsctl.app import cli
     from ipvsctl.cli import SUBCOMMANDS
 
+    assert manpage.escape("ipvsctl help [OPTIONS] [SUBCOMMAND]") in roff
+    assert set(SUBCOMMANDS) - {"ls"} | {"help"} == set(cli.commands)  # the page's section lists these
     for name in SUBCOMMANDS:
         name = {"ls": "list"}.get(name, name)
         assert f'.SS "{name}' in roff, name
