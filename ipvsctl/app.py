@@ -1,6 +1,8 @@
 """ipvsctl's own subcommands through click: ``list`` (``ls``), ``watch``,
-``restore``, ``completion`` (and ``diff``, ``apply``, ``drain``, defined in
-ipvsctl.desired.commands).
+``restore``, ``completion``, ``help`` (for completion and the man page:
+ipvsctl.cli answers it without click); ``diff``, ``apply``, ``drain`` are
+defined in ipvsctl.desired.commands, ``metrics``, ``conns``, ``doctor`` in
+ipvsctl.commands.
 
 Strategy: a click group, imported only when the first word of the command
 line names one of these (``ipvsctl.cli.SUBCOMMANDS``) and the line is not a

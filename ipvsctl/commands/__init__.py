@@ -1,7 +1,8 @@
 """Subcommands that live in modules of their own, one module per command.
 
 Each module defines one click command over the shared pieces of
-``ipvsctl.app`` (options, ``Failure``, ``open_backend``); ``register`` adds
+``ipvsctl.app`` (options, ``Failure`` of ipvsctl.views, ``open_backend``),
+and draws with render.layout as ``list`` does; ``register`` adds
 them to the group.  ``ipvsctl.app`` calls it once, after its own commands,
 and ``ipvsctl.cli.SUBCOMMANDS`` names them so the first word routes here.
 The logic of each command is in a module of its own too (``ipvsctl.metrics``,
