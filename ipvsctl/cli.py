@@ -17,8 +17,9 @@ from ipvsctl import __version__
 from ipvsctl.errors import ipvs_unavailable
 from ipvsctl.vocab import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_KERNEL, EXIT_OK, EXIT_USAGE
 
-SUBCOMMANDS: tuple[str, ...] = ("list", "ls", "watch", "restore", "completion",
-                                 "diff", "apply", "drain")  # ipvsctl.app
+SUBCOMMANDS: tuple[str, ...] = ("list", "ls", "watch", "restore", "completion",  # ipvsctl.app
+                                "diff", "apply", "drain",  # ipvsctl.desired.commands
+                                "metrics", "conns", "doctor")  # ipvsctl.commands
 
 
 def program_name() -> str:
@@ -234,6 +235,10 @@ def _guarded(run):
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     prog = program_name()
+    if args == ["--man"]:  # the man page, where man(1) does not find it
+        from ipvsctl.manpage import show
+
+        sys.exit(show())
     line = subcommand_line(args)
     if line is not None and line[0] == "help":
         sys.exit(_help(line, prog))
