@@ -7,11 +7,12 @@ import sys
 import click
 
 from ipvsctl import views
-from ipvsctl.app import EXIT_BAD_INPUT, EXIT_READ_FAILED, Failure, netns_option, with_options
+from ipvsctl.vocab import PROTOCOLS
+from ipvsctl.app import EXIT_INVALID, EXIT_READ_FAILED, Failure, netns_option, with_options
 
 
 def _service(tcp, udp, sctp):
-    given = [(p, v) for p, v in (("tcp", tcp), ("udp", udp), ("sctp", sctp)) if v is not None]
+    given = [(p, value) for p, value in zip(PROTOCOLS.numbers, (tcp, udp, sctp)) if value is not None]
     if len(given) > 1:
         raise click.UsageError("name one service: -t, -u or --sctp-service")
     return given[0] if given else (None, None)
@@ -26,7 +27,7 @@ def _service(tcp, udp, sctp):
               help="Only connections scheduled to this real server.")
 @click.option("--client", metavar="ADDR|CIDR",
               help="Only connections from this client address or network (198.51.100.0/24).")
-@click.option("--protocol", type=click.Choice(["tcp", "udp", "sctp"], case_sensitive=False),
+@click.option("--protocol", type=click.Choice(list(PROTOCOLS.numbers), case_sensitive=False),
               help="Only connections of this protocol.")
 @click.option("--state", "states", multiple=True, metavar="STATE",
               help="Only connections in this state (ESTABLISHED, TIME_WAIT, ...; any case); "
@@ -57,14 +58,14 @@ def conns_command(tcp, udp, sctp, real_server, client, protocol, states, summary
                             real_server=real_server, client=client, states=states)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
-    from ipvsctl.netlink.transport import NetnsNotFound
+    from ipvsctl.netlink.netns import NetnsNotFound
 
     try:
         f = conns.open_conn_file(netns)
     except NetnsNotFound as e:
         from ipvsctl.errors import netns_open_error
 
-        raise Failure(netns_open_error(netns, e), EXIT_BAD_INPUT) from None
+        raise Failure(netns_open_error(netns, e), EXIT_INVALID) from None
     except OSError:
         # ipvsadm -c's words: no IPVS in the kernel, or no such file.
         raise Failure(f"cannot open file {conns.CONN_FILE}", EXIT_READ_FAILED) from None

@@ -7,7 +7,7 @@ import sys
 import click
 
 from ipvsctl import views
-from ipvsctl.app import EXIT_BAD_INPUT, Failure, netns_option, with_options
+from ipvsctl.app import EXIT_INVALID, Failure, netns_option, with_options
 
 
 @click.command("doctor")
@@ -24,7 +24,7 @@ def doctor_command(ignore, as_json, no_color, netns):
     Exit status 0 when there is no problem, 1 when there is one.
     """
     from ipvsctl import doctor
-    from ipvsctl.netlink.transport import NetnsNotFound
+    from ipvsctl.netlink.netns import NetnsNotFound
 
     unknown = set(ignore) - set(doctor.check_ids())
     if unknown:
@@ -35,7 +35,7 @@ def doctor_command(ignore, as_json, no_color, netns):
     except NetnsNotFound as e:
         from ipvsctl.errors import netns_open_error
 
-        raise Failure(netns_open_error(netns, e), EXIT_BAD_INPUT) from None
+        raise Failure(netns_open_error(netns, e), EXIT_INVALID) from None
     findings = doctor.apply_ignores(doctor.diagnose(facts), ignore)
     if as_json:
         from ipvsctl.render.json import dumps

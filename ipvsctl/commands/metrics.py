@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ipvsctl.app import EXIT_BAD_INPUT, EXIT_READ_FAILED, Failure, netns_option
+from ipvsctl.app import EXIT_INVALID, EXIT_READ_FAILED, Failure, netns_option
 
 
 def _open(netns):
@@ -24,7 +24,7 @@ def _open(netns):
     except KernelError as e:
         return None, ipvs_unavailable(e.errno).replace("\n", " ")
     except OSError as e:
-        raise Failure(netns_open_error(netns, e), EXIT_BAD_INPUT) from None
+        raise Failure(netns_open_error(netns, e), EXIT_INVALID) from None
 
 
 def _write_atomically(path: str, snap) -> None:
@@ -43,7 +43,7 @@ def _write_atomically(path: str, snap) -> None:
             os.unlink(tmp)
         except OSError:
             pass
-        raise Failure(f"metrics: {path}: {e.strerror}", EXIT_BAD_INPUT) from None
+        raise Failure(f"metrics: {path}: {e.strerror}", EXIT_INVALID) from None
 
 
 @click.command("metrics")
@@ -111,7 +111,7 @@ def _serve(listen: str, wait: float, netns) -> int:
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="'--listen'") from None
     except OSError as e:
-        raise Failure(f"metrics: cannot listen on {listen}: {e.strerror}", EXIT_BAD_INPUT) from None
+        raise Failure(f"metrics: cannot listen on {listen}: {e.strerror}", EXIT_INVALID) from None
 
     def stop(signum, frame):
         raise SystemExit(0)
