@@ -14,6 +14,7 @@ from __future__ import annotations
 
 #: (module under ipvsctl.commands, the click command's attribute)
 COMMANDS = (
+    ("restore", "restore_command"),
     ("metrics", "metrics_command"),
     ("conns", "conns_command"),
     ("doctor", "doctor_command"),
