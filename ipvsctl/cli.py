@@ -1,11 +1,13 @@
-"""The command line: ipvsadm's syntax, plus ipvsctl's own subcommands.
+"""The command line: ipvsadm's syntax, and the way to ipvsctl's own subcommands.
 
 Strategy: one error boundary (``main``) and two surfaces.  A first word that
-names an ipvsctl subcommand (``list``, ``watch``, ...) goes to the click
-application in ``ipvsctl.app``; anything else is an ipvsadm command line and
-goes through ``ipvsctl.grammar`` straight to the kernel.  The ipvsadm path
-imports neither click nor rich, so a plain ``ipvsctl -Ln`` starts as fast as
-Python allows.  ``--netns NAME`` may appear anywhere on an ipvsadm-style line.
+names an ipvsctl subcommand (``list``, ``watch``, ...: ipvsctl.commands)
+goes there; anything else is an ipvsadm command line (``run_compat``) and
+goes through ``ipvsctl.grammar`` and ``ipvsctl.ops`` straight to the kernel.
+The ipvsadm path imports neither click nor json, so a plain ``ipvsctl -Ln``
+starts as fast as Python allows; it knows the subcommands by name only
+(ipvsctl.commands imports nothing), and they never import this module.
+``--netns NAME`` may appear anywhere on an ipvsadm-style line.
 """
 
 from __future__ import annotations
@@ -13,13 +15,9 @@ from __future__ import annotations
 import os
 import sys
 
-from ipvsctl import __version__
-from ipvsctl.errors import ipvs_unavailable
-from ipvsctl.vocab import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_KERNEL, EXIT_OK, EXIT_USAGE
-
-SUBCOMMANDS: tuple[str, ...] = ("list", "ls", "watch", "restore", "completion",  # ipvsctl.app
-                                "diff", "apply", "drain",  # ipvsctl.desired.commands
-                                "metrics", "conns", "doctor")  # ipvsctl.commands
+from ipvsctl import session
+from ipvsctl.commands import SUBCOMMANDS
+from ipvsctl.vocab import EXIT_INVALID, EXIT_OK, EXIT_USAGE
 
 
 def program_name() -> str:
@@ -29,16 +27,6 @@ def program_name() -> str:
 
 def try_help(prog: str) -> str:
     return f"Try `{prog} -h' or '{prog} --help' for more information.\n"
-
-
-def version_text() -> str:
-    return f"ipvsctl {__version__} (ipvsadm 1.31 compatible, generic netlink)\n"
-
-
-def usage_text(prog: str) -> str:
-    from ipvsctl.help import usage
-
-    return version_text() + usage(prog)
 
 
 def extract_netns(args: list[str]) -> tuple[list[str], str | None]:
@@ -73,22 +61,6 @@ def extract_json(args: list[str]) -> tuple[list[str], bool]:
     return rest, len(rest) != len(args)
 
 
-def open_backend(netns: str | None):
-    """The kernel backend, checked the way ipvsadm starts: by asking IPVS for
-    its version.  Without the rights (EPERM) or the module this raises
-    KernelError, which both surfaces report as "Can't initialize ipvs"."""
-    from ipvsctl.backend import KernelError
-    from ipvsctl.netlink.backend import NetlinkBackend
-
-    backend = NetlinkBackend(netns=netns)
-    try:
-        backend.info()
-    except KernelError:
-        backend.close()
-        raise
-    return backend
-
-
 def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") -> int:
     """Run one ipvsadm-style command line; return its exit status."""
     from ipvsctl.backend import KernelError
@@ -110,26 +82,22 @@ def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") ->
             if e.try_help:
                 stderr.write(_subcommand_hint(args[0], prog))
             return e.exit_code
-    if cmd.name == "help":
-        stdout.write(usage_text(prog))
-        return EXIT_OK
-    if cmd.name == "version":
-        stdout.write(version_text())
+    if cmd.name in ("help", "version"):
+        from ipvsctl.help import usage_text, version_text
+
+        stdout.write(usage_text(prog) if cmd.name == "help" else version_text())
         return EXIT_OK
     if as_json and cmd.name != "list":
         stderr.write("--json: only with a list command (-L, -l)\n")
         return EXIT_INVALID
 
     try:
-        backend = open_backend(netns)
-    except KernelError as e:
-        stderr.write(ipvs_unavailable(e.errno) + "\n")
-        return EXIT_INVALID
-    except OSError as e:
-        from ipvsctl.errors import netns_open_error
-
-        stderr.write(f"{prog}: {netns_open_error(netns, e)}\n")
-        return EXIT_INVALID
+        backend = session.open_backend(netns)
+    except (KernelError, OSError) as e:
+        failure = session.open_failure(netns, e)
+        # ipvsadm's own two lines when IPVS cannot be reached; ours, named, else.
+        stderr.write((failure.message if isinstance(e, KernelError) else f"{prog}: {failure.message}") + "\n")
+        return failure.exit_code
     try:
         if cmd.name == "restore":
             return _restore(stdin, stdout, stderr, backend, prog)
@@ -144,10 +112,7 @@ def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") ->
         stderr.write(outcome.err)
         return outcome.status
     except KernelError as e:  # a fault of the conversation itself, e.g. no answer in time
-        from ipvsctl.errors import kernel_message
-
-        stderr.write(f"{prog}: {kernel_message(e.op, e.errno)}\n")
-        return EXIT_KERNEL
+        return session.report(e, prog, stderr)
     finally:
         backend.close()
 
@@ -208,66 +173,58 @@ def _subcommand_hint(word: str, prog: str) -> str:
 
 
 def _help(args: list[str], prog: str) -> int:
-    """``ipvsctl help`` prints -h's text; ``ipvsctl help COMMAND`` that
-    subcommand's own help."""
+    """``ipvsctl help [SUBCOMMAND]`` (help.answer)."""
+    from ipvsctl.help import answer
+
     topic = [a for a in args[1:] if not a.startswith("-")][:1]
-    if topic and topic[0] in SUBCOMMANDS:
-        from ipvsctl.app import run_app
-
-        return run_app([topic[0], "--help"], prog)
-    sys.stdout.write(usage_text(prog))
-    return EXIT_OK
+    return answer(topic[0] if topic else None, prog)
 
 
-def _guarded(run):
-    """run(), with a reader that left (``| head``) and Ctrl-C ended quietly."""
-    try:
-        return run()
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        return EXIT_INTERRUPTED
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else list(argv)
-    prog = program_name()
+def _run(args: list[str], prog: str) -> int:
+    """Route one command line: the man page, help, a subcommand (a plain
+    list or watch line without click), or an ipvsadm line."""
     if args == ["--man"]:  # the man page, where man(1) does not find it
         from ipvsctl.manpage import show
 
-        sys.exit(show())
+        return show()
     line = subcommand_line(args)
     if line is not None and line[0] == "help":
-        sys.exit(_help(line, prog))
+        return _help(line, prog)
     completing = "_IPVSCTL_COMPLETE" in os.environ
     if line is not None and line[0] in ("list", "ls", "watch") and not completing:
         # The views read a plain line without click (ipvsctl.views: speed).
-        status = _guarded(lambda: __import__("ipvsctl.views").views.run_fast(line, prog))
-        if status is not None:
-            sys.stdout.flush()
-            sys.exit(status)
-    if line is not None or completing:
-        from ipvsctl.app import run_app
+        from ipvsctl.views import run_fast
 
-        sys.exit(run_app(line if line is not None else args, prog))
+        status = run_fast(line, prog)
+        if status is not None:
+            return status
+    if line is not None or completing:
+        from ipvsctl.commands.group import run_app
+
+        return run_app(line if line is not None else args, prog)
     # Bytes that are not UTF-8 (in a -R stream) pass through as ipvsadm's do,
     # instead of ending the run with a decoding traceback.
     for stream in (sys.stdin, sys.stdout, sys.stderr):
         if stream is not None and hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="surrogateescape")
+    return run_compat(args, sys.stdin, sys.stdout, sys.stderr, prog)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The one error boundary: whatever a command raises ends here, as its
+    line on standard error and its exit status (session.report); a reader
+    that left (``| head``) ends it quietly, as with ipvsadm."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    prog = program_name()
     try:
-        status = run_compat(args, sys.stdin, sys.stdout, sys.stderr, prog)
+        status = _run(args, prog)
+        sys.stdout.flush()
     except BrokenPipeError:
-        # `ipvsctl -Ln | head`: the reader left; say nothing, like ipvsadm.
-        try:
-            sys.stdout = None  # type: ignore[assignment]
-        finally:
-            os._exit(0)
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        status = EXIT_INTERRUPTED
-    sys.stdout.flush()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        status = 0
+    except BaseException as e:
+        status = session.report(e, prog, sys.stderr)
+        if status is None:
+            raise
     sys.exit(status)

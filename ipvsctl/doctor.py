@@ -141,7 +141,7 @@ def module_states(names, modprobe: str | None = None) -> dict[str, str]:
 def gather(netns: str | None = None, open_backend=None) -> Facts:
     """Read the facts of the director (of network namespace ``netns``).
 
-    ``open_backend(netns)`` opens the netlink backend (ipvsctl.cli's by
+    ``open_backend(netns)`` opens the netlink backend (ipvsctl.session's by
     default).  Raises NetnsNotFound for a namespace that does not exist.
     """
     import platform
@@ -159,7 +159,7 @@ def gather(netns: str | None = None, open_backend=None) -> Facts:
     if not present:
         return facts
     if open_backend is None:
-        from ipvsctl.cli import open_backend
+        from ipvsctl.session import open_backend
     from ipvsctl import listing
     from ipvsctl.backend import KernelError
 

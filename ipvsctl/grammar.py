@@ -839,6 +839,26 @@ def parse(argv: list[str]) -> Command:
     return cmd
 
 
+def named(service: list[tuple[str, str]], ipv6: bool = False, server: str | None = None) -> Command:
+    """The service (and real server) that ipvsadm's options name, parsed as
+    ipvsadm parses them, for the subcommands that take those options in
+    their own syntax (``list -t ADDR``, ``drain -f MARK -6 -r SERVER``):
+    ``service`` as (spelling, value) pairs, e.g. [("-t", "10.0.0.1:80")].
+    ParseError as ``parse`` would raise it for the same words."""
+    cmd = Command("list" if server is None else "delete-server")
+    state: dict = {}
+    for spelling, value in service:
+        opt = LONG_OPTIONS[spelling[2:]] if spelling[:2] == "--" else SHORT_OPTIONS[spelling[1:]]
+        _apply_option(cmd, opt, value, spelling, state)
+    if ipv6:
+        _apply_option(cmd, LONG_OPTIONS["ipv6"], None, "-6", state)
+    if server is not None:
+        _apply_option(cmd, LONG_OPTIONS["real-server"], server, "-r", state)
+    _check_rule(COMMAND_RULES[cmd.name], cmd.options, f"'{cmd.name}' command")
+    _finish(cmd)
+    return cmd
+
+
 def _finish(cmd: Command) -> None:
     """The checks and defaults ipvsadm applies after the rules table."""
     name = cmd.name

@@ -135,7 +135,8 @@ def subcommands(group=None, prog: str = "ipvsctl") -> str:
     import click
 
     if group is None:
-        from ipvsctl.app import ALIASES, cli as group
+        from ipvsctl.commands import ALIASES
+        from ipvsctl.commands.group import group
     else:
         ALIASES = {}
     aliases: dict[str, list[str]] = {}

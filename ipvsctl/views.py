@@ -4,32 +4,24 @@ data, their bodies, and a fast path for plain command lines.
 Strategy: importing click costs about 0.1 s under User-Mode Linux, a third
 of what listing a table of 10,000 entries costs in all, and ``list`` should
 cost about what ``-Ln --stats`` costs.  So the options of the two views are
-declared once, here, as data (``Opt``); ipvsctl.app turns them into click
-options (help, completion, error messages), and ``run_fast`` parses a plain
+declared once, here, as data (``Opt``); ipvsctl.commands.options turns them
+into click options (help, completion, error messages), and ``run_fast`` parses a plain
 line itself and runs the same body.  "Plain" is deliberately narrow: known
 spellings, ``--long=value``, a value as the next word, values that convert
 cleanly.  Anything else (``--help``, an unknown word, a bad value, a short
 option with its value attached) returns None and the line goes to click,
 which reports it in its usual words.
 
-Errors leave as ``Failure`` (``PROG: message`` and an exit status) or
-``Usage`` (a bad option value, reported by click); neither needs click.
+Errors leave as ``session.Failure`` (``PROG: message`` and an exit status)
+or ``Usage`` (a bad option value, reported by click); neither needs click.
 """
 
 from __future__ import annotations
 
 import sys
 
-from ipvsctl.vocab import EXIT_INVALID, EXIT_KERNEL, EXIT_READ_FAILED, PROTOCOLS  # noqa: F401 (app)
-
-
-class Failure(Exception):
-    """An error for the user: printed as ``PROG: message``, then exit."""
-
-    def __init__(self, message: str, exit_code: int = EXIT_READ_FAILED):
-        super().__init__(message)
-        self.message = message
-        self.exit_code = exit_code
+from ipvsctl.session import Failure, opened, read_failure, report
+from ipvsctl.vocab import EXIT_READ_FAILED, PROTOCOLS
 
 
 class Usage(Exception):
@@ -177,22 +169,16 @@ class Selection:
 
 def selected_key(tcp, udp, sctp, fwmark, ipv6) -> Selection | None:
     """The service named by -t/-u/--sctp-service/-f [-6], parsed as ipvsadm does."""
-    from ipvsctl.grammar import ParseError, parse
+    from ipvsctl.grammar import ParseError, named
 
-    argv = ["-L"]
-    given = None
-    for spelling, value in (("-t", tcp), ("-u", udp), ("--sctp-service", sctp), ("-f", fwmark)):
-        if value is not None:
-            argv += [spelling, value]
-            given = value
-    if ipv6:
-        if fwmark is None:
-            raise Usage("-6/--ipv6 goes with -f/--fwmark-service")
-        argv.append("-6")
-    if len(argv) == 1:
+    options = [(spelling, value) for spelling, value in
+               (("-t", tcp), ("-u", udp), ("--sctp-service", sctp), ("-f", fwmark)) if value is not None]
+    if ipv6 and fwmark is None:
+        raise Usage("-6/--ipv6 goes with -f/--fwmark-service")
+    if not options:
         return None
     try:
-        return Selection(parse(argv).service_key(), given)
+        return Selection(named(options, ipv6).service_key(), options[-1][1])
     except ParseError as e:
         raise Usage(e.message.strip() or "bad service address") from None
 
@@ -206,37 +192,6 @@ def address_filter(address):
         return normalize_address(address)
     except ValueError as e:
         raise Usage(str(e), "'--address'") from None
-
-
-class open_backend:
-    """``with open_backend(netns) as backend``: the backend, closed afterwards;
-    errors opening it become Failures."""
-
-    def __init__(self, netns: str | None):
-        self.netns = netns
-
-    def __enter__(self):
-        from ipvsctl import cli as compat
-        from ipvsctl.backend import KernelError
-        from ipvsctl.errors import ipvs_unavailable, netns_open_error
-
-        try:
-            self.backend = compat.open_backend(self.netns)
-        except OSError as e:
-            raise Failure(netns_open_error(self.netns, e), EXIT_INVALID) from None
-        except KernelError as e:
-            raise Failure(ipvs_unavailable(e.errno), EXIT_INVALID) from None
-        return self.backend
-
-    def __exit__(self, *exc):
-        self.backend.close()
-        return False
-
-
-def read_failure(e) -> Failure:
-    from ipvsctl.listing import failure_message
-
-    return Failure(failure_message(e), EXIT_READ_FAILED)
 
 
 def read_selected(backend, selection: Selection | None, protocol, address, counters: bool = True):
@@ -282,7 +237,7 @@ def run_list(tcp=None, udp=None, sctp=None, fwmark=None, ipv6=False, protocol=No
 
     key = selected_key(tcp, udp, sctp, fwmark, ipv6)
     address = address_filter(address)
-    with open_backend(netns) as backend:
+    with opened(netns) as backend:
         info = None
         if as_json:
             try:
@@ -317,7 +272,7 @@ def run_watch(tcp=None, udp=None, sctp=None, fwmark=None, ipv6=False, protocol=N
         iterations = 1
     out = output(width, no_color)
     title = f"netns {netns}: " if netns else ""
-    with open_backend(netns) as backend:
+    with opened(netns) as backend:
         watch.run(lambda: read_selected(backend, key, protocol, address), sys.stdout, out,
                   interval=interval, iterations=iterations, title=title)
     return 0
@@ -339,5 +294,4 @@ def run_fast(args: list[str], prog: str) -> int | None:
     except Usage:
         return None  # click reports it, in its words
     except Failure as e:
-        sys.stderr.write(f"{prog}: {e.message}\n")
-        return e.exit_code
+        return report(e, prog, sys.stderr)

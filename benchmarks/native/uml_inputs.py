@@ -177,7 +177,7 @@ def capture(name: str, lines, work: Path) -> dict:
             adm = out.read_bytes()
             sock = RecordingSocket(real.sock, rec)
             backend = NetlinkBackend(transport=Transport(sock=sock, family=real.family))
-            backend.info()   # as the command line does first (cli.open_backend)
+            backend.info()   # as the command line does first (session.open_backend)
             outcome = execute(parse([cmd]), backend)
             text = "".join(outcome.out) if not isinstance(outcome.out, str) else outcome.out
             ok = text.encode() == adm

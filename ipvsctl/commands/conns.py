@@ -8,7 +8,9 @@ import click
 
 from ipvsctl import views
 from ipvsctl.vocab import PROTOCOLS
-from ipvsctl.app import EXIT_INVALID, EXIT_READ_FAILED, Failure, netns_option, with_options
+from ipvsctl.commands.options import netns_option, with_options
+from ipvsctl.session import Failure, open_failure
+from ipvsctl.vocab import EXIT_READ_FAILED
 
 
 def _service(tcp, udp, sctp):
@@ -39,7 +41,7 @@ def _service(tcp, udp, sctp):
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (schema: docs/json.md).")
 @with_options(views.OUTPUT)
 @netns_option
-def conns_command(tcp, udp, sctp, real_server, client, protocol, states, summary, top, as_json,
+def command(tcp, udp, sctp, real_server, client, protocol, states, summary, top, as_json,
                   width, no_color, netns):
     """The connection table (as ipvsadm -Lnc), filtered, summarised or ranked.
 
@@ -63,9 +65,7 @@ def conns_command(tcp, udp, sctp, real_server, client, protocol, states, summary
     try:
         f = conns.open_conn_file(netns)
     except NetnsNotFound as e:
-        from ipvsctl.errors import netns_open_error
-
-        raise Failure(netns_open_error(netns, e), EXIT_INVALID) from None
+        raise open_failure(netns, e) from None
     except OSError:
         # ipvsadm -c's words: no IPVS in the kernel, or no such file.
         raise Failure(f"cannot open file {conns.CONN_FILE}", EXIT_READ_FAILED) from None

@@ -7,7 +7,8 @@ import sys
 import click
 
 from ipvsctl import views
-from ipvsctl.app import EXIT_INVALID, Failure, netns_option, with_options
+from ipvsctl.commands.options import netns_option, with_options
+from ipvsctl.session import open_failure
 
 
 @click.command("doctor")
@@ -17,7 +18,7 @@ from ipvsctl.app import EXIT_INVALID, Failure, netns_option, with_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (schema: docs/json.md).")
 @with_options(tuple(o for o in views.OUTPUT if o.dest == "no_color"))
 @netns_option
-def doctor_command(ignore, as_json, no_color, netns):
+def command(ignore, as_json, no_color, netns):
     """Check IPVS, its modules, the sysctls that matter and the table; explain each.
 
     One line per finding: ok, note (how a setting behaves here) or problem.
@@ -33,9 +34,7 @@ def doctor_command(ignore, as_json, no_color, netns):
     try:
         facts = doctor.gather(netns)
     except NetnsNotFound as e:
-        from ipvsctl.errors import netns_open_error
-
-        raise Failure(netns_open_error(netns, e), EXIT_INVALID) from None
+        raise open_failure(netns, e) from None
     findings = doctor.apply_ignores(doctor.diagnose(facts), ignore)
     if as_json:
         from ipvsctl.render.json import dumps

@@ -1,5 +1,12 @@
-"""``ipvsctl restore``: ipvsadm -R lines or a JSON document, checked first
-(moved out of ipvsctl.app as it was: one module per subcommand)."""
+"""``ipvsctl restore``: ipvsadm -R lines or a JSON document, checked first.
+
+The whole input is checked (lines or fields, and the scheduler and
+persistence-engine names against this kernel's modules) before anything is
+sent; then ipvsctl.restore (lines) or ipvsctl.jsonrestore (documents) sends
+it in pipelined batches and reports every refusal, and a restore that
+clears the table (--flush, or a -C line) puts it back as it was
+(ipvsctl.undo) when anything fails.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +14,9 @@ import sys
 
 import click
 
-from ipvsctl.app import (EXIT_INVALID, EXIT_KERNEL, EXIT_READ_FAILED, Failure, _as_click_errors,
-                         _read_failure, netns_option, open_backend)
+from ipvsctl.commands.options import netns_option
+from ipvsctl.session import Failure, opened, read_failure
+from ipvsctl.vocab import EXIT_INVALID, EXIT_KERNEL, EXIT_READ_FAILED
 
 
 def _read_input(path: str) -> str:
@@ -35,7 +43,7 @@ def _read_input(path: str) -> str:
 @click.option("--dry-run", is_flag=True,
               help="Check FILE, say what was checked and what was not; change nothing.")
 @netns_option
-def restore_command(file, as_json, flush, dry_run, netns):
+def command(file, as_json, flush, dry_run, netns):
     """Recreate services and real servers from FILE (default: standard input).
 
     The whole input is checked first, the scheduler and persistence-engine
@@ -45,8 +53,7 @@ def restore_command(file, as_json, flush, dry_run, netns):
     restore that clears the table (--flush, or a -C line) is all or
     nothing: the table is read first and put back if any request fails.
     """
-    with _as_click_errors():
-        return _restore(file, as_json, flush, dry_run, netns)
+    return _restore(file, as_json, flush, dry_run, netns)
 
 
 def _restore(file, as_json, flush, dry_run, netns) -> int:
@@ -62,7 +69,7 @@ def _restore(file, as_json, flush, dry_run, netns) -> int:
     if dry_run:
         click.echo(_dry_run_report(job, report))
         return 0
-    with open_backend(netns) as backend:
+    with opened(netns) as backend:
         snap = _snapshot(backend, job.changes_timeouts) if job.clears else None
         failed, summary = job.run(backend)
         if not failed:
@@ -169,7 +176,7 @@ def _snapshot(backend, with_timeouts: bool):
     try:
         return undo.take(backend, with_timeouts)
     except KernelError as e:
-        f = _read_failure(e)
+        f = read_failure(e)
         raise Failure(f"restore: the table could not be read before clearing it ({f.message}); "
                       "nothing was changed", EXIT_READ_FAILED) from None
 

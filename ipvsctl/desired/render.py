@@ -14,7 +14,7 @@ from ipvsctl import model as m
 from ipvsctl import vocab as v
 from ipvsctl.desired import plan as P
 from ipvsctl.labels import server_label, service_label
-from ipvsctl.render.json import dumps, server_identity, service_identity  # noqa: F401 (dumps: for commands)
+from ipvsctl.render.json import server_identity, service_identity
 
 ARROW = "\u2192"
 _MARKS = {P.ADD_DEST: "+", P.EDIT_DEST: "~", P.DEL_DEST: "-"}

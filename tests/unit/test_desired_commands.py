@@ -28,7 +28,7 @@ DESIRED = """\
 
 @pytest.fixture
 def kernel(monkeypatch, tmp_path):
-    from ipvsctl import cli
+    from ipvsctl import session
     from ipvsctl.desired import source
 
     from ipvsctl.desired import sysctls
@@ -37,7 +37,7 @@ def kernel(monkeypatch, tmp_path):
     # The host's own sysctls (or their absence) must not leak into the output.
     monkeypatch.setattr(sysctls, "read", lambda netns=None: dict.fromkeys(sysctls.NAMES, 0))
     k = FakeIPVS(source.load(LIVE_RULES).entries)
-    monkeypatch.setattr(cli, "open_backend", lambda netns: k)
+    monkeypatch.setattr(session, "open_backend", lambda netns: k)
     return k
 
 
@@ -50,7 +50,7 @@ class Result:
 def run(*args, input=None):
     """The subcommand as ipvsctl.cli.main runs it (run_app: the returned
     status is the exit status), standard output and error mixed."""
-    from ipvsctl.app import run_app
+    from ipvsctl.commands.group import run_app
 
     with CliRunner().isolation(input=input) as outs:
         status = run_app(list(args))

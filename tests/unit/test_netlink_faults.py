@@ -17,7 +17,7 @@ import io
 import pytest
 from fake_netlink_ipvs import Faults, Table, backend_over, is_ack, is_done, is_dump_part, nth_part
 
-from ipvsctl import cli
+from ipvsctl import cli, session
 from ipvsctl.backend import OP_ADD_SERVICE, KernelError, Request
 from ipvsctl.errors import kernel_message
 from ipvsctl.model import AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, Destination, Service, ServiceKey
@@ -224,12 +224,12 @@ def run_cli(argv, faults: Faults, stdin: str = "", timeout: float = 5):
     t = table()
     backend, _, legacy = backend_over(t, faults=faults, timeout=timeout)
     out, err = io.StringIO(), io.StringIO()
-    real = cli.open_backend
-    cli.open_backend = lambda netns: backend
+    real = session.open_backend
+    session.open_backend = lambda netns: backend
     try:
         status = cli.run_compat(argv, io.StringIO(stdin), out, err)
     finally:
-        cli.open_backend = real
+        session.open_backend = real
     return status, out.getvalue(), err.getvalue()
 
 

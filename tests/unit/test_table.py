@@ -472,7 +472,7 @@ class FakeBackend:
 
 @pytest.fixture
 def fake(monkeypatch):
-    from ipvsctl import cli
+    from ipvsctl import session
 
     state = {"netns": [], "backend": FakeBackend(FIXED_TABLE)}
 
@@ -480,12 +480,12 @@ def fake(monkeypatch):
         state["netns"].append(netns)
         return state["backend"]
 
-    monkeypatch.setattr(cli, "open_backend", open_backend)
+    monkeypatch.setattr(session, "open_backend", open_backend)
     return state
 
 
 def invoke(*args):
-    from ipvsctl.app import cli
+    from ipvsctl.commands.group import group as cli
 
     return CliRunner().invoke(cli, list(args), prog_name="ipvsctl", catch_exceptions=False)
 
@@ -527,8 +527,8 @@ def test_list_errors(fake):
 
 
 def test_netns_reaches_the_backend_and_missing_netns_is_clear(fake, monkeypatch):
-    from ipvsctl import cli
-    from ipvsctl.app import run_app
+    from ipvsctl import session
+    from ipvsctl.commands.group import run_app
 
     invoke("list", "--netns", "blue")
     invoke("watch", "--once", "--interval", "0.1", "--netns", "green")
@@ -538,7 +538,7 @@ def test_netns_reaches_the_backend_and_missing_netns_is_clear(fake, monkeypatch)
         raise FileNotFoundError(errno.ENOENT, f"network namespace {netns!r} not found",
                                 f"/run/netns/{netns}")
 
-    monkeypatch.setattr(cli, "open_backend", missing)
+    monkeypatch.setattr(session, "open_backend", missing)
     for sub in (["list"], ["watch", "--once"], ["restore", "--json", os.devnull]):
         import contextlib
         import io
@@ -599,8 +599,8 @@ def _complete(words: str, cword: int) -> list[str]:
 def test_completion_covers_every_subcommand():
     """`ipvsctl <TAB>` offers every subcommand (ls is list's alias) and
     help; `ipvsctl help <TAB>` the subcommands; each one's options complete."""
-    from ipvsctl.app import cli
-    from ipvsctl.cli import SUBCOMMANDS
+    from ipvsctl.commands.group import group as cli
+    from ipvsctl.commands import SUBCOMMANDS
 
     offered = {x.split(",", 1)[1] for x in _complete("ipvsctl ", 1)}
     assert offered == set(SUBCOMMANDS) - {"ls"} | {"help"}

@@ -348,7 +348,7 @@ def _attrs(entry: bytes):
 def test_a_table_that_keeps_changing_is_refused_on_the_command_line(argv):
     import io
 
-    from ipvsctl import cli
+    from ipvsctl import cli, session
 
     t = table_with()
     state = {"present": False}
@@ -362,11 +362,11 @@ def test_a_table_that_keeps_changing_is_refused_on_the_command_line(argv):
 
     backend, _, _ = backend_over(t, between_parts=toggle)
     out, err = io.StringIO(), io.StringIO()
-    real, cli.open_backend = cli.open_backend, lambda netns: backend
+    real, session.open_backend = session.open_backend, lambda netns: backend
     try:
         status = cli.run_compat(argv, io.StringIO(), out, err)
     finally:
-        cli.open_backend = real
+        session.open_backend = real
     assert status == 1
     assert err.getvalue() == "The IPVS table kept changing while it was read: no consistent listing could be made; try again\n"
     assert "10.1.0." not in out.getvalue()  # no table that never existed
