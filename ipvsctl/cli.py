@@ -64,7 +64,8 @@ def extract_json(args: list[str]) -> tuple[list[str], bool]:
 def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") -> int:
     """Run one ipvsadm-style command line; return its exit status."""
     from ipvsctl.backend import KernelError
-    from ipvsctl.grammar import Command, ParseError, parse
+    from ipvsctl.command import Command
+    from ipvsctl.grammar import ParseError, parse
 
     try:
         args, netns = extract_netns(args)

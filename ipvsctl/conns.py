@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from ipvsctl import model as m
 from ipvsctl import vocab as v
-from ipvsctl.listing import CONN_FILE
+from ipvsctl.netlink.constants import IP_VS_CONN, IP_VS_CONN_FILE
 from ipvsctl.render.connections import _addr, _hex, parse_line
 
 READ_BUFFER = 1 << 20
@@ -56,10 +56,10 @@ def open_conn_file(netns: str | None = None):
         return lambda: open(path, encoding="ascii", errors="replace", buffering=READ_BUFFER)
 
     if netns is None:
-        return opener(CONN_FILE)()
+        return opener(IP_VS_CONN_FILE)()
     from ipvsctl.netlink.netns import in_netns
 
-    return in_netns(netns, opener("/proc/thread-self/net/ip_vs_conn"))
+    return in_netns(netns, opener(f"/proc/thread-self/net/{IP_VS_CONN}"))
 
 
 def entries(lines):

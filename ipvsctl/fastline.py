@@ -22,7 +22,7 @@ from ipvsctl import backend as b
 from ipvsctl import model as m
 from ipvsctl import vocab as v
 from ipvsctl.cache import BoundedCache
-from ipvsctl.grammar import _service_key
+from ipvsctl.command import service_key_of
 from ipvsctl.vocab import INT_MAX, MAX_TIMEOUT, SCHEDNAME_MAX
 
 # The spellings this shortcut takes (SCTP services and the long spellings of
@@ -60,7 +60,7 @@ def _number(text: str, hi: int):
 def _key_of_text(switch_text: tuple[str, str]) -> m.ServiceKey | None:
     switch, text = switch_text
     svc = _v4_addr_port(text)
-    return None if svc is None else _service_key(m.AF_INET, _PROTOCOLS[switch], svc[0], svc[1], 0)
+    return None if svc is None else service_key_of(m.AF_INET, _PROTOCOLS[switch], svc[0], svc[1], 0)
 
 
 # ("-t", "10.0.0.1:80") -> its ServiceKey (None: not a shape this module
@@ -120,7 +120,7 @@ def _service_line(words, op):
             return None
     if svc is None or (svc[1] == 0 and not flags):
         return None
-    key = _service_key(m.AF_INET, protocol, svc[0], svc[1], 0)
+    key = service_key_of(m.AF_INET, protocol, svc[0], svc[1], 0)
     return b.Request(op, service=m.Service(key=key, scheduler=scheduler, flags=flags, timeout=timeout))
 
 
@@ -187,7 +187,7 @@ def _dest_line(words, op):
     if svc is None or dest is None:
         return None
     port = svc[1] if fwd != m.FWD_MASQ else dest[1]
-    key = _service_key(m.AF_INET, protocol, svc[0], svc[1], 0)
+    key = service_key_of(m.AF_INET, protocol, svc[0], svc[1], 0)
     d = m.Destination(m.AF_INET, _ntoa(dest[0]), port, fwd, weight, u_thresh, l_thresh)
     return b.Request(op, service=key, dest=d)
 

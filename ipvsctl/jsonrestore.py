@@ -91,7 +91,7 @@ def _address(value, path: str, family: int | None) -> tuple[int, str]:
         except (OSError, ValueError):
             continue
         if family is not None and af != family:
-            want = "IPv6" if family == m.AF_INET6 else "IPv4"
+            want = v.FAMILIES.name(family)
             raise DocumentError(path, f"{_show(value)} is not an {want} address (see family)")
         return af, canonical
     raise DocumentError(path, f"{_show(value)} is not an IPv4 or IPv6 address")

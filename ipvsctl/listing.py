@@ -24,10 +24,11 @@ import _socket as socket  # the C module: socket.py's enum classes cost start-up
 
 from ipvsctl import backend as b
 from ipvsctl import vocab as v
+from ipvsctl.netlink.constants import IP_VS_CONN, IP_VS_CONN_FILE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only
-    from ipvsctl.grammar import Command
+    from ipvsctl.command import Command
     from ipvsctl.model import ServiceKey
 
 # What a list command shows.
@@ -36,8 +37,6 @@ SERVICE = "service"  # one service (-L -t ...)
 CONNECTIONS = "connections"  # -L -c
 TIMEOUTS = "timeouts"  # -L --timeout
 DAEMONS = "daemons"  # -L --daemon
-
-CONN_FILE = "/proc/net/ip_vs_conn"
 
 
 def table(backend, key: ServiceKey | None = None, *, counters: bool = True, sort: bool = True,
@@ -178,9 +177,9 @@ def read(backend, query: Query) -> Listing:
     kind = query.kind
     if kind == CONNECTIONS:
         try:
-            result.value = backend.read_proc_net("ip_vs_conn")
+            result.value = backend.read_proc_net(IP_VS_CONN)
         except OSError:
-            return result._failed(f"cannot open file {CONN_FILE}")
+            return result._failed(f"cannot open file {IP_VS_CONN_FILE}")
         return result
     if kind in (TIMEOUTS, DAEMONS):
         try:

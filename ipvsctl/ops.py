@@ -14,7 +14,7 @@ from ipvsctl import listing
 from ipvsctl import model as m
 from ipvsctl.errors import kernel_message, loopback_hint
 from ipvsctl.vocab import EXIT_KERNEL, EXIT_OK
-from ipvsctl.grammar import Command
+from ipvsctl.command import Command
 from ipvsctl.render import text
 
 TYPE_CHECKING = False

@@ -74,10 +74,16 @@ class Opt:
         return value
 
 
+def spellings(p) -> tuple[str, ...]:
+    """The options that name a service of protocol ``p`` (a vocab.Term):
+    ipvsadm's (-t, --tcp-service ...), which ipvsctl's views take too."""
+    return tuple(s for s in (p.short, p.option) if s)
+
+
 SELECTION = (
-    Opt("tcp", ("-t", "--tcp-service"), "text", metavar="HOST:PORT", help="Only this TCP service."),
-    Opt("udp", ("-u", "--udp-service"), "text", metavar="HOST:PORT", help="Only this UDP service."),
-    Opt("sctp", ("--sctp-service",), "text", metavar="HOST:PORT", help="Only this SCTP service."),
+    # -t/--tcp-service, -u/--udp-service, --sctp-service (their dest: tcp, udp, sctp)
+    *(Opt(p.key, spellings(p), "text", metavar="HOST:PORT", help=f"Only this {p.label} service.")
+      for p in PROTOCOLS),
     Opt("fwmark", ("-f", "--fwmark-service"), "text", metavar="MARK",
         help="Only this firewall-mark service."),
     Opt("ipv6", ("-6", "--ipv6"), help="With -f: the IPv6 fwmark service."),
@@ -171,8 +177,9 @@ def selected_key(tcp, udp, sctp, fwmark, ipv6) -> Selection | None:
     """The service named by -t/-u/--sctp-service/-f [-6], parsed as ipvsadm does."""
     from ipvsctl.grammar import ParseError, named
 
-    options = [(spelling, value) for spelling, value in
-               (("-t", tcp), ("-u", udp), ("--sctp-service", sctp), ("-f", fwmark)) if value is not None]
+    options = [(p.rule, value) for p, value in zip(PROTOCOLS, (tcp, udp, sctp)) if value is not None]
+    if fwmark is not None:
+        options.append(("-f", fwmark))
     if ipv6 and fwmark is None:
         raise Usage("-6/--ipv6 goes with -f/--fwmark-service")
     if not options:

@@ -8,7 +8,8 @@ import click
 
 from ipvsctl import views
 from ipvsctl.vocab import PROTOCOLS
-from ipvsctl.commands.options import netns_option, with_options
+from ipvsctl.commands.options import netns_option, service_options, with_options
+from ipvsctl.netlink.constants import IP_VS_CONN_FILE
 from ipvsctl.session import Failure, open_failure
 from ipvsctl.vocab import EXIT_READ_FAILED
 
@@ -21,10 +22,9 @@ def _service(tcp, udp, sctp):
 
 
 @click.command("conns")
-@click.option("-t", "--tcp-service", "tcp", metavar="ADDR[:PORT]",
-              help="Only connections to this TCP virtual address (and port).")
-@click.option("-u", "--udp-service", "udp", metavar="ADDR[:PORT]", help="The same for UDP.")
-@click.option("--sctp-service", "sctp", metavar="ADDR[:PORT]", help="The same for SCTP.")
+@service_options("ADDR[:PORT]", lambda p, first: (
+    f"Only connections to this {p.label} virtual address (and port)." if first
+    else f"The same for {p.label}."))
 @click.option("-r", "--real-server", metavar="ADDR[:PORT]",
               help="Only connections scheduled to this real server.")
 @click.option("--client", metavar="ADDR|CIDR",
@@ -68,7 +68,7 @@ def command(tcp, udp, sctp, real_server, client, protocol, states, summary, top,
         raise open_failure(netns, e) from None
     except OSError:
         # ipvsadm -c's words: no IPVS in the kernel, or no such file.
-        raise Failure(f"cannot open file {conns.CONN_FILE}", EXIT_READ_FAILED) from None
+        raise Failure(f"cannot open file {IP_VS_CONN_FILE}", EXIT_READ_FAILED) from None
     out = sys.stdout
     with f:
         if summary or top:

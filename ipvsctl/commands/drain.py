@@ -5,15 +5,13 @@ from __future__ import annotations
 import click
 
 from ipvsctl.commands.desired_io import sysctl_values
-from ipvsctl.commands.options import netns_option
+from ipvsctl.commands.options import netns_option, service_options
 from ipvsctl.session import Failure, opened
-from ipvsctl.vocab import EXIT_INVALID
+from ipvsctl.vocab import EXIT_INVALID, PROTOCOLS
 
 
 @click.command("drain")
-@click.option("-t", "--tcp-service", "tcp", metavar="HOST:PORT", help="The TCP service.")
-@click.option("-u", "--udp-service", "udp", metavar="HOST:PORT", help="The UDP service.")
-@click.option("--sctp-service", "sctp", metavar="HOST:PORT", help="The SCTP service.")
+@service_options("HOST:PORT", lambda p, first: f"The {p.label} service.")
 @click.option("-f", "--fwmark-service", "fwmark", metavar="MARK", help="The firewall-mark service.")
 @click.option("-6", "--ipv6", is_flag=True, help="With -f: the IPv6 fwmark service.")
 @click.option("-r", "--real-server", "server", required=True, metavar="SERVER[:PORT]",
@@ -45,8 +43,9 @@ def _drain_target(tcp, udp, sctp, fwmark, ipv6, server):
     """(ServiceKey, Destination naming the server) as ipvsadm -d reads them."""
     from ipvsctl.grammar import ParseError, named
 
-    given = [(s, v) for s, v in (("-t", tcp), ("-u", udp), ("--sctp-service", sctp), ("-f", fwmark))
-             if v is not None]
+    given = [(p.rule, value) for p, value in zip(PROTOCOLS, (tcp, udp, sctp)) if value is not None]
+    if fwmark is not None:
+        given.append(("-f", fwmark))
     if len(given) != 1:
         raise click.UsageError("name the service with exactly one of -t, -u, --sctp-service, -f")
     if ipv6 and fwmark is None:

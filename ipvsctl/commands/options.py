@@ -52,6 +52,20 @@ def with_options(options):
 netns_option = with_options(views.NETNS)
 
 
+def service_options(metavar: str, help_of):
+    """Decorate a command with an option per protocol naming a service in
+    ipvsadm's spellings (-t/--tcp-service, -u/--udp-service, --sctp-service;
+    parameters tcp, udp, sctp): ``help_of(term, first)`` says each one's help."""
+    from ipvsctl.vocab import PROTOCOLS
+
+    def decorate(f):
+        for i, p in reversed(list(enumerate(PROTOCOLS))):
+            f = click.option(*views.spellings(p), p.key, metavar=metavar, help=help_of(p, i == 0))(f)
+        return f
+
+    return decorate
+
+
 @contextmanager
 def usage_errors():
     """A bad option value the views found (views.Usage), as click reports one."""

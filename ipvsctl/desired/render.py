@@ -168,7 +168,7 @@ _RULE_FORMAT = None
 def _fmt():
     global _RULE_FORMAT
     if _RULE_FORMAT is None:
-        from ipvsctl.grammar import Format
+        from ipvsctl.render.format import Format
 
         _RULE_FORMAT = Format(rule=True, numeric=True)
     return _RULE_FORMAT

@@ -10,7 +10,7 @@ comes back with an entry repeated or skipped.  Every list read here (the
 services, each service's real servers) is accepted only when it provably
 holds each entry that existed throughout the read exactly once
 (``consistency``): a dump read in one pass under the kernel's lock
-(``transport.DumpShape``) is whole by itself; any other is checked against
+(``consistency.DumpShape``) is whole by itself; any other is checked against
 an atomic snapshot of the list's keys (``legacy.LegacySnapshots``, IPv4)
 or, where the kernel offers none (IPv6), against a second dump.  A list
 that fails is read again, a bounded number of times, then

@@ -77,6 +77,11 @@ CTRL_ATTR_MAXATTR = 5
 # --- linux/ip_vs.h ----------------------------------------------------------
 IPVS_GENL_NAME = "IPVS"
 IPVS_GENL_VERSION = 0x1
+# The connection table: IPVS has no netlink dump of it, only this file (per
+# network namespace: /proc/thread-self/net/ip_vs_conn from inside one).
+IP_VS_CONN = "ip_vs_conn"
+IP_VS_CONN_FILE = "/proc/net/" + IP_VS_CONN
+
 # The values IPVS's attributes carry (service flags, forwarding methods,
 # tunnel types, daemon states, name lengths) are ipvsctl.vocab's.
 

@@ -15,7 +15,7 @@ from itertools import islice, repeat
 
 from ipvsctl import model as m
 from ipvsctl import vocab as v
-from ipvsctl.grammar import Format
+from ipvsctl.render.format import Format
 from ipvsctl.names import addr_port
 from ipvsctl.netlink.rows import DestinationRows
 

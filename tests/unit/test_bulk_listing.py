@@ -17,7 +17,7 @@ from test_codec import FAMILY, kernel_dest_entry
 from test_transport import FakeKernel, nlmsg, transport
 
 from ipvsctl import model as m
-from ipvsctl.grammar import Format
+from ipvsctl.render.format import Format
 from ipvsctl.netlink import decode, encode, wire
 from ipvsctl.netlink.codec import Codec
 from ipvsctl.netlink.rows import SETTINGS, DestinationRows

@@ -15,7 +15,6 @@ from ipvsctl.backend import KernelError
 from ipvsctl.model import AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, Destination, Service, ServiceKey
 from ipvsctl.netlink.rows import DestinationRows
 from ipvsctl.netlink import consistency
-from ipvsctl.netlink import transport as T
 from ipvsctl.netlink.backend import READ_RETRIES, InconsistentRead
 
 BIG = ServiceKey(AF_INET, IPPROTO_TCP, "10.0.0.1", 80)
@@ -301,14 +300,14 @@ def test_services_cover_what_both_snapshots_hold():
 @pytest.mark.parametrize("parts, one_pass", [
     ([], True),  # nothing at all
     ([2000], True),  # room for one more in the smallest part there is
-    ([T.DUMP_PART_FLOOR - 420], False),  # maybe a full NLMSG_GOODSIZE part
-    ([T.GOODSIZE_CEILING], False),  # the same
-    ([T.GOODSIZE_CEILING + 4], True),  # bigger than any NLMSG_GOODSIZE: the big room, not full
-    ([T.LARGE_PART_FLOOR - 400], False),  # maybe a full big part
+    ([consistency.DUMP_PART_FLOOR - 420], False),  # maybe a full NLMSG_GOODSIZE part
+    ([consistency.GOODSIZE_CEILING], False),  # the same
+    ([consistency.GOODSIZE_CEILING + 4], True),  # bigger than any NLMSG_GOODSIZE: the big room, not full
+    ([consistency.LARGE_PART_FLOOR - 400], False),  # maybe a full big part
     ([800, 800], False),  # two parts: two passes
 ])
 def test_dump_shape(parts, one_pass):
-    s = T.DumpShape()
+    s = consistency.DumpShape()
     for nbytes in parts:
         s.part(nbytes, 400)
     assert s.one_pass is one_pass
