@@ -2,7 +2,7 @@
 item 4): each ends in a correct retry or a clear error, never a wrong table
 and never a traceback.
 
-The fake (fake_netlink_ipvs.FaultyIPVS) dumps positionally, like the kernel; the
+The fake (support.fake_ipvs.FaultySocket) dumps positionally, like the kernel; the
 faults hit what the socket delivers: ENOBUFS, EINTR, EAGAIN, a datagram cut
 by MSG_TRUNC, sequence numbers lost, repeated or out of order, an error in
 the middle of a dump, error reports and messages with bad lengths, and a
@@ -15,7 +15,7 @@ import errno
 import io
 
 import pytest
-from fake_netlink_ipvs import Faults, Table, backend_over, is_ack, is_done, is_dump_part, nth_part
+from support.fake_ipvs import Faults, Table, backend_over, is_ack, is_done, is_dump_part, nth_part
 
 from ipvsctl import cli, session
 from ipvsctl.backend import OP_ADD_SERVICE, KernelError, Request
@@ -180,7 +180,7 @@ def test_stale_replies_of_an_abandoned_exchange_are_skipped():
     t = table()
     backend, sock, _ = backend_over(t)
     stale = backend._t._next_seq()
-    from fake_netlink_ipvs import ack, nlmsg
+    from support.fake_ipvs import ack, nlmsg
     from ipvsctl.netlink import wire
     from ipvsctl.netlink import constants as C
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from fakeipvs import FakeIPVS
+from support.fake_ipvs import MemoryIPVS
 
 from ipvsctl import model as m
 
@@ -36,7 +36,7 @@ def kernel(monkeypatch, tmp_path):
     monkeypatch.setenv("IPVSCTL_LOCK_DIR", str(tmp_path / "locks"))
     # The host's own sysctls (or their absence) must not leak into the output.
     monkeypatch.setattr(sysctls, "read", lambda netns=None: dict.fromkeys(sysctls.NAMES, 0))
-    k = FakeIPVS(source.load(LIVE_RULES).entries)
+    k = MemoryIPVS(source.load(LIVE_RULES).entries)
     monkeypatch.setattr(session, "open_backend", lambda netns: k)
     return k
 

@@ -13,8 +13,8 @@ import random
 import struct
 
 import pytest
-from test_codec import FAMILY, kernel_dest_entry
-from test_transport import FakeKernel, nlmsg, transport
+from support.fake_ipvs import ScriptedKernel, nlmsg, transport
+from support.kernel_entries import FAMILY, kernel_dest_entry
 
 from ipvsctl import model as m
 from ipvsctl.render.format import Format
@@ -163,7 +163,7 @@ def test_same_headers():
 # ---------------------------------------------------------------------------
 
 
-class BufferKernel(FakeKernel):
+class BufferKernel(ScriptedKernel):
     """Answers a dump with ``per`` entries per datagram, NLMSG_DONE in the
     last entries' datagram (as netlink_dump does when there is room)."""
 

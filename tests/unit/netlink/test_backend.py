@@ -1,6 +1,6 @@
 """Reads that are never silently torn, without a kernel (issue 13, item 1).
 
-A fake IPVS (fake_netlink_ipvs.py) dumps positionally like the kernel, and the tests
+A fake IPVS (support/fake_ipvs.py) dumps positionally like the kernel, and the tests
 change its table between two parts of a dump, as another process would.
 The kernel tier (tests/kernel/test_torn_dumps.py) does the same with real
 writers on a real kernel.
@@ -9,7 +9,7 @@ writers on a real kernel.
 from __future__ import annotations
 
 import pytest
-from fake_netlink_ipvs import Table, backend_over
+from support.fake_ipvs import Table, backend_over
 
 from ipvsctl.backend import KernelError
 from ipvsctl.model import AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, Destination, Service, ServiceKey
@@ -322,7 +322,7 @@ def test_a_read_refused_says_why_in_every_surface():
 
 
 def test_service_family_is_read_in_place_and_decoded_otherwise():
-    from test_codec import kernel_service_entry
+    from support.kernel_entries import kernel_service_entry
 
     from ipvsctl.netlink import decode, wire
     from ipvsctl.netlink import constants as C

@@ -1,37 +1,167 @@
-"""A fake IPVS kernel behind a fake netlink socket, for the unit tier.
+"""A fake IPVS, for the unit tier, at the two depths its tests need.
 
-It answers the way ip_vs_ctl.c and af_netlink.c do where that matters for
-reading the table:
-
-* dumps are positional: each part holds the entries from an index on
-  (``cb->args[0]``) until the next one does not fit in ``part_bytes``; the
-  first part is made when the request is sent (netlink_dump_start), every
-  later one when the previous is received (netlink_recvmsg), and the end
-  (NLMSG_DONE) comes in a part of its own, after a part with entries;
-* the service list is in hash order, a service's real servers newest first
-  (list_add at the head);
-* a real-server dump of a service that does not exist is empty, not an error.
-
-``between_parts(n)`` (n = 2, 3, ...) runs just before part n of any dump is
-made: a test changes the table there, as another process would.
-``LegacyFake`` answers the atomic socket-option snapshots from the same
-table.  ``FaultyIPVS`` adds faults to what the socket delivers.
+* ``MemoryIPVS``: an IPVS table in memory, as a Backend, for the layers
+  above the kernel (desired state).  It answers change requests with the
+  errno values the real kernel gives (each proven by the kernel tier:
+  tests/kernel/test_netlink_backend.py and tests/kernel/test_apply*.py):
+  EEXIST for an add of what exists, ESRCH for a service that does not,
+  ENOENT for a missing real server or an unknown scheduler.  Edits replace
+  the whole entry, as ip_vs_edit_service/_dest do.
+* ``KernelSocket`` over a ``Table``: the kernel behind a netlink socket,
+  for ipvsctl's own NetlinkBackend and Transport (``backend_over``).  It
+  answers the way ip_vs_ctl.c and af_netlink.c do where that matters for
+  reading the table: dumps are positional (each part holds the entries from
+  an index on, ``cb->args[0]``, until the next one does not fit in
+  ``part_bytes``; the first part is made when the request is sent, every
+  later one when the previous is received, and the end, NLMSG_DONE, comes
+  in a part of its own); the service list is in hash order, a service's
+  real servers newest first (list_add at the head); a real-server dump of a
+  service that does not exist is empty, not an error.  ``between_parts(n)``
+  (n = 2, 3, ...) runs just before part n of any dump is made: a test
+  changes the table there, as another process would.  ``LegacyFake``
+  answers the atomic socket-option snapshots from the same table;
+  ``FaultySocket`` adds faults to what the socket delivers.
+* ``ScriptedKernel``: a socket whose kernel answers each request with a
+  handler the test gives, for the transport's own tests.
 """
 
 from __future__ import annotations
 
 import errno
+import socket
 import struct
 from collections import deque
 
-from test_codec import FAMILY, kernel_dest_entry, kernel_service_entry
-
+from ipvsctl import backend as b
+from ipvsctl import model as m
+from ipvsctl import vocab
 from ipvsctl.model import AF_INET, Destination, Service, ServiceKey
-from ipvsctl.netlink import consistency, decode, wire
+from ipvsctl.netlink import consistency, decode, legacy, wire
 from ipvsctl.netlink import constants as C
-from ipvsctl.netlink import legacy
 from ipvsctl.netlink import transport as T
 from ipvsctl.netlink.backend import NetlinkBackend
+from support.kernel_entries import FAMILY, kernel_dest_entry, kernel_service_entry
+
+#: The schedulers every kernel has.
+SCHEDULERS = {s for s in vocab.SCHEDULERS if s not in vocab.SCHEDULERS_SINCE}
+
+
+# --------------------------------------------------------------------------
+# A Backend
+# --------------------------------------------------------------------------
+
+
+class MemoryIPVS:
+    """An IPVS table in memory, as a Backend: changes answered with the
+    kernel's errnos (see the module), reads with the table."""
+
+    def __init__(self, table=(), schedulers=SCHEDULERS):
+        self.services: dict = {}
+        self.dests: dict = {}
+        self.schedulers = set(schedulers)
+        self.sent: list[b.Request] = []  # every change request, in order
+        self.batches: list[int] = []  # size of each apply_many call
+        self.before_batch = None  # callable(self, requests), e.g. to send a signal
+        self.conns: dict = {}  # (key, ident) -> (active, inactive, persist)
+        for svc, dests in table:
+            self.services[svc.key] = svc
+            self.dests[svc.key] = {(d.af, d.addr, d.port): d for d in dests}
+
+    # --- reads ---------------------------------------------------------
+    def info(self):
+        return m.Info(0x010201, 4096)
+
+    def close(self):
+        pass
+
+    def table(self, counters=True):
+        return [(svc, [self._with_conns(k, d) for d in self.dests[k].values()])
+                for k, svc in self.services.items()]
+
+    def service(self, key):
+        if key not in self.services:
+            raise b.KernelError(errno.ESRCH, b.OP_GET_SERVICE)
+        return self.services[key]
+
+    def destinations(self, key):
+        if key not in self.services:
+            raise b.KernelError(errno.ESRCH, b.OP_GET_DESTS)
+        return [self._with_conns(key, d) for d in self.dests[key].values()]
+
+    def _with_conns(self, key, d):
+        a, i, p = self.conns.get((key, (d.af, d.addr, d.port)), (0, 0, 0))
+        return d.replace(active_conns=a, inact_conns=i, persist_conns=p)
+
+    # --- changes -------------------------------------------------------
+    def apply(self, req):
+        err = self._one(req)
+        self.sent.append(req)
+        if err:
+            raise b.KernelError(err, req.op)
+
+    def apply_many(self, requests):
+        reqs = list(requests)
+        if self.before_batch is not None:
+            self.before_batch(self, reqs)
+        self.batches.append(len(reqs))
+        errors = {}
+        for i, req in enumerate(reqs):
+            self.sent.append(req)
+            err = self._one(req)
+            if err:
+                errors[i] = b.KernelError(err, req.op)
+        return errors
+
+    def _one(self, req) -> int:
+        op = req.op
+        if op in (b.OP_ADD_SERVICE, b.OP_EDIT_SERVICE):
+            svc = req.service
+            exists = svc.key in self.services
+            if op == b.OP_ADD_SERVICE and exists:
+                return errno.EEXIST
+            if op == b.OP_EDIT_SERVICE and not exists:
+                return errno.ESRCH
+            if svc.scheduler not in self.schedulers:
+                return errno.ENOENT
+            self.services[svc.key] = m.Service(svc.key, svc.scheduler, svc.flags, svc.timeout,
+                                               svc.netmask, svc.pe_name)
+            self.dests.setdefault(svc.key, {})
+            return 0
+        key = req.service.key if isinstance(req.service, m.Service) else req.service
+        if op == b.OP_DEL_SERVICE:
+            if key not in self.services:
+                return errno.ESRCH
+            del self.services[key]
+            del self.dests[key]
+            return 0
+        if key not in self.services:
+            return errno.ESRCH
+        d = req.dest
+        ident = (d.af, d.addr, d.port)
+        per = self.dests[key]
+        if op == b.OP_ADD_DEST:
+            if ident in per:
+                return errno.EEXIST
+            per[ident] = _plain(d)
+            return 0
+        if ident not in per:
+            return errno.ENOENT
+        if op == b.OP_EDIT_DEST:
+            per[ident] = _plain(d)
+        else:
+            del per[ident]
+        return 0
+
+
+def _plain(d: m.Destination) -> m.Destination:
+    return m.Destination(d.af, d.addr, d.port, d.fwd, d.weight, d.u_threshold, d.l_threshold,
+                         d.tun_type, d.tun_port, d.tun_flags)
+
+
+# --------------------------------------------------------------------------
+# A kernel behind a netlink socket
+# --------------------------------------------------------------------------
+
 
 PORTID = 4242
 #: NLMSG_GOODSIZE on Linux 6.1 x86-64: the room of a dump part when the
@@ -74,8 +204,9 @@ class Table:
         return next((s for s in self.services if s.key == key), None)
 
 
-class FakeIPVS:
-    """The socket ``Transport`` talks to (send / recv_into / getsockopt / close)."""
+class KernelSocket:
+    """A fake IPVS kernel behind the socket ``Transport`` talks to (send /
+    recv_into / getsockopt / close), over a ``Table``."""
 
     def __init__(self, table: Table, part_bytes: int = GOODSIZE, between_parts=None):
         self.table = table
@@ -227,8 +358,8 @@ def nth_part(k: int):
     return when
 
 
-class FaultyIPVS(FakeIPVS):
-    """FakeIPVS whose deliveries go wrong as ``faults`` say.
+class FaultySocket(KernelSocket):
+    """A KernelSocket whose deliveries go wrong as ``faults`` say.
 
     Actions: "enobufs" (the datagram is dropped and recv fails with
     ENOBUFS, as after an overrun), "eintr" and "eagain" (recv fails, the
@@ -326,15 +457,15 @@ class LegacyFake:
 def backend_over(table: Table, *, part_bytes: int = GOODSIZE, between_parts=None, snapshots: bool = True,
                  faults: Faults | None = None, timeout: float | None = None):
     """(NetlinkBackend, socket, LegacyFake or None) over ``table``; with
-    ``faults``, FaultyIPVS sockets (a fresh one each time the transport
+    ``faults``, FaultySocket sockets (a fresh one each time the transport
     replaces its socket: ``backend.sockets`` lists them)."""
     sockets: list = []
 
     def new_socket():
         if faults is None:
-            sockets.append(FakeIPVS(table, part_bytes, between_parts))
+            sockets.append(KernelSocket(table, part_bytes, between_parts))
         else:
-            sockets.append(FaultyIPVS(table, faults, part_bytes, between_parts))
+            sockets.append(FaultySocket(table, faults, part_bytes, between_parts))
         return sockets[-1]
 
     sock = new_socket()
@@ -344,3 +475,85 @@ def backend_over(table: Table, *, part_bytes: int = GOODSIZE, between_parts=None
     fake = LegacyFake(table) if snapshots else None
     backend._legacy = fake
     return backend, sock, fake
+
+
+# --------------------------------------------------------------------------
+# A scripted kernel, for the transport's tests
+# --------------------------------------------------------------------------
+
+
+def error_report(req_hdr: bytes, err: int) -> bytes:
+    _len, _type, _flags, seq, _pid = wire.NLMSGHDR.unpack_from(req_hdr)
+    return nlmsg(C.NLMSG_ERROR, C.NLM_F_CAPPED if err == 0 else 0, seq, struct.pack("=i", err) + req_hdr[:16])
+
+
+class ScriptedKernel:
+    """A socket whose 'kernel' answers each request with ``handler``.
+
+    ``handler(cmd, msg_bytes) -> (errno, [reply payloads])``.
+    """
+
+    def __init__(self, handler=None, rcvbuf: int = 1 << 24, sndbuf: int = 1 << 23):
+        self.handler = handler or (lambda cmd, msg: (0, []))
+        self.queue: deque[bytes] = deque()
+        self.sent: list[bytes] = []  # every send, as given
+        self.rcvbuf, self.sndbuf = rcvbuf, sndbuf
+        self.overrun = False
+        self.closed = False
+
+    # socket API used by Transport
+    def getsockopt(self, level, opt):
+        return {C.SO_RCVBUF: self.rcvbuf, C.SO_SNDBUF: self.sndbuf}[opt]
+
+    def send(self, buf) -> int:
+        buf = bytes(buf)
+        assert len(buf) <= self.sndbuf - 32, "netlink_sendmsg would refuse this (EMSGSIZE)"
+        self.sent.append(buf)
+        for mtype, mflags, seq, payload in wire.iter_messages(buf):
+            assert mflags & C.NLM_F_REQUEST
+            hdr = wire.NLMSGHDR.pack(16 + len(payload), mtype, mflags, seq, 0)
+            msg = hdr + bytes(payload)
+            if mtype < C.NLMSG_MIN_TYPE:  # control message: acked, never handled
+                if mflags & C.NLM_F_ACK:
+                    self.queue.append(error_report(hdr, 0))
+                continue
+            if mflags & C.NLM_F_DUMP == C.NLM_F_DUMP:
+                self.dump_reply(seq, msg)
+                continue
+            err, replies = self.handler(payload[0], msg)
+            for r in replies:
+                self.queue.append(nlmsg(FAMILY, 0, seq, r))
+            if err == errno.EINTR:
+                continue  # netlink_rcv_skb: "goto skip", no ACK, no report
+            if err or mflags & C.NLM_F_ACK:
+                self.queue.append(error_report(hdr, -err))
+        return len(buf)
+
+    def dump_reply(self, seq: int, msg: bytes) -> None:
+        err, entries, intr = self.handler("dump", msg)
+        if err:
+            self.queue.append(error_report(msg[:16], -err))
+            return
+        flags = C.NLM_F_MULTI | (C.NLM_F_DUMP_INTR if intr else 0)
+        # Two entries per datagram, like a kernel filling an skb.
+        for i in range(0, len(entries), 2):
+            self.queue.append(b"".join(nlmsg(FAMILY, flags, seq, e) for e in entries[i : i + 2]))
+        self.queue.append(nlmsg(C.NLMSG_DONE, flags, seq, struct.pack("=i", 0)))
+
+    def recv_into(self, buf, nbytes=0, flags=0) -> int:
+        if self.overrun:
+            self.overrun = False
+            raise OSError(errno.ENOBUFS, "No buffer space available")
+        if not self.queue:
+            raise AssertionError("recv on an empty socket would block forever")
+        data = self.queue.popleft()
+        n = min(len(data), len(buf))
+        buf[:n] = data[:n]
+        return len(data) if flags & socket.MSG_TRUNC else n
+
+    def close(self):
+        self.closed = True
+
+
+def transport(kernel: ScriptedKernel, **kw) -> T.Transport:
+    return T.Transport(sock=kernel, family=FAMILY, **kw)
