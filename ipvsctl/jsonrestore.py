@@ -259,7 +259,9 @@ def loads(text: str) -> list[tuple[m.Service, list[m.Destination]]]:
 
 
 @dataclass
-class Outcome:
+class Restored:
+    """What a restore of a document did: counts and a line per refusal."""
+
     applied: int = 0  # requests of the document (the flush not counted)
     failures: list[str] = field(default_factory=list)  # one line each
     services: int = 0
@@ -295,38 +297,28 @@ def requests(table, flush: bool = False) -> tuple[list[b.Request], list[str]]:
     return reqs, where
 
 
-def _describe(req: b.Request) -> str:
-    from ipvsctl.labels import host_port, service_label
-
-    if req.op == b.OP_FLUSH or req.service is None:
-        return "flush"
-    key = req.service.key if isinstance(req.service, m.Service) else req.service
-    if req.op == b.OP_ADD_DEST and req.dest is not None:
-        return f"{service_label(key)} -> {host_port(req.dest.af, req.dest.addr, req.dest.port)}"
-    return service_label(key)
-
-
-def apply(backend, table, flush: bool = False) -> Outcome:
-    """Send everything in one pipelined batch; every refusal is reported."""
-    from ipvsctl.errors import kernel_message, loopback_hint
+def apply(backend, table, flush: bool = False) -> Restored:
+    """Send everything in one pipelined batch (sending.send, as -R does);
+    every refusal is reported, by its path in the document."""
+    from ipvsctl import sending
+    from ipvsctl.errors import kernel_message
 
     reqs, where = requests(table, flush)
-    out = Outcome(services=len(table), destinations=sum(len(d) for _, d in table))
+    out = Restored(services=len(table), destinations=sum(len(d) for _, d in table))
     try:
-        errors = backend.apply_many(reqs)
+        # The flush is no request of the document: where None, not counted.
+        sent = sending.send(backend, [(None if req.op == b.OP_FLUSH else w, req)
+                                      for w, req in zip(where, reqs)])
     except b.KernelError as e:
         out.failures.append(f"the batch failed, its outcome is unknown: {kernel_message(e.op, e.errno)}")
         out.refused = out.services + out.destinations
         return out
-    for i, req in enumerate(reqs):
-        e = errors.get(i)
-        if e is None:
-            if req.op != b.OP_FLUSH:
-                out.applied += 1
-            continue
-        if req.op != b.OP_FLUSH:
+    out.applied = sent.applied
+    for r in sent.refusals:
+        if r.where is None:
+            line = f"flush (flush): {r.message}"
+        else:
             out.refused += 1
-        line = f"{where[i]} ({_describe(req)}): {kernel_message(req.op, e.errno)}"
-        extra = loopback_hint(req, e.errno, backend)
-        out.failures.append(line + (f"\n  {extra}" if extra else ""))
+            line = f"{r.where} ({sending.describe(r.request)}): {r.message}"
+        out.failures.append(line + (f"\n  {r.hint}" if r.hint else ""))
     return out

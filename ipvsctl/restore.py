@@ -17,7 +17,7 @@ from __future__ import annotations
 
 
 from ipvsctl import backend as b
-from ipvsctl.errors import kernel_message, loopback_hint
+from ipvsctl import sending
 from ipvsctl.grammar import ParseError, parse, split_restore_line
 from ipvsctl.vocab import EXIT_KERNEL, EXIT_OK, EXIT_USAGE
 
@@ -97,23 +97,17 @@ def apply(steps, backend: b.Backend, flush: bool = False) -> RestoreResult:
     def send():
         if not batch:
             return
-        errors = backend.apply_many(req for _, req in batch)
-        for index, (line_no, req) in enumerate(batch):
-            e = errors.get(index)
-            if e is None:
-                if line_no is not None:
-                    result.applied += 1
-                continue
-            message = kernel_message(req.op, e.errno)
-            if line_no is None:
+        sent = sending.send(backend, batch)
+        result.applied += sent.applied
+        for r in sent.refusals:
+            if r.where is None:
                 result.flush_failed = True
-                result.err.append(f"clearing the table (--flush): {message}\n")
+                result.err.append(f"clearing the table (--flush): {r.message}\n")
                 continue
-            result.failed.append(line_no)
-            result.err.append(f"line {line_no}: {message}\n")
-            extra = loopback_hint(req, e.errno, backend)
-            if extra:
-                result.err.append(f"line {line_no}: {extra}\n")
+            result.failed.append(r.where)
+            result.err.append(f"line {r.where}: {r.message}\n")
+            if r.hint:
+                result.err.append(f"line {r.where}: {r.hint}\n")
         batch.clear()
 
     for line_no, step in steps:

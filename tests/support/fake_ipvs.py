@@ -114,6 +114,10 @@ class MemoryIPVS:
 
     def _one(self, req) -> int:
         op = req.op
+        if op == b.OP_FLUSH:
+            self.services.clear()
+            self.dests.clear()
+            return 0
         if op in (b.OP_ADD_SERVICE, b.OP_EDIT_SERVICE):
             svc = req.service
             exists = svc.key in self.services
