@@ -186,13 +186,15 @@ def show(out=None) -> int:
     import subprocess
     import sys
 
+    from ipvsctl.vocab import EXIT_READ_FAILED
+
     out = out or sys.stdout
     try:
         with open(PAGE, encoding="utf-8") as f:
             page = f.read()
     except OSError as e:
         sys.stderr.write(f"ipvsctl: the man page is missing ({PAGE}: {e.strerror})\n")
-        return 1
+        return EXIT_READ_FAILED
     man = shutil.which("man")
     if man and out.isatty():
         return subprocess.run([man, "-l", "-"], input=page.encode()).returncode

@@ -90,10 +90,12 @@ EXIT_OK = 0
 EXIT_READ_FAILED = 1  # a list whose service or table could not be read
 EXIT_DIFFERS = 1  # diff, apply: the table differs from the file
 EXIT_TIMED_OUT = 1  # drain: the real server still had connections
+EXIT_PROBLEMS = 1  # doctor: a problem was found
 EXIT_INVALID = 2  # a value, option, line or file that is refused: nothing changed
 EXIT_USAGE = 255  # a malformed ipvsadm command line ("Try ... -h")
 EXIT_KERNEL = 255  # the kernel refused a change (ipvsadm returns -1)
-EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+EXIT_SIGNALLED = 128  # ended by signal N: 128 + N, as a shell reports it
+EXIT_INTERRUPTED = EXIT_SIGNALLED + 2  # Ctrl-C (SIGINT)
 
 # --------------------------------------------------------------------------
 # Words

@@ -9,6 +9,7 @@ import click
 from ipvsctl import views
 from ipvsctl.commands.options import netns_option, with_options
 from ipvsctl.session import open_failure
+from ipvsctl.vocab import EXIT_OK, EXIT_PROBLEMS
 
 
 @click.command("doctor")
@@ -45,4 +46,4 @@ def command(ignore, as_json, no_color, netns):
         from ipvsctl.render.layout import write_lines
 
         write_lines(sys.stdout, report_lines(findings, views.output(None, no_color)))
-    return 1 if doctor.has_problems(findings) else 0
+    return EXIT_PROBLEMS if doctor.has_problems(findings) else EXIT_OK

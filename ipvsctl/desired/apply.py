@@ -38,7 +38,7 @@ from ipvsctl import model as m
 from ipvsctl.desired import drain as D
 from ipvsctl.desired import plan as P
 from ipvsctl.desired.lock import LockError, netns_lock
-from ipvsctl.vocab import EXIT_DIFFERS, EXIT_KERNEL, EXIT_OK
+from ipvsctl.vocab import EXIT_DIFFERS, EXIT_KERNEL, EXIT_OK, EXIT_SIGNALLED
 
 #: Requests per apply_many call: one transport window, so that a signal is
 #: seen within one window's time (well under a second for 2048 requests).
@@ -163,7 +163,7 @@ class Report:
     @property
     def status(self) -> int:
         if self.interrupted is not None:
-            return 128 + self.interrupted
+            return EXIT_SIGNALLED + self.interrupted
         if self.failed:
             return EXIT_KERNEL
         if self.plan is not None and not self.plan.in_sync and not self.verified:

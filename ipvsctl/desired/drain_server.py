@@ -19,7 +19,7 @@ from ipvsctl.desired import sysctls as S
 from ipvsctl.desired.apply import SignalGuard
 from ipvsctl.labels import server_label, service_label
 from ipvsctl.desired.lock import netns_lock
-from ipvsctl.vocab import EXIT_INVALID, EXIT_KERNEL, EXIT_OK, EXIT_TIMED_OUT
+from ipvsctl.vocab import EXIT_INVALID, EXIT_KERNEL, EXIT_OK, EXIT_SIGNALLED, EXIT_TIMED_OUT
 
 
 
@@ -56,7 +56,7 @@ def run(backend, key, named, *, timeout: float, keep: bool, interval: float = 1.
                         guard)
         except LockError as e:
             if guard.signum is not None:
-                return _fail("interrupted while waiting for the apply lock", 128 + guard.signum)
+                return _fail("interrupted while waiting for the apply lock", EXIT_SIGNALLED + guard.signum)
             return _fail(e.strerror or str(e), EXIT_INVALID)
 
 
@@ -100,7 +100,7 @@ def _run(backend, key, named, timeout, keep, interval, netns, sysctl_values, out
 
     err.write(f"drain: interrupted by {signal.Signals(guard.signum).name}: {dr.label} left at "
               f"weight 0 with {dr.counts_text()}\n")
-    return 128 + guard.signum
+    return EXIT_SIGNALLED + guard.signum
 
 
 def _remove(backend, dr: D.ServerDrain, netns, guard, out) -> int:
