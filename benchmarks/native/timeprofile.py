@@ -141,7 +141,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.what == "restore":
         sys.path.insert(0, str(HERE.parent))
-        import bench
+        import harness as bench
 
         text = "".join(l + "\n" for l in bench.restore_lines(10_000, 10))
         fn, units = restore_stages(text)
