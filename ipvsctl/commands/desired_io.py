@@ -43,7 +43,21 @@ def desired_table(command: str, path: str, scopes):
         raise Failure(f"{command}: {name}: {e.message} (nothing was changed)", e.exit_code) from None
     except ScopeError as e:
         raise Failure(f"{command}: {name}: {e} (nothing was changed)", EXIT_INVALID) from None
+    _check_names(command, name, desired)
     return desired, scope
+
+
+def _check_names(command: str, name: str, desired) -> None:
+    """Refuse, before anything is read or sent, a scheduler or persistence
+    engine this kernel cannot use (restore's check): otherwise the kernel
+    refuses the step half-way and apply has to roll back what it applied."""
+    from ipvsctl import schedulers
+
+    report = schedulers.check_services((desired.origins.get(svc.key, "?"), svc) for svc, _ in desired)
+    if report.refused:
+        for line in report.refusals():
+            click.echo(f"{command}: {name}: {line}", err=True)
+        raise Failure(f"{command}: nothing was changed", EXIT_INVALID)
 
 
 def live_table(backend, command: str):

@@ -162,15 +162,18 @@ def test_prune_touches_only_its_scope_and_never_a_foreign_service(netns, tmp_pat
 
 @pytest.fixture
 def no_module_loading():
-    """ip_vs_ovf unloaded and the kernel's module loader switched off, so that
-    a service asking for "ovf" is refused by the kernel (ENOENT) while
-    everything else in the batch is accepted.  Global to the guest, put back
-    afterwards."""
+    """ip_vs_ovf unloaded and the kernel's module loader pointed at a program
+    that does not exist, so that a service asking for "ovf" is refused by the
+    kernel (ENOENT) while everything else in the batch is accepted.  apply's
+    own name check cannot ask such a loader ("not checked"), so the request
+    reaches the kernel.  Global to the guest, put back afterwards."""
     path = Path("/proc/sys/kernel/modprobe")
     old = path.read_text().strip()
+    # The netlink tap's nlmon device must be loadable after the loader is gone.
+    subprocess.run([old, "nlmon"], check=True)
     r = subprocess.run(["rmmod", "ip_vs_ovf"], capture_output=True, text=True)
     assert r.returncode == 0, f"rmmod ip_vs_ovf: {r.stderr}"
-    path.write_text("/bin/false\n")
+    path.write_text("/nonexistent/modprobe\n")
     try:
         yield
     finally:
@@ -194,6 +197,27 @@ def test_a_refused_step_rolls_back_to_the_snapshot(netns, tmp_path, no_module_lo
     assert sum(sent.values()) > 20  # the plan went out, then its undo
     after = {view: ipvsadm(netns, view.split()).out for view in before}
     assert after == before
+
+
+def test_a_scheduler_this_kernel_lacks_is_refused_before_anything_is_sent(netns, tmp_path):
+    """As restore does: the names are checked first, so a misspelt scheduler
+    or engine costs no half-applied plan and no rollback."""
+    build(netns, TABLE)
+    before = ipvsadm(netns, ["-Sn"]).out
+    f = tmp_path / "typo.rules"
+    f.write_text(CHANGED + "-A -t 10.20.0.99:80 -s wrrr\n-A -t 10.20.0.98:80 -s rr --pe sipp\n")
+    wrrr = 1 + f.read_text().splitlines().index("-A -t 10.20.0.99:80 -s wrrr")
+    for command in (["apply"], ["apply", "--dry-run"], ["diff"]):
+        with NetlinkTap(netns) as tap:
+            r = ctl(netns, *command, str(f))
+            sent = tap.take()
+        assert r.returncode == 2, r
+        assert (f"{command[0]}: {f}: line {wrrr}: scheduler 'wrrr' is not available: module "
+                f"ip_vs_wrrr is not loaded") in r.stderr, r.stderr
+        assert "did you mean 'wrr'?" in r.stderr and "persistence engine 'sipp'" in r.stderr
+        assert r.stderr.rstrip().endswith(f"{command[0]}: nothing was changed"), r.stderr
+        assert sum(sent.values()) == 0, sent
+    assert ipvsadm(netns, ["-Sn"]).out == before
 
 
 def _service_count(ns) -> int:

@@ -36,6 +36,15 @@ def kernel(monkeypatch, tmp_path):
     monkeypatch.setenv("IPVSCTL_LOCK_DIR", str(tmp_path / "locks"))
     # The host's own sysctls (or their absence) must not leak into the output.
     monkeypatch.setattr(sysctls, "read", lambda netns=None: dict.fromkeys(sysctls.NAMES, 0))
+    # The host has no IPVS modules: the name check is told every name the
+    # in-memory kernel knows is available (test_a_scheduler_... below).
+    from ipvsctl import schedulers
+
+    def state(probe, module):
+        known = module.removeprefix("ip_vs_pe_").removeprefix("ip_vs_") in k.schedulers | {"sip"}
+        return (schedulers.AVAILABLE, "loaded") if known else (schedulers.MISSING, f"no {module}")
+
+    monkeypatch.setattr(schedulers.Probe, "state", state)
     k = MemoryIPVS(source.load(LIVE_RULES).entries)
     monkeypatch.setattr(session, "open_backend", lambda netns: k)
     return k
@@ -119,6 +128,16 @@ def test_bad_input_changes_nothing_and_says_where(kernel, text, status, message)
     assert kernel.sent == []
 
 
+def test_a_scheduler_the_kernel_lacks_is_refused_before_anything_is_read(kernel):
+    for command in ("diff", "apply"):
+        r = run(command, "-", input=DESIRED + "-A -t 10.0.0.3:80 -s wrrr\n")
+        assert r.exit_code == 2, r.output
+        assert ("standard input: line 5: scheduler 'wrrr' is not available: no ip_vs_wrrr; "
+                "did you mean 'wrr'?") in r.output
+        assert r.output.endswith(f"ipvsctl: {command}: nothing was changed\n")
+    assert kernel.sent == []
+
+
 def test_a_scope_the_file_leaves_is_bad_input(kernel):
     r = run("apply", "--scope", "192.0.2.0/24", "-", input=DESIRED)
     assert r.exit_code == 2 and "line 1: TCP 10.0.0.1:80 is outside every --scope" in r.output
@@ -151,7 +170,12 @@ def test_apply_json_report(kernel):
     assert doc["changed"] is False and doc["applied"] == [] and doc["requests"] == 0
 
 
-def test_apply_refused_rolls_back_with_ipvsadms_message(kernel):
+def test_apply_refused_rolls_back_with_ipvsadms_message(kernel, monkeypatch):
+    # A name the check could not ask about reaches the kernel, which refuses it.
+    from ipvsctl import schedulers
+
+    monkeypatch.setattr(schedulers.Probe, "state",
+                        lambda probe, module: (schedulers.UNKNOWN, "no loader to ask"))
     r = run("apply", "-", input=DESIRED.replace("-s sh -b sh-port", "-s nosuch"))
     assert r.exit_code == 255
     assert "apply: refused: -A -t 10.0.0.2:443 -s nosuch: Scheduler or persistence engine not found" in r.output
