@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 from _socket import inet_aton
+from operator import eq
 
 from ipvsctl.model import AF_INET, Destination, ServiceKey
 from ipvsctl.netlink.rows import DestinationRows
@@ -155,6 +156,13 @@ def has_foreign_dests(dests: Sequence[Destination], af: int) -> bool:
 def covers_dests(dests: Sequence[Destination], again: Iterable[Destination], af: int | None = None) -> bool:
     """Does ``dests`` hold every real server of ``again`` (of family ``af``
     only, when given)?"""
+    if isinstance(dests, DestinationRows) and isinstance(again, DestinationRows) and af in (None, AF_INET):
+        # Both in columns (a big plain listing read twice): decided in C,
+        # without a Destination per server.
+        if len(dests) == len(again) and all(map(eq, dests.planes, again.planes)):
+            return True
+        have_keys = set(zip(*dests.planes))
+        return all(map(have_keys.__contains__, zip(*again.planes)))
     have = {(d.af, d.addr, d.port) for d in dests}
     return all((d.af, d.addr, d.port) in have for d in again if af is None or d.af == af)
 

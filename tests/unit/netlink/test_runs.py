@@ -319,3 +319,32 @@ def test_the_list_view_of_rows_is_the_list_view_of_their_destinations():
         for color in (False, True):
             assert (tv.render_text([(svc, rows)], 100, color=color)
                     == tv.render_text([(svc, list(rows))], 100, color=color))
+
+
+def test_a_table_in_one_pass_reads_like_service_after_service():
+    """render.text.table_text (one pass, tails shared by the table, small
+    services joined into one piece) writes exactly what service_text writes
+    for each service in turn, for columns and for Destination lists, small
+    services and one bigger than a piece."""
+    table = []
+    for i, n in enumerate((3, 1, 0, 10, 700, 2, 1)):
+        svc = m.Service(m.ServiceKey(m.AF_INET, m.IPPROTO_TCP, f"192.0.2.{i + 1}", 80 + i), "wrr",
+                        flags=m.SVC_F_PERSISTENT if i % 2 else 0, timeout=300 if i % 2 else 0)
+        ds = dests(n, seed=20 + i)
+        table.append((svc, rows_of(ds) if n and i % 3 else without_stats(ds)))
+    for fmt in (*FORMATS.values(), Format(numeric=True, thresholds=True)):
+        shown_table = [(svc, shown(d, fmt)) for svc, d in table]
+        one_pass = list(text.table_text(shown_table, fmt))
+        each = "".join(p for svc, d in shown_table for p in text.service_text(svc, d, fmt))
+        assert "".join(one_pass) == each
+        assert all(p.endswith("\n") for p in one_pass)
+
+
+@pytest.mark.parametrize("change", ["same", "reordered", "one missing", "one more"])
+def test_covers_dests_in_columns_agrees_with_destinations(change):
+    from ipvsctl.netlink.consistency import covers_dests
+
+    ds = dests(60, seed=9)
+    again = {"same": ds, "reordered": ds[::-1], "one missing": ds[:-1], "one more": ds + dests(61, seed=3)[-1:]}[change]
+    want = covers_dests(without_stats(ds), without_stats(again))
+    assert covers_dests(rows_of(ds), rows_of(again)) == want == (change != "one more")
