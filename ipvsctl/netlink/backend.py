@@ -294,12 +294,12 @@ class NetlinkBackend:
         if ipv4 is not None and not others:
             return consistency.ServiceSnapshot(ipv4, None)
         msg = encode.encode_dump_services(self.family)
-        decode_service, family = self._codec.service, decode.service_family
-        with _decoding(OP_GET_SERVICES, in_dump=True):
+        service_key, family = self._codec.service_key, decode.service_family
+        with _GCPaused(), _decoding(OP_GET_SERVICES, in_dump=True):
             if ipv4 is None:
-                keys = {decode_service(p).key for p in self._t.dump(msg, OP_GET_SERVICES)}
+                keys = set(map(service_key, self._t.dump(msg, OP_GET_SERVICES)))
             else:  # only the others: most entries need no decoding
-                keys = {decode_service(p).key for p in self._t.dump(msg, OP_GET_SERVICES)
+                keys = {service_key(p) for p in self._t.dump(msg, OP_GET_SERVICES)
                         if family(p) != AF_INET}
         return consistency.ServiceSnapshot(ipv4, keys, self._t.dump_shape.one_pass)
 

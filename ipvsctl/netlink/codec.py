@@ -57,6 +57,9 @@ class Codec:
     def service(self, payload):
         return layouts.decode_service(payload, self.service_layouts, self.stats)
 
+    def service_key(self, payload):
+        return layouts.decode_service_key(payload, self.service_layouts)
+
     def dest(self, payload, default_af: int = AF_INET):
         return layouts.decode_dest(payload, default_af, self.dest_layouts)
 

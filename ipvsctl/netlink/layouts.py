@@ -354,28 +354,32 @@ def learn_service_layout(payload) -> ServiceLayout | None:
                          spans.get(C.IPVS_SVC_ATTR_ADDR), stats, 4 in slots)
 
 
+def _service_layout(payload, layouts) -> ServiceLayout | None:
+    """The learned layout that fits this service entry (learned now if none
+    does), or None when none can (the generic decoder decides)."""
+    n = len(payload)
+    found = layouts.get(n) if layouts is not None else None
+    if found:
+        for lay in found:
+            if lay.hdrs.unpack_from(payload) == lay.expected:
+                return lay
+    lay = learn_service_layout(payload)
+    if lay is not None and layouts is not None:
+        if found is None or len(found) >= SERVICE_LAYOUTS_PER_LENGTH:
+            found = []
+            layouts.put(n, found)
+        found.append(lay)
+    return lay
+
+
 def decode_service(payload, layouts=None, stats=None) -> Service:
     """A service from an IPVS_CMD_NEW_SERVICE message (dump entry or GET
     reply), through a learned layout when one fits (``layouts``: a cache of
     lists of them by payload length, or None); else decode.decode_service.
     ``stats``: the decoder of its counters (decode_stats's signature)."""
-    n = len(payload)
-    found = layouts.get(n) if layouts is not None else None
-    lay = None
-    if found:
-        for candidate in found:
-            if candidate.hdrs.unpack_from(payload) == candidate.expected:
-                lay = candidate
-                break
+    lay = _service_layout(payload, layouts)
     if lay is None:
-        lay = learn_service_layout(payload)
-        if lay is None:
-            return decode.decode_service(payload, stats or decode.decode_stats)
-        if layouts is not None:
-            if found is None or len(found) >= SERVICE_LAYOUTS_PER_LENGTH:
-                found = []
-                layouts.put(n, found)
-            found.append(lay)
+        return decode.decode_service(payload, stats or decode.decode_stats)
     af, protocol, addr, port, fwmark, sched, pe, flags, timeout, netmask = lay.pick(lay.vals.unpack_from(payload))
     if lay.fwmark:
         key = ServiceKey(af, fwmark=fwmark)
@@ -389,3 +393,15 @@ def decode_service(payload, layouts=None, stats=None) -> Service:
     span = lay.stats
     return Service(key, names[sched], flags & ~SVC_F_HASHED, timeout, netmask, names[pe] if pe else "",
                    (stats or decode.decode_stats)(payload, *span) if span else None)
+
+
+def decode_service_key(payload, layouts=None) -> ServiceKey:
+    """The key of a service entry alone (decode_service(...).key without the
+    rest: the service-list check reads a whole dump for its keys)."""
+    lay = _service_layout(payload, layouts)
+    if lay is None:
+        return decode.decode_service(payload).key
+    af, protocol, addr, port, fwmark = lay.pick(lay.vals.unpack_from(payload))[:5]
+    if lay.fwmark:
+        return ServiceKey(af, fwmark=fwmark)
+    return ServiceKey(af, protocol, get_addr(payload, lay.addr, af), ntohs(port))

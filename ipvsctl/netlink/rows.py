@@ -27,6 +27,10 @@ if TYPE_CHECKING:  # annotations only: collections.abc imports collections (star
 #: addr and port, before stats): named once, by the model.
 SETTINGS = Destination.__slots__[3:13]
 _weight = itemgetter(SETTINGS.index("weight"))
+#: Up to this many servers, keys are formatted and compared whole: looking
+#: for constant columns first costs more than it saves.
+_SMALL = 16
+_NAME = "%d.%d.%d.%d:%d"
 
 
 class DestinationRows:
@@ -121,6 +125,8 @@ class DestinationRows:
         first bytes of addresses in one network, a port shared by all) is
         written into the format once instead of formatted per server."""
         a, b, c, d, hi, lo = planes or self.planes
+        if len(a) <= _SMALL:
+            return map(_NAME.__mod__, zip(a, b, c, d, _ports(hi, lo)))
         parts, columns = [], []
         for plane in (a, b, c, d):
             if _constant(plane):
@@ -147,7 +153,16 @@ class DestinationRows:
         """"ascending" or "descending" when the keys strictly are, else None
         (compared pairwise on the varying planes as they are zipped: nothing
         is kept; remembered)."""
-        if self._direction == "":
+        if self._direction == "" and len(self) <= _SMALL:
+            # A few servers (the usual service): their keys compared whole.
+            self._direction = None
+            keys = list(zip(*self.planes))
+            following = keys[1:]
+            if all(map(tuple.__lt__, keys, following)):
+                self._direction = "ascending"
+            elif all(map(tuple.__gt__, keys, following)):
+                self._direction = "descending"
+        elif self._direction == "":
             self._direction = None
             varying = self._varying()
             if varying:

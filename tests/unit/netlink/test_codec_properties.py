@@ -201,6 +201,7 @@ def test_the_service_layout_matches_the_generic_walker(svcs, counters, pad):
             fast = layouts.decode_service(entry, learned, decode.decode_stats)
             assert _full_service(fast) == _full_service(decode.decode_service(entry))
             assert fast == svc
+            assert layouts.decode_service_key(entry, learned) == svc.key
     assert learned
 
 
@@ -220,6 +221,7 @@ def test_the_service_layout_matches_the_generic_walker_on_the_kernels_own_bytes(
     codec = Codec()
     for p in entries + entries:
         assert _full_service(codec.service(p)) == _full_service(decode.decode_service(p))
+        assert codec.service_key(p) == decode.decode_service(p).key
     assert codec.service_layouts  # the layouts were learned and used
 
 
@@ -291,6 +293,10 @@ def test_a_damaged_service_entry_reads_alike_fast_and_generic(payload):
             return "DecodeError"
 
     assert outcome(SERVICE_CODEC.service) == outcome(decode.decode_service)
+    # The key alone: the generic walker's key, wherever that one reads the
+    # entry (elsewhere, the counters it skips may be what is damaged).
+    if outcome(decode.decode_service) != "DecodeError":
+        assert SERVICE_CODEC.service_key(payload) == decode.decode_service(payload).key
 
 
 def test_an_entry_of_an_unknown_address_family_is_a_decode_error():

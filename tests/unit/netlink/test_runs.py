@@ -371,3 +371,23 @@ def test_covers_dests_in_columns_agrees_with_destinations(change):
     again = {"same": ds, "reordered": ds[::-1], "one missing": ds[:-1], "one more": ds + dests(61, seed=3)[-1:]}[change]
     want = covers_dests(without_stats(ds), without_stats(again))
     assert covers_dests(rows_of(ds), rows_of(again)) == want == (change != "one more")
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 5, 16, 17])
+@pytest.mark.parametrize("order", ["random", "ascending", "descending", "one repeated"])
+def test_small_rows_name_and_order_like_big_ones(n, order):
+    """Up to rows._SMALL servers, names and key order are computed whole
+    rather than by constant columns: same names, same order, same text."""
+    ds = dests(n, seed=30 + n)
+    if order == "one repeated" and ds:
+        ds = ds + ds[:1]
+    elif order != "random":
+        ds.sort(key=lambda d: (tuple(map(int, d.addr.split("."))), d.port), reverse=order == "descending")
+    if not ds:
+        return
+    rows = rows_of(ds)
+    assert list(rows.names()) == [f"{d.addr}:{d.port}" for d in ds]
+    planes, settings = rows.in_key_order()
+    assert list(zip(*planes)) == sorted(zip(*rows.planes))
+    for fmt in FORMATS.values():
+        assert listed(rows, fmt) == listed(without_stats(ds), fmt)
