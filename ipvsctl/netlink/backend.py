@@ -297,10 +297,10 @@ class NetlinkBackend:
         service_key, family = self._codec.service_key, decode.service_family
         with _GCPaused(), _decoding(OP_GET_SERVICES, in_dump=True):
             if ipv4 is None:
-                keys = set(map(service_key, self._t.dump(msg, OP_GET_SERVICES)))
+                keys = list(map(service_key, self._t.dump(msg, OP_GET_SERVICES)))
             else:  # only the others: most entries need no decoding
-                keys = {service_key(p) for p in self._t.dump(msg, OP_GET_SERVICES)
-                        if family(p) != AF_INET}
+                keys = [service_key(p) for p in self._t.dump(msg, OP_GET_SERVICES)
+                        if family(p) != AF_INET]
         return consistency.ServiceSnapshot(ipv4, keys, self._t.dump_shape.one_pass)
 
     def _still_there(self, key: ServiceKey, snapshot: consistency.ServiceSnapshot) -> bool:

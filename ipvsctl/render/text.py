@@ -294,8 +294,9 @@ def table_text(table, fmt: Format) -> Iterator[str]:
                 lines.clear()
                 yield from _rows_text(dests, name, fmt, tails)
                 continue
-            head = "-a %s -r " % name if rule else "  -> "
-            grow(map(head.__add__, _row_lines(dests, fmt, tails)))
+            # One % per line: the head, the padded address and the tail.
+            line = "-a %s -r %%s%%s" % name.replace("%", "%%") if rule else "  -> %-28s%s"
+            grow(map(line.__mod__, zip(dests.names(), map(tails.__getitem__, dests.settings))))
         elif dests:
             grow([_dest_line(svc, name, d, fmt) for d in dests])
         if len(lines) >= _LINES_PER_PIECE:
