@@ -27,10 +27,11 @@ if TYPE_CHECKING:  # annotations only: collections.abc imports collections (star
 #: addr and port, before stats): named once, by the model.
 SETTINGS = Destination.__slots__[3:13]
 _weight = itemgetter(SETTINGS.index("weight"))
-#: Up to this many servers, keys are formatted and compared whole: looking
-#: for constant columns first costs more than it saves.
+#: Up to this many servers, keys are compared whole (ordering): looking for
+#: constant columns first costs more than it saves.  (Names still look for
+#: them: a service's servers usually share a network and a port, and fewer
+#: numbers to format pay for the look.)
 _SMALL = 16
-_NAME = "%d.%d.%d.%d:%d"
 
 
 class DestinationRows:
@@ -125,8 +126,6 @@ class DestinationRows:
         first bytes of addresses in one network, a port shared by all) is
         written into the format once instead of formatted per server."""
         a, b, c, d, hi, lo = planes or self.planes
-        if len(a) <= _SMALL:
-            return map(_NAME.__mod__, zip(a, b, c, d, _ports(hi, lo)))
         parts, columns = [], []
         for plane in (a, b, c, d):
             if _constant(plane):
