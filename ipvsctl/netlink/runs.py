@@ -189,3 +189,33 @@ def decode_dest_run(run, layouts=None) -> DestinationRows | None:
         return None
     planes = tuple(bytearray(data[off::length]) for off in lay.planes)
     return DestinationRows(planes, settings)
+
+
+def decode_dest_runs(runs: list, layouts=None) -> list[DestinationRows | None]:
+    """Many runs at once (one per service, each as ``decode_dest_run`` takes
+    it): what ``decode_dest_run`` gives for each, decoded a message length at
+    a time as one joined run and then cut per run.
+
+    A table of 10,000 services of ten real servers costs one layout check,
+    one settings pass and six byte planes per group instead of per service.
+    A group that does not decode whole (an entry of another layout in it) is
+    decoded run by run."""
+    out: list[DestinationRows | None] = [None] * len(runs)
+    groups: dict[int, list[int]] = {}
+    for i, run in enumerate(runs):
+        if len(run) >= C.NLMSG_HDRLEN:
+            groups.setdefault(U32.unpack_from(run, 0)[0], []).append(i)
+    for length, members in groups.items():
+        whole = length and not any(len(runs[i]) % length for i in members)
+        joined = decode_dest_run(b"".join([runs[i] for i in members]), layouts) if whole else None
+        if joined is None:
+            for i in members:
+                out[i] = decode_dest_run(runs[i], layouts)
+            continue
+        planes, settings = joined.planes, joined.settings
+        pos = 0
+        for i in members:
+            end = pos + len(runs[i]) // length
+            out[i] = DestinationRows(tuple([p[pos:end] for p in planes]), settings[pos:end])
+            pos = end
+    return out
