@@ -213,21 +213,18 @@ def same_bytes(buf: bytes, length: int, count: int, offsets, reference: bytes) -
     return FixedBytes(length, offsets).same(buf, count, reference)
 
 
-#: The header check of each message length seen (FixedBytes over the netlink
-#: header), bounded: a new length past the bound starts the memo afresh.
-_HEADERS: dict[int, FixedBytes] = {}
-_HEADERS_KEPT = 64
+def header_check(length: int) -> FixedBytes:
+    """The check that messages of ``length`` bytes all have one netlink
+    header (length, type, flags, seq, pid): for same_headers' ``checks``."""
+    return FixedBytes(length, range(C.NLMSG_HDRLEN))
 
 
-def same_headers(buf: bytes, length: int, count: int) -> bool:
+def same_headers(buf: bytes, length: int, count: int, checks=None) -> bool:
     """True when ``buf`` starts with ``count`` messages of ``length`` bytes
     whose netlink headers (length, type, flags, seq, pid) are all the first
-    one's."""
-    check = _HEADERS.get(length)
-    if check is None:
-        if len(_HEADERS) >= _HEADERS_KEPT:
-            _HEADERS.clear()
-        check = _HEADERS[length] = FixedBytes(length, range(C.NLMSG_HDRLEN))
+    one's.  ``checks``: header_check by length, kept by the caller (a
+    cache.BoundedCache that makes them), or None."""
+    check = checks[length] if checks is not None else header_check(length)
     return check.same(buf, count, buf)
 
 
@@ -247,13 +244,14 @@ class DumpPart:
         self.end: int | None = None
 
 
-def dump_part(chunk: bytes, seq: int) -> DumpPart:
+def dump_part(chunk: bytes, seq: int, checks=None) -> DumpPart:
     """Split one received buffer of the dump with sequence number ``seq``.
 
     Messages of other exchanges are skipped; an error report or NLMSG_DONE
     of this dump ends it.  DecodeError for a buffer that is not well-formed
     netlink.  Most buffers are nothing but entries of one length: those are
-    taken in one piece once their headers are seen to agree (in C).
+    taken in one piece once their headers are seen to agree (same_headers;
+    ``checks`` as it takes them).
     """
     part = DumpPart()
     mv = memoryview(chunk)
@@ -265,7 +263,7 @@ def dump_part(chunk: bytes, seq: int) -> DumpPart:
     if end >= hdrlen:
         length, mtype, mflags, mseq, _pid = unpack(mv, 0)
         if (mseq == seq and mtype >= min_type and not mflags & C.NLM_F_DUMP_INTR
-                and length >= hdrlen and not length & 3 and same_headers(chunk, length, end // length)):
+                and length >= hdrlen and not length & 3 and same_headers(chunk, length, end // length, checks)):
             off = length * (end // length)
             start = 0
             part.largest = length
