@@ -49,7 +49,8 @@ if TYPE_CHECKING:  # annotations only: collections.abc imports collections (star
 #: How many times a list is read before giving up when it keeps changing.
 READ_RETRIES = 5
 #: table() decodes small services' real servers together, this many at a
-#: time (their received buffers are held until then: ~1 MB at most).
+#: time (their received buffers are held until then: a dump kept this way
+#: came in one pass, at most 12 KiB, so a few MB at most, usually ~0.5).
 PENDING_DECODED_AT = 256
 
 
