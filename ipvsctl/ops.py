@@ -143,8 +143,7 @@ def _text(result: listing.Listing, fmt) -> str | Iterator[str]:
 def _table_text(head: str, table, fmt) -> Iterator[str]:
     # Rendered while it is written: a big table's text is never whole in memory.
     yield head
-    for svc, dests in table:
-        yield from text.service_text(svc, dests, fmt)
+    yield from text.table_text(table, fmt)
 
 
 def _json(result: listing.Listing, pretty: bool) -> str:

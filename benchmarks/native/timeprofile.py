@@ -95,7 +95,7 @@ def list_stages(fixture: Path, cmd: str):
         "table(): dumps + decode (services, rows, re-check)": lambda: backend().table(counters=False),
         "sort services": lambda: sort_services(table, service_of=lambda e: e[0]),
         "render text (table already decoded)":
-            lambda: [p for svc, d in table for p in text.service_text(svc, d, fmt)],
+            lambda: list(text.table_text(table, fmt)),
         "whole: info + table + sort + render": whole,
     }
     print(f"{cmd} of {fixture.name}: {rec.meta['services']} services, {servers} real servers; "

@@ -36,7 +36,7 @@ from ipvsctl.backend import (
     Request,
 )
 from ipvsctl.model import AF_INET, Daemon, Destination, Info, Service, ServiceKey, Timeouts
-from ipvsctl.netlink import consistency, decode, encode, wire
+from ipvsctl.netlink import consistency, decode, encode, runs, wire
 from ipvsctl.netlink.codec import Codec
 from ipvsctl.netlink.consistency import ServiceGone, SnapshotUnavailable as Unavailable
 from ipvsctl.netlink.rows import DestinationRows
@@ -48,6 +48,21 @@ if TYPE_CHECKING:  # annotations only: collections.abc imports collections (star
 
 #: How many times a list is read before giving up when it keeps changing.
 READ_RETRIES = 5
+#: table() decodes small services' real servers together, this many at a
+#: time (their received buffers are held until then: a dump kept this way
+#: came in one pass, at most 12 KiB, so a few MB at most, usually ~0.5).
+PENDING_DECODED_AT = 256
+
+
+class _Pending:
+    """A small service's real-server dump, received whole in one run and not
+    decoded yet (see NetlinkBackend._dest_rows_once)."""
+
+    __slots__ = ("run", "af")
+
+    def __init__(self, run, af: int):
+        self.run = run
+        self.af = af
 
 
 class InconsistentRead(KernelError):
@@ -190,10 +205,18 @@ class NetlinkBackend:
                 last = e
                 continue
             result = []
+            pending: list[int] = []  # indexes in result of undecoded small services
             for svc in services:
-                dests = self._dest_list(svc.key, counters)
+                dests = self._dest_list(svc.key, counters, defer=not counters)
                 if dests is not None:  # None: the service is gone
+                    if isinstance(dests, _Pending):
+                        pending.append(len(result))
                     result.append((svc, dests))
+                    if len(pending) >= PENDING_DECODED_AT:
+                        self._decode_entries(result, pending)
+            self._decode_entries(result, pending)
+            if None in result:  # a service gone while its dump was read again
+                result = [entry for entry in result if entry is not None]
             empty = [svc.key for svc, dests in result if not dests]
             if before is None and not empty:
                 return result  # one pass, and every service seen alive since
@@ -210,6 +233,20 @@ class NetlinkBackend:
             gone = {key for key in empty if not self._still_there(key, after)}
             return [entry for entry in result if entry[0].key not in gone] if gone else result
         raise _gave_up(OP_GET_SERVICES, last)
+
+    def _decode_entries(self, result: list, pending: list[int]) -> None:
+        """Decode the undecoded real servers of result[i] for i in pending
+        (emptied).  A dump that does not decode is read again, with the
+        retries of any read; result[i] becomes None if its service went
+        away meanwhile."""
+        if pending:
+            decoded = self._decode_pending([result[i][1] for i in pending])
+            for i, dests in zip(pending, decoded):
+                svc = result[i][0]
+                if dests is None:
+                    dests = self._dest_list(svc.key, False)
+                result[i] = None if dests is None else (svc, dests)
+            pending.clear()
 
     def daemons(self) -> list[Daemon]:
         def read() -> list[Daemon]:
@@ -294,13 +331,13 @@ class NetlinkBackend:
         if ipv4 is not None and not others:
             return consistency.ServiceSnapshot(ipv4, None)
         msg = encode.encode_dump_services(self.family)
-        decode_service, family = self._codec.service, decode.service_family
-        with _decoding(OP_GET_SERVICES, in_dump=True):
+        service_key, family = self._codec.service_key, decode.service_family
+        with _GCPaused(), _decoding(OP_GET_SERVICES, in_dump=True):
             if ipv4 is None:
-                keys = {decode_service(p).key for p in self._t.dump(msg, OP_GET_SERVICES)}
+                keys = list(map(service_key, self._t.dump(msg, OP_GET_SERVICES)))
             else:  # only the others: most entries need no decoding
-                keys = {decode_service(p).key for p in self._t.dump(msg, OP_GET_SERVICES)
-                        if family(p) != AF_INET}
+                keys = [service_key(p) for p in self._t.dump(msg, OP_GET_SERVICES)
+                        if family(p) != AF_INET]
         return consistency.ServiceSnapshot(ipv4, keys, self._t.dump_shape.one_pass)
 
     def _still_there(self, key: ServiceKey, snapshot: consistency.ServiceSnapshot) -> bool:
@@ -315,17 +352,23 @@ class NetlinkBackend:
             raise
         return True
 
-    def _dest_list(self, key: ServiceKey, counters: bool) -> Sequence[Destination] | None:
+    def _dest_list(self, key: ServiceKey, counters: bool, defer: bool = False
+                   ) -> Sequence[Destination] | _Pending | None:
         """One service's real servers, each that existed throughout the read
-        exactly once; None if the service went away meanwhile."""
+        exactly once; None if the service went away meanwhile.  ``defer``
+        (without counters): a small service's may come undecoded (_Pending)."""
         read = self._dests_once if counters else self._dest_rows_once
         last = None
         for _ in range(READ_RETRIES):
             try:
-                dests = read(key)
+                dests = read(key) if counters else read(key, defer)
                 shape = self._t.dump_shape
                 if shape.one_pass:
                     return dests  # one pass under the kernel's lock: nothing can repeat
+                if isinstance(dests, _Pending):
+                    dests = self._decode_pending([dests])[0]
+                    if dests is None:
+                        raise DumpBroken(MalformedReply(OP_GET_DESTS, "a real-server entry does not decode"))
                 if shape.parts > 1:
                     dests, _ = consistency.without_repeated_dests(dests)
                 if self._dests_confirmed(key, dests, read):
@@ -384,25 +427,60 @@ class NetlinkBackend:
         with _GCPaused(), _decoding(OP_GET_DESTS, in_dump=True):
             return [decode_dest(p, af) for p in self._t.dump(self._codec.dump_dests(self.family, key), OP_GET_DESTS)]
 
-    def _dest_rows_once(self, key: ServiceKey) -> Sequence[Destination]:
+    def _dest_rows_once(self, key: ServiceKey, defer: bool = False) -> Sequence[Destination]:
         """One service's destinations without counters: DestinationRows when
         every entry is a plain IPv4 one (decoded a received buffer at a time),
-        otherwise a list of Destination."""
+        otherwise a list of Destination.  ``defer``: a dump that came as one
+        run (a small service) is returned undecoded, as _Pending, for
+        _decode_pending to decode with others."""
         rows: DestinationRows | None = None
         other: list[Destination] = []
+        held = None  # the first run, until a second one comes
         af = key.af
         with _GCPaused(), _decoding(OP_GET_DESTS, in_dump=True):
             for run in self._t.dump_runs(self._codec.dump_dests(self.family, key), OP_GET_DESTS):
-                got = None if other else self._codec.dest_run(run)
-                if got is None:
-                    other.extend(self._codec.dest(p, af) for _t, _f, _s, p in wire.iter_messages(run))
-                elif rows is None:
-                    rows = got
-                else:
-                    rows.extend(got)
+                if held is None and rows is None and not other:
+                    held = run
+                    continue
+                if held is not None:
+                    rows = self._add_run(held, rows, other, af)
+                    held = None
+                rows = self._add_run(run, rows, other, af)
+            if held is not None:
+                if defer:
+                    return _Pending(held, af)
+                rows = self._add_run(held, rows, other, af)
         if other:
             return [*(rows or ()), *other]
         return rows if rows is not None else []
+
+    def _add_run(self, run, rows: DestinationRows | None, other: list, af: int) -> DestinationRows | None:
+        """Decode one run into ``rows`` (columns) or, once any entry needs
+        the general decoder, into ``other``; the rows so far."""
+        got = None if other else self._codec.dest_run(run)
+        if got is None:
+            other.extend(self._codec.dest(p, af) for _t, _f, _s, p in wire.iter_messages(run))
+        elif rows is None:
+            return got
+        else:
+            rows.extend(got)
+        return rows
+
+    def _decode_pending(self, pending: list[_Pending]) -> list[Sequence[Destination] | None]:
+        """The real servers of many small services at once
+        (runs.decode_dest_runs); None for a dump that does not decode (as a
+        dump read at once would be, it is then read again)."""
+        out: list[Sequence[Destination] | None] = []
+        with _GCPaused():
+            decoded = runs.decode_dest_runs([p.run for p in pending], self._codec.run_layouts)
+            for p, rows in zip(pending, decoded):
+                if rows is None:
+                    try:
+                        rows = [self._codec.dest(e, p.af) for _t, _f, _s, e in wire.iter_messages(p.run)]
+                    except wire.DecodeError:
+                        rows = None
+                out.append(rows)
+        return out
 
     @staticmethod
     def _retrying(read: Callable[[], list], op: str) -> list:

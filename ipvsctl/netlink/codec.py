@@ -30,13 +30,14 @@ IDENTS_KEPT = 1 << 16
 class Codec:
     """The encoders and decoders a backend uses, with their memos."""
 
-    __slots__ = ("idents", "stats_layouts", "dest_layouts", "run_layouts")
+    __slots__ = ("idents", "stats_layouts", "dest_layouts", "run_layouts", "service_layouts")
 
     def __init__(self):
         self.idents = BoundedCache(IDENTS_KEPT, encode.service_ident)
         self.stats_layouts = BoundedCache(layouts.LAYOUTS_KEPT)
         self.dest_layouts = BoundedCache(layouts.LAYOUTS_KEPT)
         self.run_layouts = BoundedCache(layouts.LAYOUTS_KEPT)
+        self.service_layouts = BoundedCache(layouts.LAYOUTS_KEPT)  # length -> [ServiceLayout]
 
     # --- encoding ---------------------------------------------------------
     def request(self, family: int, request) -> bytes:
@@ -54,7 +55,10 @@ class Codec:
         return layouts.decode_stats(buf, start, end, self.stats_layouts)
 
     def service(self, payload):
-        return decode.decode_service(payload, self.stats)
+        return layouts.decode_service(payload, self.service_layouts, self.stats)
+
+    def service_key(self, payload):
+        return layouts.decode_service_key(payload, self.service_layouts)
 
     def dest(self, payload, default_af: int = AF_INET):
         return layouts.decode_dest(payload, default_af, self.dest_layouts)

@@ -95,6 +95,11 @@ def service_family(payload) -> int:
     return decode_service(payload).key.af
 
 
+def string_value(raw: bytes) -> str:
+    """A string attribute's value (bytes up to the first NUL), as get_str reads it."""
+    return raw.split(b"\0", 1)[0].decode(errors="replace")
+
+
 def decode_service_attrs(buf, start: int, end: int, stats=decode_stats) -> Service:
     t = attr_table(buf, start, end)
     require(t, C.IPVS_SVC_ATTR_AF, what="service")

@@ -27,6 +27,11 @@ if TYPE_CHECKING:  # annotations only: collections.abc imports collections (star
 #: addr and port, before stats): named once, by the model.
 SETTINGS = Destination.__slots__[3:13]
 _weight = itemgetter(SETTINGS.index("weight"))
+#: Up to this many servers, keys are compared whole (ordering): looking for
+#: constant columns first costs more than it saves.  (Names still look for
+#: them: a service's servers usually share a network and a port, and fewer
+#: numbers to format pay for the look.)
+_SMALL = 16
 
 
 class DestinationRows:
@@ -147,7 +152,16 @@ class DestinationRows:
         """"ascending" or "descending" when the keys strictly are, else None
         (compared pairwise on the varying planes as they are zipped: nothing
         is kept; remembered)."""
-        if self._direction == "":
+        if self._direction == "" and len(self) <= _SMALL:
+            # A few servers (the usual service): their keys compared whole.
+            self._direction = None
+            keys = list(zip(*self.planes))
+            following = keys[1:]
+            if all(map(tuple.__lt__, keys, following)):
+                self._direction = "ascending"
+            elif all(map(tuple.__gt__, keys, following)):
+                self._direction = "descending"
+        elif self._direction == "":
             self._direction = None
             varying = self._varying()
             if varying:

@@ -20,7 +20,8 @@ every message at once):
   decoder sees the wire's forms;
 * every other byte that fixes the layout (the genl header, the destination
   nest header, the headers of the address, port and counter attributes) is
-  compared across all messages with one strided slice per byte.
+  compared with the learned message's (``wire.FixedBytes``: a strided slice
+  per byte across a big run, one unpack of a small run).
 
 Counters are not read at all: this path serves listings that do not print
 them.  Any mismatch returns None, and the caller decodes that run entry by
@@ -37,7 +38,7 @@ from operator import itemgetter
 from ipvsctl.cache import BoundedCache
 from ipvsctl.netlink import constants as C
 from ipvsctl.netlink.rows import SETTINGS, DestinationRows
-from ipvsctl.netlink.wire import U16, U32, DecodeError, attrs, same_bytes
+from ipvsctl.netlink.wire import U16, U32, DecodeError, FixedBytes, attrs
 from ipvsctl.vocab import FWD_MASK
 
 #: How many distinct settings blobs a layout keeps decoded (counters differ
@@ -159,7 +160,7 @@ def _learn_run_layout(run) -> _RunLayout | None:
     for off, atype in headers.items():
         if atype not in _RUN_BLOB_ATTRS:
             fixed.extend(range(off, off + C.NLA_HDRLEN))
-    lay.fixed = fixed
+    lay.fixed = FixedBytes(length, fixed)
     lay.settings = BoundedCache(BLOBS_KEPT, lambda blob: _blob_settings(lay, blob))
     return lay
 
@@ -180,7 +181,7 @@ def decode_dest_run(run, layouts=None) -> DestinationRows | None:
             layouts.put(length, lay)
     count, rest = divmod(len(run), length)
     data = bytes(run)
-    if rest or not same_bytes(data, length, count, lay.fixed, lay.first):
+    if rest or not lay.fixed.same(data, count, lay.first):
         return None
     try:
         settings = list(map(lay.settings.__getitem__, map(_first, lay.blob.iter_unpack(data))))
@@ -188,3 +189,33 @@ def decode_dest_run(run, layouts=None) -> DestinationRows | None:
         return None
     planes = tuple(bytearray(data[off::length]) for off in lay.planes)
     return DestinationRows(planes, settings)
+
+
+def decode_dest_runs(runs: list, layouts=None) -> list[DestinationRows | None]:
+    """Many runs at once (one per service, each as ``decode_dest_run`` takes
+    it): what ``decode_dest_run`` gives for each, decoded a message length at
+    a time as one joined run and then cut per run.
+
+    A table of 10,000 services of ten real servers costs one layout check,
+    one settings pass and six byte planes per group instead of per service.
+    A group that does not decode whole (an entry of another layout in it) is
+    decoded run by run."""
+    out: list[DestinationRows | None] = [None] * len(runs)
+    groups: dict[int, list[int]] = {}
+    for i, run in enumerate(runs):
+        if len(run) >= C.NLMSG_HDRLEN:
+            groups.setdefault(U32.unpack_from(run, 0)[0], []).append(i)
+    for length, members in groups.items():
+        whole = length and not any(len(runs[i]) % length for i in members)
+        joined = decode_dest_run(b"".join([runs[i] for i in members]), layouts) if whole else None
+        if joined is None:
+            for i in members:
+                out[i] = decode_dest_run(runs[i], layouts)
+            continue
+        planes, settings = joined.planes, joined.settings
+        pos = 0
+        for i in members:
+            end = pos + len(runs[i]) // length
+            out[i] = DestinationRows(tuple([p[pos:end] for p in planes]), settings[pos:end])
+            pos = end
+    return out

@@ -75,6 +75,7 @@ import time
 import _socket as socket  # the C module: socket.py's enum classes cost ~6 ms of start-up
 
 from ipvsctl.backend import KernelError
+from ipvsctl.cache import BoundedCache
 from ipvsctl.netlink import constants as C
 from ipvsctl.netlink.consistency import DumpShape
 from ipvsctl.netlink import wire
@@ -255,6 +256,7 @@ class Transport:
         self.netns = netns
         self._seq = 0
         self._rbuf = bytearray(RECV_BUFSIZE)
+        self._header_checks = BoundedCache(64, wire.header_check)  # by message length
         self.dump_shape = DumpShape()  # of the last dump (see DumpShape)
         self.timeout = default_timeout() if timeout is True else timeout
         if sock is None:
@@ -485,7 +487,7 @@ class Transport:
             while not done:
                 chunk = self._recv(op)
                 try:
-                    part = wire.dump_part(chunk, seq)
+                    part = wire.dump_part(chunk, seq, self._header_checks)
                 except wire.DecodeError as e:
                     raise MalformedReply(op, str(e)) from None
                 done = part.end is not None

@@ -214,27 +214,32 @@ class _Tails(dict):
 _LINES_PER_PIECE = 256
 
 
-def _rows_text(rows: DestinationRows, svc_name: str, fmt: Format) -> Iterator[str]:
+def _rows_text(rows: DestinationRows, svc_name: str, fmt: Format, tails: _Tails | None = None
+               ) -> Iterator[str]:
     """The real-server lines of plain -Ln/-Sn straight from the columns, in
     pieces of _LINES_PER_PIECE lines, each ending with a newline.
 
     Every step is a C-level map over the columns: format each
     "a.b.c.d:port" with one % (DestinationRows.names), pad it, add the tail
-    made once per distinct settings tuple, join.  Same text as _dest_line
-    (tested line for line against it).  Lazy, so that a 20,000-server
-    listing never holds more than one piece of text besides the columns.
+    made once per distinct settings tuple (``tails``: shared by the
+    services of one table), join.  Same text as _dest_line (tested line for
+    line against it).  Lazy, so that a 20,000-server listing never holds
+    more than one piece of text besides the columns.
     """
     if not len(rows):
         return iter(())
+    head = "-a %s -r " % svc_name if fmt.rule else "  -> "
+    return _pieces(head, _row_lines(rows, fmt, tails or _Tails(fmt.rule)))
+
+
+def _row_lines(rows: DestinationRows, fmt: Format, tails: _Tails) -> Iterator[str]:
+    """Each real server's line of plain -Ln/-Sn without its head ("  -> ",
+    "-a SERVICE -r ")."""
     names = rows.names()
-    tails = map(_Tails(fmt.rule).__getitem__, rows.settings)
+    tail = map(tails.__getitem__, rows.settings)
     if fmt.rule:
-        head = "-a %s -r " % svc_name
-        lines = map(str.__add__, names, tails)
-    else:
-        head = "  -> "
-        lines = map(str.__add__, map(str.ljust, names, repeat(28)), tails)
-    return _pieces(head, lines)
+        return map(str.__add__, names, tail)
+    return map(str.__add__, map(str.ljust, names, repeat(28)), tail)
 
 
 def _pieces(head: str, lines: Iterator[str]) -> Iterator[str]:
@@ -246,19 +251,59 @@ def _pieces(head: str, lines: Iterator[str]) -> Iterator[str]:
         yield head + sep.join(piece) + "\n"
 
 
+def _plain(fmt: Format) -> bool:
+    """Whether real-server lines can come straight from DestinationRows."""
+    return fmt.numeric and not (fmt.stats or fmt.rate or fmt.thresholds or fmt.persistent_conn
+                                or fmt.tun_info)
+
+
 def service_text(svc: m.Service, dests, fmt: Format) -> Iterator[str]:
     """A service's lines and its real servers' lines, in the order given
     (listing.table puts them in ipvsadm's), in pieces of text that each end
     with a newline (``dests``: a list of Destination or DestinationRows)."""
     name = service_name(svc, fmt)
     yield _service_line(svc, name, fmt) + "\n"
-    plain = fmt.numeric and not (fmt.stats or fmt.rate or fmt.thresholds or fmt.persistent_conn
-                                 or fmt.tun_info)
-    if plain and isinstance(dests, DestinationRows):
+    if _plain(fmt) and isinstance(dests, DestinationRows):
         yield from _rows_text(dests, name, fmt)
         return
     if dests:
         yield "\n".join([_dest_line(svc, name, d, fmt) for d in dests]) + "\n"
+
+
+def table_text(table, fmt: Format) -> Iterator[str]:
+    """Every service's lines (service_text's, service after service) in one
+    pass, in pieces of about _LINES_PER_PIECE lines.
+
+    A table of many small services (10,000 services of 10 real servers) is
+    drawn at the cost of its lines, not of its services: the tails of equal
+    settings are made once for the whole table, a small service's lines join
+    the piece being filled instead of making pieces of their own, and only a
+    big service's real servers are drawn lazily, piece by piece.
+    """
+    plain = _plain(fmt)
+    tails = _Tails(fmt.rule)
+    rule = fmt.rule
+    lines: list[str] = []
+    add, grow = lines.append, lines.extend
+    for svc, dests in table:
+        name = service_name(svc, fmt)
+        add(_service_line(svc, name, fmt))
+        if plain and isinstance(dests, DestinationRows):
+            if len(dests) > _LINES_PER_PIECE:
+                yield "\n".join(lines) + "\n"
+                lines.clear()
+                yield from _rows_text(dests, name, fmt, tails)
+                continue
+            # One % per line: the head, the padded address and the tail.
+            line = "-a %s -r %%s%%s" % name.replace("%", "%%") if rule else "  -> %-28s%s"
+            grow(map(line.__mod__, zip(dests.names(), map(tails.__getitem__, dests.settings))))
+        elif dests:
+            grow([_dest_line(svc, name, d, fmt) for d in dests])
+        if len(lines) >= _LINES_PER_PIECE:
+            yield "\n".join(lines) + "\n"
+            lines.clear()
+    if lines:
+        yield "\n".join(lines) + "\n"
 
 
 def timeouts(t: m.Timeouts) -> str:

@@ -369,3 +369,68 @@ def test_a_table_that_keeps_changing_is_refused_on_the_command_line(argv):
     assert status == 1
     assert err.getvalue() == "The IPVS table kept changing while it was read: no consistent listing could be made; try again\n"
     assert "10.1.0." not in out.getvalue()  # no table that never existed
+
+
+# ---------------------------------------------------------------------------
+# Small services decoded together (backend._decode_pending)
+# ---------------------------------------------------------------------------
+
+
+def _plain(dests) -> list[tuple]:
+    return [(d.af, d.addr, d.port, d.fwd, d.weight, d.active_conns, d.inact_conns) for d in dests]
+
+
+def test_many_small_services_read_alike_decoded_together_or_one_by_one():
+    """table(counters=False) keeps small services' dumps and decodes them
+    PENDING_DECODED_AT at a time: the same real servers, in the same order,
+    as decoding each service's dump on its own (table(counters=True)),
+    IPv6 services and IPv6 servers behind IPv4 ones included."""
+    from ipvsctl.netlink.backend import PENDING_DECODED_AT
+
+    t = Table()
+    n = PENDING_DECODED_AT + 45
+    for i in range(n):
+        k = ServiceKey(AF_INET6, IPPROTO_TCP, f"fd00:9::{i + 1:x}", 80) if i % 50 == 7 else \
+            ServiceKey(AF_INET, IPPROTO_TCP, f"10.5.{i // 250}.{i % 250 + 1}", 80)
+        t.add_service(Service(k, "rr"))
+        for j in range(i % 12):
+            if k.af == AF_INET6 or (i % 50 == 9 and j == 3):
+                t.add_dest(k, Destination(AF_INET6, f"fd00:8::{i:x}:{j + 1:x}", 8080, weight=j))
+            else:
+                t.add_dest(k, Destination(AF_INET, f"10.6.{i % 200}.{j + 1}", 8000 + j, weight=j))
+    backend, sock, legacy = backend_over(t)
+    together = backend.table(counters=False)
+    alone = backend.table(counters=True)
+    assert len(together) == len(alone) == n
+    assert [s.key for s, _ in together] == [s.key for s, _ in alone]
+    assert [_plain(d) for _, d in together] == [_plain(d) for _, d in alone]
+    assert sum(isinstance(d, DestinationRows) for _, d in together) > n // 2  # in columns
+
+
+@pytest.mark.parametrize("gone", [False, True])
+def test_a_small_dump_that_does_not_decode_is_read_again(gone):
+    """A kept dump that does not decode is read again, as a dump that does
+    not decode while it is read; if its service went away, it is left out."""
+    t = table_with(n=3, services=30)
+    victim = t.services[5].key
+    backend, sock, legacy = backend_over(t)
+    real = backend._decode_pending
+    spoiled = [False]
+
+    def decode_pending(pending):
+        out = real(pending)
+        if not spoiled[0] and len(pending) > 5:
+            spoiled[0] = True
+            out[5] = None  # as if the kernel's bytes for victim were garbled
+            if gone:
+                t.del_service(victim)
+        return out
+
+    backend._decode_pending = decode_pending
+    table = backend.table(counters=False)
+    assert spoiled[0]
+    listed = {s.key: d for s, d in table}
+    if gone:
+        assert victim not in listed and len(table) == 30
+    else:
+        assert len(table) == 31 and _plain(listed[victim]) == _plain(t.dests[victim])

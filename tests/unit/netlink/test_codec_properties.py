@@ -181,6 +181,50 @@ def test_fast_decoders_match_the_generic_walker_on_the_kernels_own_bytes():
     assert seen > 100
 
 
+def _full_service(s: m.Service) -> tuple:
+    return tuple(getattr(s, f) for f in s.__slots__)
+
+
+@given(st.lists(services(), min_size=1, max_size=8), st.lists(u64, min_size=10, max_size=10), st.booleans())
+def test_the_service_layout_matches_the_generic_walker(svcs, counters, pad):
+    """layouts.decode_service (a learned layout per entry shape, several per
+    length) gives what decode.decode_service gives, counters included."""
+    from support.kernel_entries import kernel_service_entry
+
+    from ipvsctl.cache import BoundedCache
+    from ipvsctl.netlink import layouts
+
+    learned = BoundedCache(16)
+    for svc in svcs:
+        entry = kernel_service_entry(svc.replace(stats=m.Stats(*counters)), pad)
+        for _ in range(2):  # learned, then read through the layout
+            fast = layouts.decode_service(entry, learned, decode.decode_stats)
+            assert _full_service(fast) == _full_service(decode.decode_service(entry))
+            assert fast == svc
+            assert layouts.decode_service_key(entry, learned) == svc.key
+    assert learned
+
+
+def _recorded_services():
+    out = []
+    for path in golden_files():
+        g = Golden.load(path)
+        for state in g.states[:3]:
+            for i in state["services"]:
+                out += [bytes(p) for t, _f, _s, p, _o in messages(g.blobs[i]) if t == g.family]
+    return out
+
+
+def test_the_service_layout_matches_the_generic_walker_on_the_kernels_own_bytes():
+    entries = _recorded_services()
+    assert len(entries) > 20, "no golden service entries"
+    codec = Codec()
+    for p in entries + entries:
+        assert _full_service(codec.service(p)) == _full_service(decode.decode_service(p))
+        assert codec.service_key(p) == decode.decode_service(p).key
+    assert codec.service_layouts  # the layouts were learned and used
+
+
 # --- any bytes -------------------------------------------------------------------
 
 
@@ -188,12 +232,19 @@ def _valid_payloads():
     out = [bytes(p) for fam, d in RECORDED[:20] for t, _f, _s, p, _o in messages(d) if t == fam]
     svc = m.Service(m.ServiceKey(m.AF_INET6, m.IPPROTO_UDP, "2001:db8::1", 53), "rr", 1, 300, 64, "sip")
     out.append(encode.encode_new_service(FAMILY, svc)[16:])
+    out += _recorded_services()[:10]
     out.append(encode.encode_new_daemon(FAMILY, m.Daemon(1, "eth0", 3, 1400, "ff02::1", 8848, 2))[16:])
     out.append(encode.encode_set_timeouts(FAMILY, m.Timeouts(1, 2, 3))[16:])
     return out
 
 
 VALID = _valid_payloads()
+SERVICE_CODEC = Codec()
+for _p in _recorded_services() + VALID:
+    try:
+        SERVICE_CODEC.service(_p)
+    except wire.DecodeError:
+        pass
 
 
 @st.composite
@@ -228,6 +279,24 @@ def test_any_bytes_give_a_value_or_a_decode_error(payload):
             decoder(payload)
         except wire.DecodeError:
             pass
+
+
+@given(damaged())
+def test_a_damaged_service_entry_reads_alike_fast_and_generic(payload):
+    """Whatever the bytes, the learned service layout (its cache warmed by
+    the valid entries) and the generic walker agree: the same value, or
+    both a DecodeError."""
+    def outcome(decoder):
+        try:
+            return _full_service(decoder(payload))
+        except wire.DecodeError:
+            return "DecodeError"
+
+    assert outcome(SERVICE_CODEC.service) == outcome(decode.decode_service)
+    # The key alone: the generic walker's key, wherever that one reads the
+    # entry (elsewhere, the counters it skips may be what is damaged).
+    if outcome(decode.decode_service) != "DecodeError":
+        assert SERVICE_CODEC.service_key(payload) == decode.decode_service(payload).key
 
 
 def test_an_entry_of_an_unknown_address_family_is_a_decode_error():

@@ -158,6 +158,29 @@ def test_same_headers():
     assert not wire.same_headers(raw, length, 6)
 
 
+@pytest.mark.parametrize("count", [1, 2, 10, wire.SMALL_RUN, wire.SMALL_RUN + 1, 300])
+def test_fixed_bytes_small_and_big_runs_agree(count):
+    """FixedBytes checks small runs message by message and big ones a byte
+    position at a time: both find a change at any fixed offset of any
+    message, and ignore changes elsewhere."""
+    rng = random.Random(count)
+    length = 40
+    offsets = [0, 1, 2, 3, 9, 20, 21, 22, 39]
+    reference = bytes(rng.randrange(256) for _ in range(length))
+    check = wire.FixedBytes(length, offsets)
+    run = bytearray(reference * count)
+    for i in range(count):  # the other bytes vary freely
+        for j in set(range(length)) - set(offsets):
+            run[i * length + j] = rng.randrange(256)
+    assert check.same(bytes(run), count, reference)
+    assert not check.same(bytes(run), count + 1, reference)  # too short
+    for j in offsets:
+        bad = bytearray(run)
+        i = rng.randrange(count)
+        bad[i * length + j] ^= 0x10
+        assert not check.same(bytes(bad), count, reference), (i, j)
+
+
 # ---------------------------------------------------------------------------
 # the transport's runs
 # ---------------------------------------------------------------------------
@@ -319,3 +342,52 @@ def test_the_list_view_of_rows_is_the_list_view_of_their_destinations():
         for color in (False, True):
             assert (tv.render_text([(svc, rows)], 100, color=color)
                     == tv.render_text([(svc, list(rows))], 100, color=color))
+
+
+def test_a_table_in_one_pass_reads_like_service_after_service():
+    """render.text.table_text (one pass, tails shared by the table, small
+    services joined into one piece) writes exactly what service_text writes
+    for each service in turn, for columns and for Destination lists, small
+    services and one bigger than a piece."""
+    table = []
+    for i, n in enumerate((3, 1, 0, 10, 700, 2, 1)):
+        svc = m.Service(m.ServiceKey(m.AF_INET, m.IPPROTO_TCP, f"192.0.2.{i + 1}", 80 + i), "wrr",
+                        flags=m.SVC_F_PERSISTENT if i % 2 else 0, timeout=300 if i % 2 else 0)
+        ds = dests(n, seed=20 + i)
+        table.append((svc, rows_of(ds) if n and i % 3 else without_stats(ds)))
+    for fmt in (*FORMATS.values(), Format(numeric=True, thresholds=True)):
+        shown_table = [(svc, shown(d, fmt)) for svc, d in table]
+        one_pass = list(text.table_text(shown_table, fmt))
+        each = "".join(p for svc, d in shown_table for p in text.service_text(svc, d, fmt))
+        assert "".join(one_pass) == each
+        assert all(p.endswith("\n") for p in one_pass)
+
+
+@pytest.mark.parametrize("change", ["same", "reordered", "one missing", "one more"])
+def test_covers_dests_in_columns_agrees_with_destinations(change):
+    from ipvsctl.netlink.consistency import covers_dests
+
+    ds = dests(60, seed=9)
+    again = {"same": ds, "reordered": ds[::-1], "one missing": ds[:-1], "one more": ds + dests(61, seed=3)[-1:]}[change]
+    want = covers_dests(without_stats(ds), without_stats(again))
+    assert covers_dests(rows_of(ds), rows_of(again)) == want == (change != "one more")
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 5, 16, 17])
+@pytest.mark.parametrize("order", ["random", "ascending", "descending", "one repeated"])
+def test_small_rows_name_and_order_like_big_ones(n, order):
+    """Up to rows._SMALL servers, names and key order are computed whole
+    rather than by constant columns: same names, same order, same text."""
+    ds = dests(n, seed=30 + n)
+    if order == "one repeated" and ds:
+        ds = ds + ds[:1]
+    elif order != "random":
+        ds.sort(key=lambda d: (tuple(map(int, d.addr.split("."))), d.port), reverse=order == "descending")
+    if not ds:
+        return
+    rows = rows_of(ds)
+    assert list(rows.names()) == [f"{d.addr}:{d.port}" for d in ds]
+    planes, settings = rows.in_key_order()
+    assert list(zip(*planes)) == sorted(zip(*rows.planes))
+    for fmt in FORMATS.values():
+        assert listed(rows, fmt) == listed(without_stats(ds), fmt)
