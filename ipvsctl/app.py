@@ -20,7 +20,6 @@ ipvsadm).  See docs/usage-views.md.
 
 from __future__ import annotations
 
-import os
 import sys
 from contextlib import contextmanager
 
@@ -214,7 +213,9 @@ def restore_command(file, as_json, flush, dry_run, netns):
     restore that clears the table (--flush, or a -C line) is all or
     nothing: the table is read first and put back if any request fails.
     """
-    with _as_click_errors():
+    from ipvsctl import stdio
+
+    with _as_click_errors(), stdio.held():  # failing output stops neither the change nor the put-back
         return _restore(file, as_json, flush, dry_run, netns)
 
 
@@ -414,11 +415,6 @@ def run_app(args: list[str], prog: str = "ipvsctl") -> int:
     except Failure as e:  # raised by a command outside _as_click_errors
         click.echo(f"{prog}: {e.message}", err=True)
         return e.exit_code
-    except BrokenPipeError:
-        # `ipvsctl list | head`: the reader left; say nothing.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
     return rv if isinstance(rv, int) else 0
 
 

@@ -130,7 +130,10 @@ def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") ->
         return EXIT_INVALID
     try:
         if cmd.name == "restore":
-            return _restore(stdin, stdout, stderr, backend, prog)
+            from ipvsctl import stdio
+
+            with stdio.held():  # failing output does not stop a restore half-way
+                return _restore(stdin, stdout, stderr, backend, prog)
         if as_json:
             from ipvsctl.render.json import list_outcome
 
@@ -158,7 +161,12 @@ def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") ->
 def _restore(stdin, stdout, stderr, backend, prog: str) -> int:
     from ipvsctl.restore import RestoreLineError, apply, plan
 
-    text = stdin.read()
+    try:
+        text = stdin.read()
+    except OSError as e:  # closed (<&-), a directory, an I/O error: ipvsadm reads nothing, exit 0
+        stderr.write(f"{prog}: standard input: {e.strerror}\n"
+                     "restore: nothing was applied (the kernel table is unchanged)\n")
+        return EXIT_INVALID
     try:
         steps = plan(text.split("\n"))
     except RestoreLineError as e:
@@ -222,51 +230,57 @@ def _help(args: list[str], prog: str) -> int:
     return EXIT_OK
 
 
-def _guarded(run):
-    """run(), with a reader that left (``| head``) and Ctrl-C ended quietly."""
-    try:
-        return run()
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        return 130
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else list(argv)
-    prog = program_name()
+def _dispatch(args: list[str], prog: str) -> int:
+    """Run one command line; return its exit status."""
     line = subcommand_line(args)
     if line is not None and line[0] == "help":
-        sys.exit(_help(line, prog))
+        return _help(line, prog)
     completing = "_IPVSCTL_COMPLETE" in os.environ
     if line is not None and line[0] in ("list", "ls", "watch") and not completing:
         # The views read a plain line without click (ipvsctl.views: speed).
-        status = _guarded(lambda: __import__("ipvsctl.views").views.run_fast(line, prog))
+        from ipvsctl.views import run_fast
+
+        status = run_fast(line, prog)
         if status is not None:
-            sys.stdout.flush()
-            sys.exit(status)
+            return status
     if line is not None or completing:
         from ipvsctl.app import run_app
 
-        sys.exit(run_app(line if line is not None else args, prog))
+        return run_app(line if line is not None else args, prog)
     # Bytes that are not UTF-8 (in a -R stream) pass through as ipvsadm's do,
     # instead of ending the run with a decoding traceback.
     for stream in (sys.stdin, sys.stdout, sys.stderr):
         if stream is not None and hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="surrogateescape")
+    return run_compat(args, sys.stdin, sys.stdout, sys.stderr, prog)
+
+
+def _exit_code(code) -> int:
+    """SystemExit's code as a status (click's completion exits by itself)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    sys.stderr.write(f"{code}\n")
+    return 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The one error boundary: whatever a command raises ends here as a
+    message and a status, never a traceback; output errors follow
+    coreutils (ipvsctl.stdio)."""
+    from ipvsctl import stdio
+
+    stdio.prepare()
+    args = sys.argv[1:] if argv is None else list(argv)
+    prog = program_name()
     try:
-        status = run_compat(args, sys.stdin, sys.stdout, sys.stderr, prog)
-    except BrokenPipeError:
-        # `ipvsctl -Ln | head`: the reader left; say nothing, like ipvsadm.
-        try:
-            sys.stdout = None  # type: ignore[assignment]
-        finally:
-            os._exit(0)
+        status = _dispatch(args, prog)
+    except stdio.OutputError:
+        status = 1  # reported by finish()
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         status = 130
-    sys.stdout.flush()
-    sys.exit(status)
+    except SystemExit as e:
+        status = _exit_code(e.code)
+    sys.exit(stdio.finish(status, prog))

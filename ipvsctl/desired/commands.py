@@ -30,15 +30,17 @@ def register(group: click.Group) -> None:
 
 
 def _read_input(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
     try:
+        if path == "-":
+            return sys.stdin.read()
         with open(path, encoding="utf-8") as f:
             return f.read()
-    except OSError as e:
-        raise Failure(f"{path}: {e.strerror}", EXIT_BAD_INPUT) from None
+    except OSError as e:  # standard input closed (<&-) or unreadable, too
+        name = "standard input" if path == "-" else path
+        raise Failure(f"{name}: {e.strerror}", EXIT_BAD_INPUT) from None
     except UnicodeDecodeError as e:
-        raise Failure(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})", EXIT_BAD_INPUT) from None
+        name = "standard input" if path == "-" else path
+        raise Failure(f"{name}: not UTF-8 text ({e.reason} at byte {e.start})", EXIT_BAD_INPUT) from None
 
 
 def _desired(command: str, path: str, scopes):
@@ -166,11 +168,17 @@ def apply_command(file, prune, scopes, drain, no_rollback, dry_run, fmt, interva
     (or nothing to do), 1: the table still differs, 2: bad input, 255: the
     kernel refused a step, 130/143: interrupted (rolled back).
     """
-    from ipvsctl.desired import render as R
-
     desired, scope = _desired("apply", file, scopes)
     if dry_run:
         return _dry_run(desired, scope, prune, fmt, netns)
+    from ipvsctl import stdio
+
+    with stdio.held():  # output that fails stops neither the change nor its rollback
+        return _apply(desired, scope, prune, drain, no_rollback, fmt, interval, netns)
+
+
+def _apply(desired, scope, prune, drain, no_rollback, fmt, interval, netns):
+    from ipvsctl.desired import render as R
     from ipvsctl.desired import apply as A
     from ipvsctl.desired import drain as D
     from ipvsctl.desired import sysctls as S
@@ -333,10 +341,11 @@ def drain_command(tcp, udp, sctp, fwmark, ipv6, server, timeout, keep, interval,
     such service or real server, 255: the kernel refused, 130/143: interrupted
     (left at weight 0).
     """
+    from ipvsctl import stdio
     from ipvsctl.desired.drain_server import run
 
     key, dest = _drain_target(tcp, udp, sctp, fwmark, ipv6, server)
-    with open_backend(netns) as backend:
+    with stdio.held(), open_backend(netns) as backend:
         return run(backend, key, dest, timeout=timeout, keep=keep, interval=interval, netns=netns,
                    sysctl_values=_sysctls(netns))
 
