@@ -159,28 +159,37 @@ def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") ->
 
 
 def _restore(stdin, stdout, stderr, backend, prog: str) -> int:
-    from ipvsctl.restore import RestoreLineError, apply, plan
+    """-R: the stream read and checked whole, then sent (ipvsctl.restore).
+    SIGINT and SIGTERM stop it at once while nothing is sent; then at the
+    next window, with an account of what was sent (exit 128 + signal)."""
+    from ipvsctl.backend import batch_for
+    from ipvsctl.interrupt import Guard, Interrupted, signal_name
+    from ipvsctl.restore import RestoreLineError, apply, plan, stream_lines
 
-    try:
-        text = stdin.read()
-    except OSError as e:  # closed (<&-), a directory, an I/O error: ipvsadm reads nothing, exit 0
-        stderr.write(f"{prog}: standard input: {e.strerror}\n"
-                     "restore: nothing was applied (the kernel table is unchanged)\n")
-        return EXIT_INVALID
-    try:
-        steps = plan(text.split("\n"))
-    except RestoreLineError as e:
-        what = try_help(prog).rstrip("\n") if e.error.try_help else e.error.message
-        stderr.write(f"line {e.line_no}: {what}\n"
-                     f"restore: nothing was applied (the kernel table is unchanged)\n")
-        if text.lstrip()[:1] in ("{", "["):
-            stderr.write(f"restore: the input is a JSON document: `{prog} restore --json` reads it\n")
-        return e.error.exit_code
-    result = apply(steps, backend)
-    if result.failed:
-        result.err.append(result.summary())
-    stdout.write("".join(result.out))
-    stderr.write("".join(result.err))
+    unchanged = "restore: nothing was applied (the kernel table is unchanged)\n"
+    with Guard() as guard:
+        try:
+            steps = plan(stream_lines(stdin), batch_for(backend))
+            guard.defer()
+        except RestoreLineError as e:
+            what = try_help(prog).rstrip("\n") if e.error.try_help else e.error.message
+            stderr.write(f"line {e.line_no}: {what}\n{unchanged}")
+            if e.first and e.line.lstrip()[:1] in ("{", "["):
+                stderr.write(f"restore: the input is a JSON document: `{prog} restore --json` reads it\n")
+            return e.error.exit_code
+        except OSError as e:  # closed (<&-), a directory, an I/O error: ipvsadm reads nothing, exit 0
+            stderr.write(f"{prog}: standard input: {e.strerror}\n{unchanged}")
+            return EXIT_INVALID
+        except Interrupted as e:
+            stderr.write(f"restore: interrupted by {signal_name(e.signum)} while reading and checking "
+                         f"the input: nothing was applied (the kernel table is unchanged)\n")
+            return 128 + e.signum
+        result = apply(steps, backend, guard)
+        if result.failed and not result.account():
+            result.err.append(result.summary())
+        result.err.append(result.account())
+        stdout.write("".join(result.out))
+        stderr.write("".join(result.err))
     return result.status
 
 
@@ -278,9 +287,9 @@ def main(argv: list[str] | None = None) -> None:
         status = _dispatch(args, prog)
     except stdio.OutputError:
         status = 1  # reported by finish()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # interrupt.Interrupted knows its signal (SIGTERM too)
         sys.stderr.write("interrupted\n")
-        status = 130
+        status = 128 + getattr(e, "signum", 2)
     except SystemExit as e:
         status = _exit_code(e.code)
     sys.exit(stdio.finish(status, prog))

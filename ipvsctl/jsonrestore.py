@@ -278,6 +278,11 @@ class Outcome:
     services: int = 0
     destinations: int = 0
     refused: int = 0  # requests of the document the kernel refused
+    signum: int | None = None  # a signal came while sending
+    stopped: str | None = None  # ... and this request (a path) was the first not sent
+    last: str | None = None  # the last request sent (a path)
+    broken: b.BatchBroken | None = None  # the conversation broke off
+    unknown: tuple[str, str] | None = None  # ... and these requests (paths) may have been applied
 
     def failed(self) -> str:
         """'K of M requests failed' (the flush is no request of the document)."""
@@ -290,6 +295,30 @@ class Outcome:
         if self.applied == 0:
             return f"restore: {self.failed()}; none was applied"
         return f"restore: {self.failed()}; the other {self.applied} were applied"
+
+    def account(self) -> str:
+        """The closing line of a restore that stopped early, or ''."""
+        from ipvsctl.errors import kernel_message
+        from ipvsctl.interrupt import signal_name
+
+        counts = f"{self.applied} applied, {self.refused} failed"
+        if self.broken is not None:
+            first, last = self.unknown
+            maybe = first if first == last else f"{first} to {last}"
+            done = f"the requests before it: {counts}" if self.last else "nothing before it"
+            rest = f"; from {self.stopped} on nothing was sent" if self.stopped else ""
+            return (f"restore: the kernel conversation broke off at {first} "
+                    f"({kernel_message(self.broken.op, self.broken.errno)}); {done}; {maybe} may or "
+                    f"may not have been applied (read the table back){rest}")
+        if self.signum is None:
+            return ""
+        why = f"restore: interrupted by {signal_name(self.signum)}"
+        if self.stopped is None:
+            return f"{why} after the last request was sent: nothing was left to stop ({counts})"
+        if self.last is None:
+            return f"{why} before anything was sent: nothing was applied (the kernel table is unchanged)"
+        return (f"{why}: every request up to {self.last} was sent ({counts}); "
+                f"from {self.stopped} on nothing was applied")
 
 
 def requests(table, flush: bool = False) -> tuple[list[b.Request], list[str]]:
@@ -319,19 +348,27 @@ def _describe(req: b.Request) -> str:
     return service_label(key)
 
 
-def apply(backend, table, flush: bool = False) -> Outcome:
-    """Send everything in one pipelined batch; every refusal is reported."""
+def apply(backend, table, flush: bool = False, guard=None) -> Outcome:
+    """Send everything in pipelined windows; every refusal is reported.
+    ``guard`` (interrupt.Guard, noting): once it has noted a signal, nothing
+    more is sent after the window in flight."""
     from ipvsctl.errors import kernel_message, loopback_hint
 
     reqs, where = requests(table, flush)
     out = Outcome(services=len(table), destinations=sum(len(d) for _, d in table))
+    batch = b.batch_for(backend)
+    for req in reqs:
+        batch.add(req)
+    should_stop = guard.interrupted if guard is not None else None
     try:
-        errors = backend.apply_many(reqs)
-    except b.KernelError as e:
-        out.failures.append(f"the batch failed, its outcome is unknown: {kernel_message(e.op, e.errno)}")
-        out.refused = out.services + out.destinations
-        return out
-    for i, req in enumerate(reqs):
+        errors, reached = batch.send(0, len(reqs), should_stop)
+    except b.BatchBroken as e:
+        errors, reached = e.errors, e.done
+        out.broken = e
+        out.unknown = (where[e.done], where[e.unknown - 1])
+        out.stopped = where[e.unknown] if e.unknown < len(reqs) else None
+    for i in range(reached):
+        req = reqs[i]
         e = errors.get(i)
         if e is None:
             if req.op != b.OP_FLUSH:
@@ -339,7 +376,13 @@ def apply(backend, table, flush: bool = False) -> Outcome:
             continue
         if req.op != b.OP_FLUSH:
             out.refused += 1
-        line = f"{where[i]} ({_describe(req)}): {kernel_message(req.op, e.errno)}"
-        extra = loopback_hint(req, e.errno, backend)
+        line = f"{where[i]} ({_describe(req)}): {kernel_message(req.op, e)}"
+        extra = loopback_hint(req, e, backend)
         out.failures.append(line + (f"\n  {extra}" if extra else ""))
+    if reached and where[reached - 1] != "flush":
+        out.last = where[reached - 1]
+    if guard is not None and guard.signum is not None:
+        out.signum = guard.signum
+        if out.broken is None and reached < len(reqs):
+            out.stopped = where[reached]
     return out

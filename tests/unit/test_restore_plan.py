@@ -32,7 +32,7 @@ def test_a_bad_line_stops_everything_before_the_kernel():
 
 def test_comments_and_blank_lines_are_skipped():
     steps = plan(["# header", "", "   # indented", "-A -t 10.0.0.1:80"])
-    assert [n for n, _ in steps] == [4]
+    assert list(steps.lines) == [4] and steps.commands == 1
 
 
 def test_nested_restore_is_a_usage_error():
@@ -53,9 +53,10 @@ def test_kernel_failures_are_reported_by_line_and_the_rest_applied():
 
 
 def test_flush_is_a_request_before_the_first_line_not_a_line():
-    steps = plan(["-A -t 10.0.0.1:80", "-A -t 10.0.0.1:80 -s nosuch", "-A -t 10.0.0.2:80"])
+    steps = plan(["-A -t 10.0.0.1:80", "-A -t 10.0.0.1:80 -s nosuch", "-A -t 10.0.0.2:80"],
+                 flush=True)
     fake = FakeBackend(fail={2: errno.ENOENT})  # index 0 is the flush
-    result = apply(steps, fake, flush=True)
+    result = apply(steps, fake)
     assert [r.op for r in fake.batches[0]] == [b.OP_FLUSH, b.OP_ADD_SERVICE, b.OP_ADD_SERVICE,
                                                b.OP_ADD_SERVICE]
     assert result.err == ["line 2: Scheduler or persistence engine not found\n"]
@@ -65,5 +66,5 @@ def test_flush_is_a_request_before_the_first_line_not_a_line():
 def test_a_line_with_popts_next_word_syntax_goes_through_the_grammar():
     # "-s !#:+ -p 30": popt gives -s the next plain word ("30"), which -p
     # then takes as well; the shortcut for common lines must not guess.
-    (_, req), = plan(["-A -t 10.0.0.1:80 -s !#:+ -p 30"])
+    (req,) = plan(["-A -t 10.0.0.1:80 -s !#:+ -p 30"]).batch.requests
     assert (req.service.scheduler, req.service.timeout) == ("30", 30)
