@@ -50,7 +50,7 @@ VENV_PY = PROJECT / ".venv" / "bin" / "python"
 CONSOLE_SCRIPT = PROJECT / ".venv" / "bin" / "ipvsctl"
 
 SCENARIOS = ("startup", "native", "restore", "restore-errors", "list", "views", "big-service",
-             "single", "add-cost", "iptables", "native-inputs")
+             "single", "add-cost", "iptables", "metrics", "native-inputs")
 HOST_SCENARIOS = ("startup", "native")
 # Run only when named (--only): refreshes benchmarks/native/data (kernel tier).
 EXPLICIT_SCENARIOS = ("native-inputs",)
@@ -606,6 +606,122 @@ def sc_views(t: Tools, rep: Report, p, a):
         rep.rows.append(Row("2b views", "watch --interval 1 --iterations 3 (wall)", [], [r.wall],
                             target="(info)"))
 
+# The same families as `ipvsctl metrics`, built and written by
+# prometheus_client (the library the issue suggested) as a collector of
+# that library would, over the same read of the table: the measured reason
+# ipvsctl writes the format itself (ipvsctl/metrics.py).
+PROM_CLIENT = r"""
+import sys
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import CollectorRegistry
+from ipvsctl import metrics as M
+from ipvsctl.netlink.backend import NetlinkBackend
+from ipvsctl.render.json import FAMILY_NAMES, FORWARD_KEYS, PROTOCOL_KEYS
+
+SVC = ["family", "protocol", "address", "port", "fwmark", "scheduler"]
+REAL = SVC + ["real_address", "real_port", "forward"]
+snap = M.Snapshot.read(NetlinkBackend())
+snap.table = snap.table[:int(sys.argv[1])]  # the first N services
+
+class Collector:
+    def collect(self):
+        services, reals = [], []
+        for svc, dests in snap.table:
+            k = svc.key
+            labels = [FAMILY_NAMES[k.af], "" if k.fwmark else PROTOCOL_KEYS[k.protocol],
+                      "" if k.fwmark else k.addr, "" if k.fwmark else str(k.port),
+                      str(k.fwmark) if k.fwmark else "", svc.scheduler]
+            dests = list(dests)
+            services.append((labels, svc.stats, dests))
+            reals += [(labels + [d.addr, str(d.port), FORWARD_KEYS[d.fwd]], d) for d in dests]
+        for scope, names, rows in (("service", SVC, services), ("real_server", REAL, reals)):
+            for suffix, attr, text in M.COUNTERS + M.RATES:
+                counter = suffix.endswith("_total")
+                f = (CounterMetricFamily(f"ipvs_{scope}_{suffix[:-6]}", text, labels=names) if counter
+                     else GaugeMetricFamily(f"ipvs_{scope}_{suffix}", text, labels=names))
+                for row in rows:
+                    st = row[1] if scope == "service" else row[1].stats
+                    f.add_metric(row[0], getattr(st, attr))
+                yield f
+            for suffix, attr, text in M.GAUGES:
+                f = GaugeMetricFamily(f"ipvs_{scope}_{suffix}", text, labels=names)
+                for row in rows:
+                    value = (sum(getattr(d, attr) for d in row[2]) if scope == "service"
+                             else getattr(row[1], attr))
+                    f.add_metric(row[0], value)
+                yield f
+
+registry = CollectorRegistry()
+registry.register(Collector())
+sys.stdout.buffer.write(generate_latest(registry))
+"""
+
+
+def sc_metrics(t: Tools, rep: Report, p, a):
+    """7. `ipvsctl metrics` of the big table against `-Ln --stats` of it."""
+    n = p["services"] * (1 + p["dests"])
+    src = write(t.work / "restore.txt", restore_lines(p["services"], p["dests"]))
+    with Netns(t):
+        log(f"  loading {n} lines with {a.loader}: {fmt_t(t.load(src, a.loader))}")
+        times = {"adm": [], "ctl": [], "ctl-stats": []}
+        sizes, rss = set(), []
+        for i in range(a.runs):
+            for tool in alternate(i):
+                r = t.run(tool, ["-Ln", "--stats"], keep=True)
+                assert r.status == 0, r.text()
+                times[tool if tool == "adm" else "ctl-stats"].append(r.wall)
+                r.out.unlink()
+            r = t.run("ctl", ["metrics"], keep=True)
+            assert r.status == 0, r.text()
+            times["ctl"].append(r.wall)
+            rss.append(r.maxrss_kb)
+            # Read in chunks: holding 285 MB here would inflate the next
+            # child's ru_maxrss (Linux carries the parent's RSS at fork over
+            # into the child's peak).
+            lines = size = 0
+            with open(r.out, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    lines += chunk.count(b"\n")
+                    size += len(chunk)
+                    tail = chunk[-400:]
+            sizes.add((size, lines, int(b"ipvs_scrape_success 1\n" in tail)))
+            r.out.unlink()
+        row = Row("7 metrics", f"ipvsctl metrics of {n} entries vs ipvsadm -Ln --stats",
+                  times["adm"], times["ctl"], target="ctl/adm <= 1.000")
+        row.judge(1.0)
+        size, lines, ok = next(iter(sizes))
+        row.note = (f"{size / 1e6:.0f} MB, {lines} lines per scrape; peak RSS "
+                    f"{max(rss) / 1024:.0f} MB; ipvsctl -Ln --stats "
+                    f"{fmt_t(statistics.median(times['ctl-stats']))}")
+        rep.row(row)
+        rep.row(Row("7 metrics", f"ipvsctl metrics vs ipvsctl -Ln --stats ({n} entries)",
+                    times["ctl-stats"], times["ctl"], target="(info: ratio to ipvsctl -Ln --stats)").judge())
+        expect = p["services"] * 15 + p["services"] * p["dests"] * 14  # samples
+        rep.check("7 metrics", "every scrape the same size, successful, with every sample",
+                  len(sizes) == 1 and ok == 1 and lines > expect,
+                  f"{sorted(sizes)}; at least {expect} lines expected")
+        # prometheus_client over the same read (info): the whole table, then
+        # a tenth of it (the whole one may not fit in the guest's memory).
+        script = t.work / "prom_client.py"
+        script.write_text(PROM_CLIENT)
+        for n_svc in (p["services"], p["services"] // 10):
+            out, err = t.files("prom")
+            r = spawn([t.python, str(script), str(n_svc)], out=out, err=err, env=t.env)
+            entries = n_svc * (1 + p["dests"])
+            what = f"the same with prometheus_client's writer ({entries} entries)"
+            if r.status == 0:
+                rep.rows.append(Row("7 metrics", what, ctl=[r.wall], target="(info)",
+                                    note=f"peak RSS {r.maxrss_kb / 1024:.0f} MB, "
+                                         f"{out.stat().st_size / 1e6:.0f} MB (values as floats)"))
+            else:
+                rep.rows.append(Row("7 metrics", what, ctl=[r.wall], target="(info)", verdict="info",
+                                    note=f"failed: exit status {r.status}"
+                                         + (" (SIGKILL: out of memory)" if r.status == -9 else "")
+                                         + f" after {fmt_t(r.wall)}; {r.text()[-200:].strip()}"))
+            log(f"  prometheus_client, {entries} entries: {fmt_t(r.wall)}, status {r.status}, "
+                f"peak RSS {r.maxrss_kb // 1024} MB")
+            out.unlink(missing_ok=True)
 
 def sc_big_service(t: Tools, rep: Report, p, a):
     """3. One service with many real servers: -R and -Ln within 10%."""
@@ -1212,8 +1328,8 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     funcs = {"startup": sc_startup, "restore": sc_restore, "restore-errors": sc_restore_errors,
              "list": sc_list, "views": sc_views, "big-service": sc_big_service, "single": sc_single,
-             "add-cost": sc_add_cost, "iptables": sc_iptables, "native": sc_native,
-             "native-inputs": sc_native_inputs}
+             "add-cost": sc_add_cost, "iptables": sc_iptables, "metrics": sc_metrics,
+             "native": sc_native, "native-inputs": sc_native_inputs}
     try:
         for s in chosen:
             t0 = time.perf_counter()

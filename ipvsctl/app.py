@@ -1,6 +1,8 @@
 """ipvsctl's own subcommands through click: ``list`` (``ls``), ``watch``,
-``restore``, ``completion`` (and ``diff``, ``apply``, ``drain``, defined in
-ipvsctl.desired.commands).
+``restore``, ``completion``, ``help`` (for completion and the man page:
+ipvsctl.cli answers it without click); ``diff``, ``apply``, ``drain`` are
+defined in ipvsctl.desired.commands, ``metrics``, ``conns``, ``doctor`` in
+ipvsctl.commands.
 
 Strategy: a click group, imported only when the first word of the command
 line names one of these (``ipvsctl.cli.SUBCOMMANDS``) and the line is not a
@@ -469,6 +471,33 @@ def completion_command(shell):
 
 
 # --------------------------------------------------------------------------
+# help
+# --------------------------------------------------------------------------
+
+
+def _subcommand_names():
+    from ipvsctl.cli import SUBCOMMANDS
+
+    return sorted(SUBCOMMANDS)
+
+
+@cli.command("help")
+@click.argument("subcommand", required=False, type=click.Choice(_subcommand_names()),
+                metavar="[SUBCOMMAND]")
+def help_command(subcommand):
+    """Print the text of -h: the ipvsadm-style commands and options, and the
+    subcommands.  With SUBCOMMAND, print that subcommand's usage and
+    options, as SUBCOMMAND --help does.
+    """
+    # ipvsctl.cli answers `help` itself, without click (-h's text must not
+    # wait for it); this command is here for completion and the man page.
+    from ipvsctl.cli import _help
+
+    ctx = click.get_current_context()
+    return _help(["help", *([subcommand] if subcommand else [])], ctx.find_root().info_name)
+
+
+# --------------------------------------------------------------------------
 # Entry point (from ipvsctl.cli.main)
 # --------------------------------------------------------------------------
 
@@ -496,7 +525,11 @@ def run_app(args: list[str], prog: str = "ipvsctl") -> int:
     return rv if isinstance(rv, int) else 0
 
 
-# The desired-state subcommands (diff, apply, drain) live in their own package.
+# Subcommands in packages of their own, registered last since they use the
+# shared pieces above: the desired-state ones (diff, apply, drain) and the
+# operating ones (ipvsctl/commands/: metrics, conns, doctor).
+from ipvsctl.commands import register as _register  # noqa: E402
 from ipvsctl.desired.commands import register as _register_desired  # noqa: E402
 
 _register_desired(cli)
+_register(cli)

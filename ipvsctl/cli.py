@@ -16,8 +16,9 @@ import sys
 from ipvsctl import __version__
 from ipvsctl.errors import EXIT_INVALID, EXIT_OK, ipvs_unavailable
 
-SUBCOMMANDS: tuple[str, ...] = ("list", "ls", "watch", "restore", "completion",
-                                 "diff", "apply", "drain")  # ipvsctl.app
+SUBCOMMANDS: tuple[str, ...] = ("list", "ls", "watch", "restore", "completion",  # ipvsctl.app
+                                "diff", "apply", "drain",  # ipvsctl.desired.commands
+                                "metrics", "conns", "doctor")  # ipvsctl.commands
 
 
 def program_name() -> str:
@@ -241,6 +242,10 @@ def _help(args: list[str], prog: str) -> int:
 
 def _dispatch(args: list[str], prog: str) -> int:
     """Run one command line; return its exit status."""
+    if args == ["--man"]:  # the man page, where man(1) does not find it
+        from ipvsctl.manpage import show
+
+        return show()
     line = subcommand_line(args)
     if line is not None and line[0] == "help":
         return _help(line, prog)

@@ -93,6 +93,13 @@ Subcommands ({p} SUBCOMMAND [options]; {p} help SUBCOMMAND for each one's option
   watch                               live connection and byte rates, busiest first
   restore [--json] [FILE]             restore checked first (names too); --flush: all or
                                       nothing; --dry-run: check only
+  diff [FILE]                         what differs between the table and a rule file
+  apply [FILE]                        make the table match FILE in place; rolled back
+                                      on a refusal
+  drain -t|-u|-f SERVICE -r SERVER    weight 0, wait for its connections to end, remove
+  metrics [--listen ADDR:PORT]        counters, rates and weights for Prometheus
+  conns [--summary|--top N]           the connections, filtered, counted or ranked
+  doctor                              check IPVS, the sysctls that matter and the table
   completion bash|zsh|fish            the shell completion script
   help [SUBCOMMAND]                   this text, or a subcommand's
 """

@@ -1,7 +1,7 @@
 """The table for people: ``ipvsctl list`` as aligned text tables.
 
-Strategy: pure functions from model values to rich renderables; the caller
-owns the Console (and so the width, the colours and the file).  One heading
+Strategy: pure functions from model values to lines of text; the caller
+gives the Out (the width, the colours, the box characters).  One heading
 line per virtual service (protocol, address, scheduler and its flags,
 persistence, one-packet scheduling) and under it one table of its real
 servers.  Whatever colour shows, the words show too: a draining real server
@@ -15,7 +15,8 @@ for people should not wait on DNS.
 
 The layout (column widths, wrapping, colour) is ipvsctl.render.layout's:
 plain text, so that ten thousand real servers print in a fraction of a
-second.
+second.  ``tables_lines`` draws headings and tables of any view that looks
+like this one (``ipvsctl conns --summary`` too).
 """
 
 from __future__ import annotations
@@ -379,15 +380,31 @@ def _shared_layouts(tables, width: int) -> dict | None:
 
 def list_lines(table, out: Out, stats: bool = False, rate: bool = False,
                exact: bool = False) -> list[str]:
-    """Everything ``ipvsctl list`` prints, as lines (without newlines).
-
-    The tables of all services share their column widths when all of them
-    fit the width that way, so that they line up; otherwise each table is
-    fitted on its own, and only the tables that need it wrap, close up or
-    leave columns out.  Columns left out are named once, at the end.
-    """
+    """Everything ``ipvsctl list`` prints, as lines (without newlines)."""
     counters = (_STATS_COLUMNS if stats else ()) + (_RATE_COLUMNS if rate else ())
-    tables = _tables(table, counters, exact)
+    return tables_lines(_tables(table, counters, exact), out, "no virtual services")
+
+
+def table_of(heading, columns, rows, marks=None, totals=None) -> _Table:
+    """A table for tables_lines, from another view (``ipvsctl conns``):
+    ``heading`` as parts (layout.heading), ``rows`` tuples of str, ``marks``
+    as layout.lines takes them, ``totals`` a last row under a second rule."""
+    t = _Table()
+    t.heading, t.columns, t.rows, t.marks, t.totals = heading, columns, rows, marks, totals
+    t.measured = rows + [totals] if totals else rows
+    t.natural = measure(columns, t.measured)
+    return t
+
+
+def tables_lines(tables, out: Out, nothing: str) -> list[str]:
+    """A heading and a table per entry of ``tables`` (see _tables), as lines.
+
+    The tables share their column widths when all of them fit the width
+    that way, so that they line up; otherwise each table is fitted on its
+    own, and only the tables that need it wrap, close up or leave columns
+    out.  Columns left out are named once, at the end.  ``nothing``: what
+    to say (dim) when there is no table.
+    """
     shared = _shared_layouts(tables, out.width)
     result: list[str] = []
     add, extend = result.append, result.extend
@@ -395,7 +412,8 @@ def list_lines(table, out: Out, stats: bool = False, rate: bool = False,
     for i, t in enumerate(tables):
         if i:
             add("")
-        extend(heading(t.heading, out))
+        if t.heading is not None:
+            extend(heading(t.heading, out))
         if not t.natural:
             continue
         if shared is not None:
@@ -416,12 +434,17 @@ def list_lines(table, out: Out, stats: bool = False, rate: bool = False,
             add(rule(layout, out))
             extend(lines(layout, [t.totals], out, [(S_TOTAL, None)], t.natural))
     if not tables:
-        add(out.paint("no virtual services", "dim"))
-    if dropped:
-        add("")
-        extend(wrap_words(f"(left out to fit {out.width} columns: {', '.join(dropped)}; "
-                          "a wider terminal or --width shows them)", out.width, out.ellipsis))
+        add(out.paint(nothing, "dim"))
+    extend(left_out(dropped, out))
     return result
+
+
+def left_out(dropped, out: Out) -> list[str]:
+    """The note naming the columns left out to fit the width (none: no lines)."""
+    if not dropped:
+        return []
+    return [""] + wrap_words(f"(left out to fit {out.width} columns: {', '.join(dropped)}; "
+                             "a wider terminal or --width shows them)", out.width, out.ellipsis)
 
 
 def render_text(table, width: int, color: bool = False, **modes) -> str:

@@ -28,28 +28,43 @@ def _rules() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _run(ns, argv) -> tuple[float, str]:
+    """How long `python -m ipvsctl ARGV` took in ``ns``, and its output."""
+    t0 = time.perf_counter()
+    r = ns.run([sys.executable, "-m", "ipvsctl", *argv], timeout=120)
+    took = time.perf_counter() - t0
+    assert r.returncode == 0, r.stderr
+    return took, r.stdout
+
+
 def _best(ns, argv, runs: int = 3) -> tuple[float, str]:
     """The fastest of ``runs`` runs of `python -m ipvsctl ARGV` in ``ns``."""
-    best, out = None, ""
+    times, out = [], ""
     for _ in range(runs):
-        t0 = time.perf_counter()
-        r = ns.run([sys.executable, "-m", "ipvsctl", *argv], timeout=120)
-        took = time.perf_counter() - t0
-        assert r.returncode == 0, r.stderr
-        out = r.stdout
-        best = took if best is None else min(best, took)
-    return best, out
+        took, out = _run(ns, argv)
+        times.append(took)
+    return min(times), out
 
 
 def test_list_costs_about_what_ln_stats_costs(netns):
     r = netns.run([sys.executable, "-m", "ipvsctl", "-R"], input=_rules(), timeout=120)
     assert r.returncode == 0, r.stderr
-    reference, text = _best(netns, ["-Ln", "--stats"])
-    assert len(text.splitlines()) == 3 + SERVICES * (1 + SERVERS)
-    for argv in (["list"], ["list", "--stats"]):
-        took, out = _best(netns, argv)
-        assert out.count("\n10.32.") == SERVICES * SERVERS or out.count("10.32.") == SERVICES * SERVERS
-        assert took <= 2.0 * reference, (argv, took, reference)
+    # The reference and the views run in turn, round by round, and each
+    # view is compared with the reference of its own round: a burst of
+    # load from the machine's other work then slows one round, not all
+    # the runs of one command (seen: list --stats 0.86 s against 0.41 s
+    # when the three runs of each command ran one after the other).
+    views = (["list"], ["list", "--stats"])
+    ratios: dict[str, list[float]] = {" ".join(v): [] for v in views}
+    for _ in range(3):
+        reference, text = _run(netns, ["-Ln", "--stats"])
+        assert len(text.splitlines()) == 3 + SERVICES * (1 + SERVERS)
+        for argv in views:
+            took, out = _run(netns, argv)
+            assert out.count("\n10.32.") == SERVICES * SERVERS or out.count("10.32.") == SERVICES * SERVERS
+            ratios[" ".join(argv)].append(took / reference)
+    for argv, seen in ratios.items():
+        assert min(seen) <= 2.0, (argv, seen)
 
 
 def test_a_watch_frame_of_ten_thousand_entries_keeps_its_interval(netns):

@@ -32,7 +32,8 @@ tests/kernel/test_docs.py`` writes what the commands print now into the
 documents: review that diff by eye before committing it.
 
 The documents show Linux 6.1's output, whose connection table has a fixed
-4096 entries (``size=4096``, ``"conn_tab_size": 4096``).  Kernels whose
+4096 entries (``size=4096``, ``"conn_tab_size": 4096``, doctor's
+``connection hash table: 4096 buckets``).  Kernels whose
 connection table resizes (7.x: ``/proc/sys/net/ipv4/vs/conn_lfactor``
 exists) report 0 for a namespace without services and a size that follows
 the load after that, so there the size is masked on both sides before they
@@ -62,7 +63,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 MARKER = re.compile(r"^<!-- doc-test: (.*) -->$")
 
 DOC_CONN_TAB_SIZE = 4096
-_SIZE = re.compile(r'(\(size=|"conn_tab_size": ?)\d+')
+_SIZE = re.compile(r'(\(size=|"conn_tab_size": ?|connection hash table: )\d+')
 RESIZING_CONN_TABLE = os.path.exists("/proc/sys/net/ipv4/vs/conn_lfactor")
 
 

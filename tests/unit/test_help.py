@@ -17,6 +17,13 @@ def test_h_names_the_subcommands_json_and_the_version_option():
     for word in ("list | ls", "watch", "restore [--json] [FILE]", "completion bash|zsh|fish",
                  "help [SUBCOMMAND]", "--json", "--version         -v"):
         assert word in r.stdout, word
+    # every subcommand is named at the start of a line of its section
+    from ipvsctl.cli import SUBCOMMANDS
+
+    section = r.stdout.split("\nSubcommands (")[1]
+    named = {line.split()[0] for line in section.splitlines()[1:]
+             if line.startswith("  ") and not line.startswith("   ")}
+    assert set(SUBCOMMANDS) - {"ls"} | {"help"} == named
     assert _ipvsctl("--help").stdout == r.stdout
 
 

@@ -16,7 +16,8 @@ import sys
 
 import pytest
 
-HEAVY = ("rich", "click", "json", "pyroute2", "socket", "dataclasses", "functools", "re", "enum")
+HEAVY = ("rich", "click", "json", "pyroute2", "socket", "dataclasses", "functools", "re", "enum",
+         "prometheus_client")
 
 # A fake backend inside the child: the command's whole path runs except the socket.
 CHILD = r"""
@@ -85,6 +86,22 @@ def test_netlink_backend_module_imports_nothing_heavy():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+def test_metrics_never_imports_prometheus_client():
+    """`ipvsctl metrics` writes the format itself (ipvsctl/metrics.py says
+    why): prometheus_client is for the tests only."""
+    code = CHILD.split("cli.open_backend = ")[0] + (
+        "cli.open_backend = lambda netns: Fake()\n"
+        "from ipvsctl.app import run_app\n"
+        "import contextlib\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    assert run_app(['metrics'], 'ipvsctl') == 0\n"
+        "assert 'ipvs_scrape_success 1' in out.getvalue()\n"
+        "sys.__stdout__.write(repr(sorted(n for n in sys.modules if n.startswith('prometheus'))))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "[]"
 
 
 def test_the_check_would_notice():

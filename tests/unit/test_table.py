@@ -581,6 +581,32 @@ def test_completion_through_the_entry_point():
     assert "plain,--stats" in r.stdout.splitlines()
 
 
+def _complete(words: str, cword: int) -> list[str]:
+    import subprocess
+    import sys
+
+    env = dict(os.environ, _IPVSCTL_COMPLETE="bash_complete", COMP_WORDS=words, COMP_CWORD=str(cword))
+    r = subprocess.run([sys.executable, "-c", "from ipvsctl.cli import main; main()"],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.splitlines()
+
+
+def test_completion_covers_every_subcommand():
+    """`ipvsctl <TAB>` offers every subcommand (ls is list's alias) and
+    help; `ipvsctl help <TAB>` the subcommands; each one's options complete."""
+    from ipvsctl.app import cli
+    from ipvsctl.cli import SUBCOMMANDS
+
+    offered = {x.split(",", 1)[1] for x in _complete("ipvsctl ", 1)}
+    assert offered == set(SUBCOMMANDS) - {"ls"} | {"help"}
+    assert {x.split(",", 1)[1] for x in _complete("ipvsctl help ", 2)} == set(SUBCOMMANDS)
+    for name in offered - {"help", "completion"}:
+        longest = max((o for p in cli.commands[name].params for o in getattr(p, "opts", [])
+                       if o.startswith("--") and o != "--help"), key=len)
+        assert f"plain,{longest}" in _complete(f"ipvsctl {name} {longest[:-1]}", 2), name
+
+
 @pytest.mark.parametrize("argv", [
     ["list", "--width", "100"], ["ls", "--stats", "--width", "70"], ["list", "--rate", "-X"],
     ["ls", "-t", "192.0.2.10:80", "--width=90"], ["list", "--protocol", "UDP"],
