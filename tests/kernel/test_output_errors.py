@@ -62,11 +62,21 @@ def test_a_listing_to_a_full_disk_or_a_closed_stdout_says_write_error(table, com
     assert sh(table, f"{command} >&-") == (1, "ipvsctl: write error: Bad file descriptor\n")
 
 
-@pytest.mark.parametrize("command", ["-Ln", "-Sn", "list", "-Ln --json", "watch --once"])
+@pytest.mark.parametrize("command", ["metrics", "conns", "conns --summary", "doctor", "doctor --json"])
+def test_the_report_subcommands_say_write_error_too(table, command):
+    """Issue 14's subcommands: their own status when it is not 0 (doctor
+    may find problems in a test namespace), else 1."""
+    r = table.run(["bash", "-c", f"'{sys.executable}' -m ipvsctl {command} > /dev/null"])
+    status = r.returncode or 1
+    assert sh(table, f"{command} > /dev/full") == (status, r.stderr + "ipvsctl: write error: No space left on device\n")
+    assert sh(table, f"{command} >&-") == (status, r.stderr + "ipvsctl: write error: Bad file descriptor\n")
+
+
+@pytest.mark.parametrize("command", ["-Ln", "-Sn", "list", "-Ln --json", "watch --once", "metrics"])
 def test_a_reader_that_leaves_ends_both_tools_by_sigpipe(table, command):
     head = "head -c 100" if "--json" in command else "head -1"  # the document is one line
     assert sh(table, f"{command} | {head} > /dev/null") == (141, "")
-    if not command.startswith(("list", "watch")) and "--json" not in command:
+    if command.startswith("-") and "--json" not in command:  # the same through ipvsadm
         assert sh(table, f"{command} | head -1 > /dev/null", tool="ipvsadm") == (141, "")
 
 

@@ -107,6 +107,9 @@ class Kernel:
 
 k = Kernel(table())
 cli.open_backend = lambda netns=None: k
+from ipvsctl import conns  # `conns` reads the connection file itself
+
+conns.CONN_FILE = os.environ["T_CONN"]
 schedulers.check = lambda kind, name, probe: (schedulers.AVAILABLE, "loaded")
 sys.argv[0] = "ipvsctl"
 cli.main()
@@ -127,6 +130,10 @@ def files(tmp_path_factory):
     # A restore that adds services that are not there yet.
     (d / "new.rules").write_text("".join(f"-A -t 10.201.{i // 250}.{i % 250}:80 -s rr\n"
                                          for i in range(3000)) + "-Ln\n")
+    (d / "ip_vs_conn").write_text(
+        "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n"
+        + "".join(f"TCP C0A8{i:04X} 1F90 0A000001 0050 0A640001 0050 ESTABLISHED 899\n"
+                  for i in range(20000)))
     (d / "new.json").write_text('{"services":[' + ",".join(
         f'{{"family":"inet","protocol":"tcp","address":"10.202.{i // 250}.{i % 250}","port":80,'
         f'"scheduler":"rr","destinations":[]}}' for i in range(300)) + "]}")
@@ -139,7 +146,7 @@ def run(files, argv: list[str], redirect: str, stdin: str = "< /dev/null"):
     sent = files / "sent"
     sent.write_text("0")
     env = dict(os.environ, T_UNIT=str(UNIT), T_ROOT=str(ROOT), T_SERVICES=str(SERVICES),
-               T_DESTS=str(DESTS), T_SENT=str(sent), IPVSCTL_LOCK_DIR=str(files / "locks"),
+               T_DESTS=str(DESTS), T_SENT=str(sent), T_CONN=str(files / "ip_vs_conn"), IPVSCTL_LOCK_DIR=str(files / "locks"),
                COLUMNS="100")
     env.pop("PYTHONUNBUFFERED", None)  # as users run it: buffered
     words = " ".join(f"'{a}'" for a in argv)
@@ -156,6 +163,20 @@ LISTINGS = [["-Ln"], ["-Sn"], ["-L", "-n", "--stats"], ["-Ln", "--json"], ["-Lnc
             ["list"], ["ls", "--stats"], ["list", "--json"], ["watch", "--once"]]
 SMALL = [["-L", "--timeout"], ["-L", "--daemon"], ["-h"], ["--version"], ["help"],
          ["help", "list"], ["list", "--help"], ["completion", "bash"], ["restore", "--help"]]
+# issue 14's subcommands: their own statuses (doctor on this host finds problems: 1)
+REPORTS = [["metrics"], ["conns"], ["conns", "--summary"], ["conns", "--json"], ["doctor"],
+           ["doctor", "--json"], ["help", "metrics"]]
+
+
+@pytest.mark.parametrize("argv", REPORTS, ids=" ".join)
+def test_the_report_subcommands_follow_the_same_conventions(files, argv):
+    status, err, _ = run(files, argv, "> /dev/null")
+    assert run(files, argv, "> /dev/full")[:2] == (status or 1, err + "ipvsctl: write error: No space left on device\n")
+    assert run(files, argv, ">&-")[:2] == (status or 1, err + "ipvsctl: write error: Bad file descriptor\n")
+    if argv[0] in ("metrics", "conns") and argv[-1] != "--summary":  # big enough to outgrow a pipe
+        assert run(files, argv, "| head -c 10 > /dev/null")[:2] == (141, "")
+
+
 # (the restores print the -Ln line at the end of new.rules)
 CHANGES = [(["diff", "desired.rules"], 1), (["apply", "desired.rules"], 0),
            (["restore", "new.rules"], 0), (["-R"], 0)]
@@ -230,3 +251,45 @@ def test_a_closed_standard_input_is_named(files, argv):
 
 def test_a_closed_standard_input_does_not_matter_to_a_listing(files):
     assert run(files, ["-Ln"], "> /dev/null", stdin="<&-")[:2] == (0, "")
+
+
+def test_a_metrics_server_outlives_a_client_that_leaves_mid_answer(files):
+    """SIGPIPE's default action ends a listing whose reader left; it must
+    not end `metrics --listen` when a scraper hangs up half-way through a
+    big answer: the next scrape is answered."""
+    import re
+    import socket
+    import time
+
+    env = dict(os.environ, T_UNIT=str(UNIT), T_ROOT=str(ROOT), T_SERVICES=str(SERVICES),
+               T_DESTS=str(DESTS), T_SENT=str(files / "sent"), T_CONN=str(files / "ip_vs_conn"))
+    proc = subprocess.Popen([sys.executable, str(files / "child.py"), "metrics", "--listen",
+                             "127.0.0.1:0"], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(re.search(r":(\d+)/metrics", proc.stderr.readline()).group(1))
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.shutdown(socket.SHUT_WR)  # the server's end goes to CLOSE_WAIT
+            got = s.recv(100)
+            while b"ipvs_" not in got:  # the body has begun: the server is writing
+                got += s.recv(100)
+        # closed with the answer unread: a reset, and in CLOSE_WAIT the server's
+        # next write fails with EPIPE (tcp_reset), which raises SIGPIPE
+        got = b""
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+                s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")  # answered after the one before
+                while chunk := s.recv(1 << 16):
+                    got += chunk
+        except OSError as e:
+            time.sleep(0.5)
+            raise AssertionError(f"the next scrape failed ({e}); the server's status: {proc.poll()}")
+        assert got.startswith(b"HTTP/1.") and b" 200 " in got.split(b"\r\n")[0], got[:200]
+        assert b"ipvs_scrape_success 1" in got
+        time.sleep(0.2)
+        assert proc.poll() is None, f"the server died: {proc.returncode}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert "Traceback" not in proc.stderr.read()
