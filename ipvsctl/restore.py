@@ -194,9 +194,12 @@ class RestoreResult:
         return f"restore: {self.failures()}, {self.commands - len(self.failed)} applied\n"
 
     def counts(self) -> str:
-        failed = f", {len(self.failed)} failed (lines {', '.join(map(str, self.failed[:20]))}" \
-                 f"{', ...' if len(self.failed) > 20 else ''})" if self.failed else ", 0 failed"
-        return f"{self.applied} applied{failed}"
+        """'A applied, F failed (lines ...)', for the account."""
+        if not self.failed:
+            return f"{self.applied} applied, 0 failed"
+        shown = ", ".join(str(n) for n in self.failed[:20])
+        more = ", ..." if len(self.failed) > 20 else ""
+        return f"{self.applied} applied, {len(self.failed)} failed (lines {shown}{more})"
 
     def account(self) -> str:
         """The closing line of a restore that stopped early, or ''."""
@@ -207,8 +210,12 @@ class RestoreResult:
             done = (f"the lines before it: {self.counts()}" if self.last_line
                     else "nothing before it")
             maybe = f"line {first}" if first == last else f"lines {first} to {last}"
+            if not last:  # the window held the --flush alone
+                first, maybe = "the --flush", "the --flush"
+            else:
+                first = f"line {first}"
             rest = f"; from line {self.next_line} on nothing was sent" if self.next_line else ""
-            return (f"restore: the kernel conversation broke off at line {first} "
+            return (f"restore: the kernel conversation broke off at {first} "
                     f"({kernel_message(self.broken.op, self.broken.errno)}); {done}; {maybe} "
                     f"may or may not have been applied (read the table back){rest}\n")
         if self.signum is None:
@@ -262,7 +269,8 @@ def apply(p: Plan, backend: b.Backend, guard=None) -> RestoreResult:
             try:
                 errors, reached = p.batch.send(sent, before, should_stop)
             except b.BatchBroken as e:
-                account(e.errors, sent, e.done)
+                # Reports that came from the broken window leave it unknown all the same.
+                account({i: err for i, err in e.errors.items() if i < e.done}, sent, e.done)
                 result.broken = e
                 result.unknown = (lines[e.done] or lines[min(e.done + 1, e.unknown - 1)],
                                   lines[e.unknown - 1])
