@@ -179,7 +179,8 @@ def test_the_report_subcommands_follow_the_same_conventions(files, argv):
 
 # (the restores print the -Ln line at the end of new.rules)
 CHANGES = [(["diff", "desired.rules"], 1), (["apply", "desired.rules"], 0),
-           (["restore", "new.rules"], 0), (["-R"], 0)]
+           (["restore", "new.rules"], 0), (["-R"], 0),
+           (["drain", "-t", "10.0.0.1:80", "-r", "10.100.0.1:80", "--interval", "0.05"], 0)]
 
 
 def _name(value):
