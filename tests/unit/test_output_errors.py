@@ -14,7 +14,7 @@ table big enough that a listing outgrows a pipe's buffer.  Then:
 - never a traceback; a command that changes the table finishes the change
   whatever happens to its output.
 
-tests/kernel/test_output_errors.py runs the same against the real kernel.
+tests/kernel/test_write_errors.py runs the same against the real kernel.
 """
 
 from __future__ import annotations
