@@ -1,11 +1,13 @@
-"""The command line: ipvsadm's syntax, plus ipvsctl's own subcommands.
+"""The command line: ipvsadm's syntax, and the way to ipvsctl's own subcommands.
 
 Strategy: one error boundary (``main``) and two surfaces.  A first word that
-names an ipvsctl subcommand (``list``, ``watch``, ...) goes to the click
-application in ``ipvsctl.app``; anything else is an ipvsadm command line and
-goes through ``ipvsctl.grammar`` straight to the kernel.  The ipvsadm path
-imports neither click nor rich, so a plain ``ipvsctl -Ln`` starts as fast as
-Python allows.  ``--netns NAME`` may appear anywhere on an ipvsadm-style line.
+names an ipvsctl subcommand (``list``, ``watch``, ...: ipvsctl.commands)
+goes there; anything else is an ipvsadm command line (``run_compat``) and
+goes through ``ipvsctl.grammar`` and ``ipvsctl.ops`` straight to the kernel.
+The ipvsadm path imports neither click nor json, so a plain ``ipvsctl -Ln``
+starts as fast as Python allows; it knows the subcommands by name only
+(ipvsctl.commands imports nothing), and they never import this module.
+``--netns NAME`` may appear anywhere on an ipvsadm-style line.
 """
 
 from __future__ import annotations
@@ -13,12 +15,9 @@ from __future__ import annotations
 import os
 import sys
 
-from ipvsctl import __version__
-from ipvsctl.errors import EXIT_INVALID, EXIT_OK, ipvs_unavailable
-
-SUBCOMMANDS: tuple[str, ...] = ("list", "ls", "watch", "restore", "completion",  # ipvsctl.app
-                                "diff", "apply", "drain",  # ipvsctl.desired.commands
-                                "metrics", "conns", "doctor")  # ipvsctl.commands
+from ipvsctl import session
+from ipvsctl.commands import SUBCOMMANDS
+from ipvsctl.vocab import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_SIGNALLED, EXIT_USAGE, EXIT_WRITE_FAILED
 
 
 def program_name() -> str:
@@ -28,16 +27,6 @@ def program_name() -> str:
 
 def try_help(prog: str) -> str:
     return f"Try `{prog} -h' or '{prog} --help' for more information.\n"
-
-
-def version_text() -> str:
-    return f"ipvsctl {__version__} (ipvsadm 1.31 compatible, generic netlink)\n"
-
-
-def usage_text(prog: str) -> str:
-    from ipvsctl.help import usage
-
-    return version_text() + usage(prog)
 
 
 def extract_netns(args: list[str]) -> tuple[list[str], str | None]:
@@ -72,32 +61,17 @@ def extract_json(args: list[str]) -> tuple[list[str], bool]:
     return rest, len(rest) != len(args)
 
 
-def open_backend(netns: str | None):
-    """The kernel backend, checked the way ipvsadm starts: by asking IPVS for
-    its version.  Without the rights (EPERM) or the module this raises
-    KernelError, which both surfaces report as "Can't initialize ipvs"."""
-    from ipvsctl.backend import KernelError
-    from ipvsctl.netlink.backend import NetlinkBackend
-
-    backend = NetlinkBackend(netns=netns)
-    try:
-        backend.info()
-    except KernelError:
-        backend.close()
-        raise
-    return backend
-
-
 def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") -> int:
     """Run one ipvsadm-style command line; return its exit status."""
     from ipvsctl.backend import KernelError
-    from ipvsctl.grammar import Command, ParseError, parse
+    from ipvsctl.command import Command
+    from ipvsctl.grammar import ParseError, parse
 
     try:
         args, netns = extract_netns(args)
     except ValueError as e:
         stderr.write(f"{e}\n")
-        return 255
+        return EXIT_USAGE
     args, as_json = extract_json(args)
     if not args:
         cmd = Command(name="list")
@@ -109,40 +83,31 @@ def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") ->
             if e.try_help:
                 stderr.write(_subcommand_hint(args[0], prog))
             return e.exit_code
-    if cmd.name == "help":
-        stdout.write(usage_text(prog))
-        return EXIT_OK
-    if cmd.name == "version":
-        stdout.write(version_text())
+    if cmd.name in ("help", "version"):
+        from ipvsctl.help import usage_text, version_text
+
+        stdout.write(usage_text(prog) if cmd.name == "help" else version_text())
         return EXIT_OK
     if as_json and cmd.name != "list":
         stderr.write("--json: only with a list command (-L, -l)\n")
         return EXIT_INVALID
 
     try:
-        backend = open_backend(netns)
-    except KernelError as e:
-        stderr.write(ipvs_unavailable(e.errno) + "\n")
-        return EXIT_INVALID
-    except OSError as e:
-        from ipvsctl.errors import netns_open_error
-
-        stderr.write(f"{prog}: {netns_open_error(netns, e)}\n")
-        return EXIT_INVALID
+        backend = session.open_backend(netns)
+    except (KernelError, OSError) as e:
+        failure = session.open_failure(netns, e)
+        # ipvsadm's own two lines when IPVS cannot be reached; ours, named, else.
+        stderr.write((failure.message if isinstance(e, KernelError) else f"{prog}: {failure.message}") + "\n")
+        return failure.exit_code
     try:
         if cmd.name == "restore":
             from ipvsctl import stdio
 
             with stdio.held():  # failing output does not stop a restore half-way
                 return _restore(stdin, stdout, stderr, backend, prog)
-        if as_json:
-            from ipvsctl.render.json import list_outcome
+        from ipvsctl.ops import execute
 
-            outcome = list_outcome(cmd, backend, pretty=getattr(stdout, "isatty", bool)())
-        else:
-            from ipvsctl.ops import execute
-
-            outcome = execute(cmd, backend)
+        outcome = execute(cmd, backend, as_json, pretty=as_json and getattr(stdout, "isatty", bool)())
         if isinstance(outcome.out, str):
             stdout.write(outcome.out)
         else:
@@ -151,10 +116,7 @@ def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") ->
         stderr.write(outcome.err)
         return outcome.status
     except KernelError as e:  # a fault of the conversation itself, e.g. no answer in time
-        from ipvsctl.errors import EXIT_KERNEL, kernel_message
-
-        stderr.write(f"{prog}: {kernel_message(e.op, e.errno)}\n")
-        return EXIT_KERNEL
+        return session.report(e, prog, stderr)
     finally:
         backend.close()
 
@@ -184,7 +146,7 @@ def _restore(stdin, stdout, stderr, backend, prog: str) -> int:
         except Interrupted as e:
             stderr.write(f"restore: interrupted by {signal_name(e.signum)} while reading and checking "
                          f"the input: nothing was applied (the kernel table is unchanged)\n")
-            return 128 + e.signum
+            return EXIT_SIGNALLED + e.signum
         result = apply(steps, backend, guard)
         if result.failed and not result.account():
             result.err.append(result.summary())
@@ -229,19 +191,16 @@ def _subcommand_hint(word: str, prog: str) -> str:
 
 
 def _help(args: list[str], prog: str) -> int:
-    """``ipvsctl help`` prints -h's text; ``ipvsctl help COMMAND`` that
-    subcommand's own help."""
+    """``ipvsctl help [SUBCOMMAND]`` (help.answer)."""
+    from ipvsctl.help import answer
+
     topic = [a for a in args[1:] if not a.startswith("-")][:1]
-    if topic and topic[0] in SUBCOMMANDS:
-        from ipvsctl.app import run_app
-
-        return run_app([topic[0], "--help"], prog)
-    sys.stdout.write(usage_text(prog))
-    return EXIT_OK
+    return answer(topic[0] if topic else None, prog)
 
 
-def _dispatch(args: list[str], prog: str) -> int:
-    """Run one command line; return its exit status."""
+def _run(args: list[str], prog: str) -> int:
+    """Route one command line: the man page, help, a subcommand (a plain
+    list or watch line without click), or an ipvsadm line."""
     if args == ["--man"]:  # the man page, where man(1) does not find it
         from ipvsctl.manpage import show
 
@@ -258,7 +217,7 @@ def _dispatch(args: list[str], prog: str) -> int:
         if status is not None:
             return status
     if line is not None or completing:
-        from ipvsctl.app import run_app
+        from ipvsctl.commands.group import run_app
 
         return run_app(line if line is not None else args, prog)
     # Bytes that are not UTF-8 (in a -R stream) pass through as ipvsadm's do,
@@ -272,29 +231,31 @@ def _dispatch(args: list[str], prog: str) -> int:
 def _exit_code(code) -> int:
     """SystemExit's code as a status (click's completion exits by itself)."""
     if code is None:
-        return 0
+        return EXIT_OK
     if isinstance(code, int):
         return code
     sys.stderr.write(f"{code}\n")
-    return 1
+    return EXIT_FAILED
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The one error boundary: whatever a command raises ends here as a
-    message and a status, never a traceback; output errors follow
-    coreutils (ipvsctl.stdio)."""
+    """The one error boundary: whatever a command raises ends here, as its
+    line on standard error and its exit status (session.report), never a
+    traceback; output errors follow coreutils (ipvsctl.stdio: a reader that
+    left ends the run as ipvsadm's ends, a write error is said once)."""
     from ipvsctl import stdio
 
     stdio.prepare()
     args = sys.argv[1:] if argv is None else list(argv)
     prog = program_name()
     try:
-        status = _dispatch(args, prog)
+        status = _run(args, prog)
     except stdio.OutputError:
-        status = 1  # reported by finish()
-    except KeyboardInterrupt as e:  # interrupt.Interrupted knows its signal (SIGTERM too)
-        sys.stderr.write("interrupted\n")
-        status = 128 + getattr(e, "signum", 2)
+        status = EXIT_WRITE_FAILED  # said by finish()
     except SystemExit as e:
         status = _exit_code(e.code)
+    except BaseException as e:
+        status = session.report(e, prog, sys.stderr)
+        if status is None:
+            raise
     sys.exit(stdio.finish(status, prog))

@@ -31,11 +31,12 @@ sent to (the file does not name the mark).
 from __future__ import annotations
 
 from ipvsctl import model as m
+from ipvsctl import vocab as v
+from ipvsctl.netlink.constants import IP_VS_CONN, IP_VS_CONN_FILE
 from ipvsctl.render.connections import _addr, _hex, parse_line
 
-CONN_FILE = "/proc/net/ip_vs_conn"
 READ_BUFFER = 1 << 20
-PROTOCOLS = ("TCP", "UDP", "SCTP")
+PROTOCOLS = tuple(p.label for p in v.PROTOCOLS)  # as the file writes them
 
 # Word positions in a line of /proc/net/ip_vs_conn.
 PRO, CADDR, CPORT, VADDR, VPORT, DADDR, DPORT, STATE, EXPIRES = range(9)
@@ -55,10 +56,10 @@ def open_conn_file(netns: str | None = None):
         return lambda: open(path, encoding="ascii", errors="replace", buffering=READ_BUFFER)
 
     if netns is None:
-        return opener(CONN_FILE)()
-    from ipvsctl.netlink.transport import in_netns
+        return opener(IP_VS_CONN_FILE)()
+    from ipvsctl.netlink.netns import in_netns
 
-    return in_netns(netns, opener("/proc/thread-self/net/ip_vs_conn"))
+    return in_netns(netns, opener(f"/proc/thread-self/net/{IP_VS_CONN}"))
 
 
 def entries(lines):

@@ -35,13 +35,14 @@ from __future__ import annotations
 import os
 
 from ipvsctl import model as m
+from ipvsctl import vocab as v
 
-# ipvsadm 1.31's schedulers, then those of later kernels (twos: Linux 6.x):
-# a kernel without the latter is not missing anything it ought to have.
-CLASSIC_SCHEDULERS = ("rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf",
-                      "mh")
-SCHEDULERS = CLASSIC_SCHEDULERS + ("twos",)
-PERSISTENCE_ENGINES = ("sip",)
+# The kernel's schedulers: every kernel has the classic ones (ipvsadm
+# 1.31's); one without those of later kernels (twos: Linux 6.2) is not
+# missing anything it ought to have.
+SCHEDULERS = v.SCHEDULERS
+CLASSIC_SCHEDULERS = tuple(s for s in SCHEDULERS if s not in v.SCHEDULERS_SINCE)
+PERSISTENCE_ENGINES = v.ENGINES
 
 VS_SYSCTLS = ("conntrack", "expire_nodest_conn", "expire_quiescent_template", "conn_reuse_mode",
               "run_estimation", "sync_version", "sync_threshold", "sync_refresh_period",
@@ -140,7 +141,7 @@ def module_states(names, modprobe: str | None = None) -> dict[str, str]:
 def gather(netns: str | None = None, open_backend=None) -> Facts:
     """Read the facts of the director (of network namespace ``netns``).
 
-    ``open_backend(netns)`` opens the netlink backend (ipvsctl.cli's by
+    ``open_backend(netns)`` opens the netlink backend (ipvsctl.session's by
     default).  Raises NetnsNotFound for a namespace that does not exist.
     """
     import platform
@@ -148,7 +149,7 @@ def gather(netns: str | None = None, open_backend=None) -> Facts:
     if netns is None:
         present, sysctls, forwarding = _namespace_files()
     else:
-        from ipvsctl.netlink.transport import in_netns
+        from ipvsctl.netlink.netns import in_netns
 
         present, sysctls, forwarding = in_netns(netns, _namespace_files)
     modules = module_states(["ip_vs"] + [f"ip_vs_{s}" for s in SCHEDULERS]
@@ -158,7 +159,8 @@ def gather(netns: str | None = None, open_backend=None) -> Facts:
     if not present:
         return facts
     if open_backend is None:
-        from ipvsctl.cli import open_backend
+        from ipvsctl.session import open_backend
+    from ipvsctl import listing
     from ipvsctl.backend import KernelError
 
     try:
@@ -168,7 +170,7 @@ def gather(netns: str | None = None, open_backend=None) -> Facts:
         return facts
     try:
         facts.info = backend.info()
-        facts.table = backend.table(counters=False)
+        facts.table = listing.table(backend, counters=False, sort=False)
         facts.daemons = backend.daemons()
         facts.timeouts = backend.timeouts()
     except KernelError as e:
@@ -193,7 +195,7 @@ def _release(text: str) -> tuple[int, int]:
 
 
 def _label(svc: m.Service) -> str:
-    from ipvsctl.render.table import service_label
+    from ipvsctl.labels import service_label
 
     return service_label(svc.key)
 

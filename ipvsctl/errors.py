@@ -1,4 +1,4 @@
-"""Kernel errors in ipvsadm's words, and ipvsctl's exit statuses.
+"""Kernel errors in ipvsadm's words.
 
 Strategy: ipvsadm turns (operation, errno) into a fixed sentence (libipvs's
 ``ipvs_strerror``); scripts match on those sentences, so the table is kept as
@@ -54,12 +54,6 @@ _MESSAGES = {
     (None, E.EAFNOSUPPORT): "Operation not supported with specified address family",
     (None, E.EMSGSIZE): "Module is wrong version",
 }
-
-# Exit statuses, as ipvsadm's.
-EXIT_OK = 0
-EXIT_LIST_FAILED = 1  # a list command whose service or table could not be read
-EXIT_INVALID = 2  # bad value or combination on the command line
-EXIT_KERNEL = 255  # the kernel refused a change (ipvsadm returns -1)
 
 IPVS_UNAVAILABLE = (
     "Can't initialize ipvs: {reason}\n"
@@ -119,7 +113,7 @@ def loopback_is_down(netns: str | None) -> bool:
 
     try:
         if netns:
-            from ipvsctl.netlink.transport import in_netns
+            from ipvsctl.netlink.netns import in_netns
 
             return in_netns(netns, down)
         return down()

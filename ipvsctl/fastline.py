@@ -20,11 +20,15 @@ import _socket as socket  # the C module: socket.py's enum classes cost ~6 ms of
 
 from ipvsctl import backend as b
 from ipvsctl import model as m
-from ipvsctl.grammar import INT_MAX, MAX_TIMEOUT, SCHEDNAME_MAX, _service_key
+from ipvsctl import vocab as v
+from ipvsctl.cache import BoundedCache
+from ipvsctl.command import service_key_of
+from ipvsctl.vocab import INT_MAX, MAX_TIMEOUT, SCHEDNAME_MAX
 
-_PROTOCOLS = {"-t": m.IPPROTO_TCP, "--tcp-service": m.IPPROTO_TCP,
-              "-u": m.IPPROTO_UDP, "--udp-service": m.IPPROTO_UDP}
-_FWD = {"-m": m.FWD_MASQ, "-g": m.FWD_ROUTE, "-i": m.FWD_TUNNEL}
+# The spellings this shortcut takes (SCTP services and the long spellings of
+# the forwarding methods go through the grammar).
+_PROTOCOLS = {spelling: p.number for p in v.PROTOCOLS if p.short for spelling in (p.short, p.option)}
+_FWD = {f.short: f.number for f in v.FORWARDS if f.short}
 _SERVICE_OPS = {"-A": b.OP_ADD_SERVICE, "-E": b.OP_EDIT_SERVICE}
 _DEST_OPS = {"-a": b.OP_ADD_DEST, "-e": b.OP_EDIT_DEST}
 _inet_aton = socket.inet_aton
@@ -37,7 +41,7 @@ def _v4_addr_port(text: str):
     if not sep or not port.isdigit() or not port.isascii() or ":" in port or not host[:1].isdigit():
         return None
     n = int(port)
-    if n > 65535:
+    if n > v.PORT_MAX:
         return None
     try:
         return _inet_aton(host), n
@@ -53,20 +57,19 @@ def _number(text: str, hi: int):
     return None
 
 
+def _key_of_text(switch_text: tuple[str, str]) -> m.ServiceKey | None:
+    switch, text = switch_text
+    svc = _v4_addr_port(text)
+    return None if svc is None else service_key_of(m.AF_INET, _PROTOCOLS[switch], svc[0], svc[1], 0)
+
+
 # ("-t", "10.0.0.1:80") -> its ServiceKey (None: not a shape this module
 # takes): a dump names each service again on every real-server line.
-_KEYS_BY_TEXT: dict[tuple[str, str], m.ServiceKey | None] = {}
+_KEYS_BY_TEXT = BoundedCache(1 << 16, _key_of_text)
 
 
 def _service_key_of(switch: str, text: str) -> m.ServiceKey | None:
-    key = _KEYS_BY_TEXT.get((switch, text), False)
-    if key is False:
-        svc = _v4_addr_port(text)
-        key = None if svc is None else _service_key(m.AF_INET, _PROTOCOLS[switch], svc[0], svc[1], 0)
-        if len(_KEYS_BY_TEXT) >= 1 << 16:
-            _KEYS_BY_TEXT.clear()
-        _KEYS_BY_TEXT[(switch, text)] = key
-    return key
+    return _KEYS_BY_TEXT[(switch, text)]
 
 
 def request(words: list[str]) -> b.Request | None:
@@ -117,7 +120,7 @@ def _service_line(words, op):
             return None
     if svc is None or (svc[1] == 0 and not flags):
         return None
-    key = _service_key(m.AF_INET, protocol, svc[0], svc[1], 0)
+    key = service_key_of(m.AF_INET, protocol, svc[0], svc[1], 0)
     return b.Request(op, service=m.Service(key=key, scheduler=scheduler, flags=flags, timeout=timeout))
 
 
@@ -184,7 +187,7 @@ def _dest_line(words, op):
     if svc is None or dest is None:
         return None
     port = svc[1] if fwd != m.FWD_MASQ else dest[1]
-    key = _service_key(m.AF_INET, protocol, svc[0], svc[1], 0)
+    key = service_key_of(m.AF_INET, protocol, svc[0], svc[1], 0)
     d = m.Destination(m.AF_INET, _ntoa(dest[0]), port, fwd, weight, u_thresh, l_thresh)
     return b.Request(op, service=key, dest=d)
 

@@ -1,7 +1,11 @@
-"""The `-h` text of the ipvsadm-compatible surface (ipvsctl's own words)."""
+"""The `-h` text of the ipvsadm-compatible surface (ipvsctl's own words),
+and ``ipvsctl help [SUBCOMMAND]``."""
 
-SCHEDULERS = "rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|mh"
-PERSISTENCE_ENGINES = "sip"
+from ipvsctl import __version__, vocab
+
+# The schedulers every kernel has (twos came with Linux 6.2).
+SCHEDULERS = "|".join(s for s in vocab.SCHEDULERS if s not in vocab.SCHEDULERS_SINCE)
+PERSISTENCE_ENGINES = "|".join(vocab.ENGINES)
 
 
 def usage(prog: str) -> str:
@@ -103,3 +107,26 @@ Subcommands ({p} SUBCOMMAND [options]; {p} help SUBCOMMAND for each one's option
   completion bash|zsh|fish            the shell completion script
   help [SUBCOMMAND]                   this text, or a subcommand's
 """
+
+
+def version_text() -> str:
+    return f"ipvsctl {__version__} (ipvsadm 1.31 compatible, generic netlink)\n"
+
+
+def usage_text(prog: str) -> str:
+    return version_text() + usage(prog)
+
+
+def answer(topic: str | None, prog: str) -> int:
+    """``ipvsctl help``: -h's text; ``ipvsctl help SUBCOMMAND``: that
+    subcommand's own help (as SUBCOMMAND --help)."""
+    import sys
+
+    from ipvsctl.commands import SUBCOMMANDS
+
+    if topic in SUBCOMMANDS:
+        from ipvsctl.commands.group import run_app
+
+        return run_app([topic, "--help"], prog)
+    sys.stdout.write(usage_text(prog))
+    return 0

@@ -21,16 +21,14 @@ A pure function of model values: no kernel, no I/O.
 from __future__ import annotations
 
 from ipvsctl import model as m
-
-_SWITCH = {m.IPPROTO_TCP: "-t", m.IPPROTO_UDP: "-u", m.IPPROTO_SCTP: "--sctp-service"}
-_NAME = {m.IPPROTO_TCP: "TCP", m.IPPROTO_UDP: "UDP", m.IPPROTO_SCTP: "SCTP"}
+from ipvsctl import vocab as v
 
 
 def _where(key: m.ServiceKey) -> str:
     if key.fwmark:
         return f"-f {key.fwmark}" + (" -6" if key.af == m.AF_INET6 else "")
     addr = f"[{key.addr}]:{key.port}" if key.af == m.AF_INET6 else f"{key.addr}:{key.port}"
-    return f"{_SWITCH.get(key.protocol, '-t')} {addr}"
+    return f"{v.PROTOCOLS.rule(key.protocol, '-t')} {addr}"
 
 
 def missing_service(key: m.ServiceKey, given: str | None, existing) -> str:
@@ -69,7 +67,7 @@ def _hint(key: m.ServiceKey, given: str | None, keys: set) -> str | None:
         if proto != key.protocol:
             other = m.ServiceKey(af=key.af, protocol=proto, addr=key.addr, port=key.port)
             if other in keys:
-                return f"there is a {_NAME[proto]} service there: {_where(other)}"
+                return f"there is a {v.PROTOCOLS.label(proto)} service there: {_where(other)}"
     if key.port == 0:  # no port given: the services at that address
         ports = sorted(k.port for k in keys if not k.fwmark and k.af == key.af
                        and k.protocol == key.protocol and k.addr == key.addr)

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import _signal
 
+from ipvsctl.vocab import EXIT_SIGNALLED
+
 SIGINT = _signal.SIGINT
 SIGTERM = _signal.SIGTERM
 SIGNALS = (SIGINT, SIGTERM)
@@ -41,11 +43,13 @@ class Interrupted(KeyboardInterrupt):
 
 class Guard:
     """``with Guard() as g:`` SIGINT and SIGTERM raise Interrupted until
-    ``g.defer()``; after it they are noted in ``g.signum`` (the first one)."""
+    ``g.defer()``; after it they are noted in ``g.signum`` (the first one).
+    ``Guard(deferred=True)`` notes them from the start (apply, drain: they
+    look at ``interrupted()`` at their own safe points)."""
 
-    def __init__(self):
+    def __init__(self, deferred: bool = False):
         self.signum: int | None = None
-        self.deferred = False
+        self.deferred = deferred
         self._old: dict = {}
 
     def _handler(self, signum, frame) -> None:
@@ -83,7 +87,7 @@ class Guard:
     @property
     def status(self) -> int:
         """128 + the signal's number (for the exit status)."""
-        return 128 + (self.signum or SIGINT)
+        return EXIT_SIGNALLED + (self.signum or SIGINT)
 
 
 class _Held:

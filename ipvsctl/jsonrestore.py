@@ -24,17 +24,8 @@ from dataclasses import dataclass, field
 
 from ipvsctl import backend as b
 from ipvsctl import model as m
-from ipvsctl.render.json import CHECKSUM_KEYS, FORWARD_KEYS, PROTOCOL_KEYS
-
-INT_MAX = 2**31 - 1
-UINT_MAX = 2**32 - 1
-SCHEDNAME_MAX = 15
-PENAME_MAX = 16
-
-_FAMILIES = {"inet": m.AF_INET, "inet6": m.AF_INET6}
-_PROTOCOLS = {v: k for k, v in PROTOCOL_KEYS.items()}
-_FORWARDS = {v: k for k, v in FORWARD_KEYS.items()}
-_CHECKSUMS = {v: k for k, v in CHECKSUM_KEYS.items()}
+from ipvsctl import vocab as v
+from ipvsctl.vocab import INT_MAX, MAX_TIMEOUT, PENAME_MAX, PORT_MAX, SCHEDNAME_MAX, UINT_MAX
 
 _TOP_KEYS = {"services", "version", "conn_tab_size"}
 _SERVICE_KEYS = {"family", "protocol", "address", "port", "fwmark", "scheduler", "sched_flags",
@@ -100,7 +91,7 @@ def _address(value, path: str, family: int | None) -> tuple[int, str]:
         except (OSError, ValueError):
             continue
         if family is not None and af != family:
-            want = "IPv6" if family == m.AF_INET6 else "IPv4"
+            want = v.FAMILIES.name(family)
             raise DocumentError(path, f"{_show(value)} is not an {want} address (see family)")
         return af, canonical
     raise DocumentError(path, f"{_show(value)} is not an IPv4 or IPv6 address")
@@ -109,25 +100,22 @@ def _address(value, path: str, family: int | None) -> tuple[int, str]:
 def _family(obj: dict, path: str) -> int | None:
     if obj.get("family") is None:
         return None
-    return _choice(obj["family"], f"{path}.family", _FAMILIES)
+    return _choice(obj["family"], f"{path}.family", v.FAMILIES.numbers)
 
 
 def _sched_flags(value, path: str, scheduler: str) -> int:
-    from ipvsctl.grammar import SCHED_FLAGS
-
     if not isinstance(value, list):
         raise DocumentError(path, f"expected a list of flag names, got {_show(value)}")
     flags = 0
     for i, name in enumerate(value):
-        entry = SCHED_FLAGS.get(name) if isinstance(name, str) else None
-        if entry is None:
-            names = ", ".join(SCHED_FLAGS)
+        flag = v.SCHED_FLAGS.get(name) if isinstance(name, str) else None
+        if flag is None:
+            names = ", ".join(v.SCHED_FLAGS)
             raise DocumentError(f"{path}[{i}]", f"expected one of {names}, got {_show(name)}")
-        bit, owner = entry
-        if owner is not None and owner != scheduler:
-            raise DocumentError(f"{path}[{i}]", f'"{name}" is a flag of the {owner} scheduler, '
-                                                f'not of {scheduler}')
-        flags |= bit
+        if flag.scheduler is not None and flag.scheduler != scheduler:
+            raise DocumentError(f"{path}[{i}]", f'"{name}" is a flag of the {flag.scheduler} '
+                                                f'scheduler, not of {scheduler}')
+        flags |= flag.bit
     return flags
 
 
@@ -143,8 +131,6 @@ def _netmask(value, path: str, af: int) -> int:
 
 
 def parse_service(obj, path: str) -> tuple[m.Service, list[m.Destination]]:
-    from ipvsctl.grammar import MAX_TIMEOUT
-
     obj = _obj(obj, path, _SERVICE_KEYS)
     family = _family(obj, path)
     if obj.get("fwmark") is not None:
@@ -161,9 +147,9 @@ def parse_service(obj, path: str) -> tuple[m.Service, list[m.Destination]]:
             if obj.get(k) is None:
                 raise DocumentError(f"{path}.{k}", "missing (a service needs protocol, address "
                                                    "and port, or a fwmark)")
-        proto = _choice(obj["protocol"], f"{path}.protocol", _PROTOCOLS)
+        proto = _choice(obj["protocol"], f"{path}.protocol", v.PROTOCOLS.numbers)
         af, addr = _address(obj["address"], f"{path}.address", family)
-        port = _int(obj["port"], f"{path}.port", 0, 65535)
+        port = _int(obj["port"], f"{path}.port", 0, PORT_MAX)
         key = m.ServiceKey(af=af, protocol=proto, addr=addr, port=port)
 
     scheduler = obj.get("scheduler", m.DEFAULT_SCHEDULER)
@@ -210,8 +196,8 @@ def parse_destination(obj, path: str, key: m.ServiceKey) -> m.Destination:
     if obj.get("address") is None:
         raise DocumentError(f"{path}.address", "missing")
     af, addr = _address(obj["address"], f"{path}.address", _family(obj, path))
-    port = _int(obj.get("port", key.port), f"{path}.port", 0, 65535)
-    fwd = _choice(obj.get("forward", "route"), f"{path}.forward", _FORWARDS)
+    port = _int(obj.get("port", key.port), f"{path}.port", 0, PORT_MAX)
+    fwd = _choice(obj["forward"], f"{path}.forward", v.FORWARDS.numbers) if "forward" in obj else m.FWD_ROUTE
     weight = _int(obj.get("weight", 1), f"{path}.weight", 0, INT_MAX)
     upper = _int(obj.get("u_threshold", 0), f"{path}.u_threshold", 0, UINT_MAX)
     lower = _int(obj.get("l_threshold", 0), f"{path}.l_threshold", 0, UINT_MAX)
@@ -222,12 +208,13 @@ def parse_destination(obj, path: str, key: m.ServiceKey) -> m.Destination:
         if fwd != m.FWD_TUNNEL:
             raise DocumentError(tpath, 'must be null unless forward is "tunnel"')
         tunnel = _obj(tunnel, tpath, _TUNNEL_KEYS)
-        tun_type = _choice(tunnel.get("type", "ipip"), f"{tpath}.type",
-                           {name: i for i, name in enumerate(m.TUN_NAMES)})
-        tun_port = _int(tunnel.get("port", 0), f"{tpath}.port", 0, 65535)
+        tun_type = (_choice(tunnel["type"], f"{tpath}.type", v.TUNNELS.numbers) if "type" in tunnel
+                    else m.TUN_IPIP)
+        tun_port = _int(tunnel.get("port", 0), f"{tpath}.port", 0, PORT_MAX)
         if tun_type == m.TUN_GUE and not tun_port:
             raise DocumentError(f"{tpath}.port", "a gue tunnel needs a port 1..65535")
-        tun_flags = _choice(tunnel.get("checksum", "nocsum"), f"{tpath}.checksum", _CHECKSUMS)
+        tun_flags = (_choice(tunnel["checksum"], f"{tpath}.checksum", v.CHECKSUMS.numbers)
+                     if "checksum" in tunnel else m.TUN_F_NOCSUM)
     if af != key.af and fwd != m.FWD_TUNNEL:
         raise DocumentError(f"{path}.address", "a real server of another address family than "
                                                "its service needs forward \"tunnel\"")
@@ -272,7 +259,9 @@ def loads(text: str) -> list[tuple[m.Service, list[m.Destination]]]:
 
 
 @dataclass
-class Outcome:
+class Restored:
+    """What a restore of a document did: counts and a line per refusal."""
+
     applied: int = 0  # requests of the document (the flush not counted)
     failures: list[str] = field(default_factory=list)  # one line each
     services: int = 0
@@ -298,27 +287,13 @@ class Outcome:
 
     def account(self) -> str:
         """The closing line of a restore that stopped early, or ''."""
-        from ipvsctl.errors import kernel_message
-        from ipvsctl.interrupt import signal_name
+        from ipvsctl.sending import account
 
-        counts = f"{self.applied} applied, {self.refused} failed"
-        if self.broken is not None:
-            first, last = self.unknown
-            maybe = first if first == last else f"{first} to {last}"
-            done = f"the requests before it: {counts}" if self.last else "nothing before it"
-            rest = f"; from {self.stopped} on nothing was sent" if self.stopped else ""
-            return (f"restore: the kernel conversation broke off at {first} "
-                    f"({kernel_message(self.broken.op, self.broken.errno)}); {done}; {maybe} may or "
-                    f"may not have been applied (read the table back){rest}")
-        if self.signum is None:
-            return ""
-        why = f"restore: interrupted by {signal_name(self.signum)}"
-        if self.stopped is None:
-            return f"{why} after the last request was sent: nothing was left to stop ({counts})"
-        if self.last is None:
-            return f"{why} before anything was sent: nothing was applied (the kernel table is unchanged)"
-        return (f"{why}: every request up to {self.last} was sent ({counts}); "
-                f"from {self.stopped} on nothing was applied")
+        first, last = self.unknown or ("", "")
+        return account("request", f"{self.applied} applied, {self.refused} failed", self.signum,
+                       self.broken, self.stopped is not None, last=self.last or "",
+                       following=self.stopped or "", unknown_at=first,
+                       unknown=first if first == last else f"{first} to {last}")
 
 
 def requests(table, flush: bool = False) -> tuple[list[b.Request], list[str]]:
@@ -337,52 +312,40 @@ def requests(table, flush: bool = False) -> tuple[list[b.Request], list[str]]:
     return reqs, where
 
 
-def _describe(req: b.Request) -> str:
-    from ipvsctl.render.table import host_port, service_label
-
-    if req.op == b.OP_FLUSH or req.service is None:
-        return "flush"
-    key = req.service.key if isinstance(req.service, m.Service) else req.service
-    if req.op == b.OP_ADD_DEST and req.dest is not None:
-        return f"{service_label(key)} -> {host_port(req.dest.af, req.dest.addr, req.dest.port)}"
-    return service_label(key)
-
-
-def apply(backend, table, flush: bool = False, guard=None) -> Outcome:
-    """Send everything in pipelined windows; every refusal is reported.
-    ``guard`` (interrupt.Guard, noting): once it has noted a signal, nothing
-    more is sent after the window in flight."""
-    from ipvsctl.errors import kernel_message, loopback_hint
+def apply(backend, table, flush: bool = False, guard=None) -> Restored:
+    """Send everything in pipelined windows (sending.send_held, as -R does);
+    every refusal is reported, by its path in the document.  ``guard``
+    (interrupt.Guard, noting): once it has noted a signal, nothing more is
+    sent after the window in flight."""
+    from ipvsctl import sending
 
     reqs, where = requests(table, flush)
-    out = Outcome(services=len(table), destinations=sum(len(d) for _, d in table))
+    out = Restored(services=len(table), destinations=sum(len(d) for _, d in table))
     batch = b.batch_for(backend)
     for req in reqs:
         batch.add(req)
-    should_stop = guard.interrupted if guard is not None else None
-    try:
-        errors, reached = batch.send(0, len(reqs), should_stop)
-    except b.BatchBroken as e:
-        errors, reached = e.errors, e.done
+    # The flush is no request of the document: not counted, no path.
+    sent = sending.send_held(backend, batch, where.__getitem__, lambda i: reqs[i].op,
+                             should_stop=guard.interrupted if guard is not None else None,
+                             counted_from=int(flush))
+    out.applied = sent.applied
+    for r in sent.refusals:
+        if r.where is None:
+            line = f"flush (flush): {r.message}"
+        else:
+            out.refused += 1
+            line = f"{r.where} ({sending.describe(reqs[r.index])}): {r.message}"
+        out.failures.append(line + (f"\n  {r.hint}" if r.hint else ""))
+    reached, e = sent.reached, sent.broken
+    if reached and where[reached - 1] != "flush":
+        out.last = where[reached - 1]
+    if e is not None:
         out.broken = e
         out.unknown = (where[e.done], where[e.unknown - 1])
         out.stopped = where[e.unknown] if e.unknown < len(reqs) else None
-    for i in range(reached):
-        req = reqs[i]
-        e = errors.get(i)
-        if e is None:
-            if req.op != b.OP_FLUSH:
-                out.applied += 1
-            continue
-        if req.op != b.OP_FLUSH:
-            out.refused += 1
-        line = f"{where[i]} ({_describe(req)}): {kernel_message(req.op, e)}"
-        extra = loopback_hint(req, e, backend)
-        out.failures.append(line + (f"\n  {extra}" if extra else ""))
-    if reached and where[reached - 1] != "flush":
-        out.last = where[reached - 1]
-    if guard is not None and guard.signum is not None:
+    elif guard is not None and guard.signum is not None and reached < len(reqs):
+        out.stopped = where[reached]
+    if guard is not None:
         out.signum = guard.signum
-        if out.broken is None and reached < len(reqs):
-            out.stopped = where[reached]
+    return out
     return out

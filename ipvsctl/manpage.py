@@ -135,7 +135,8 @@ def subcommands(group=None, prog: str = "ipvsctl") -> str:
     import click
 
     if group is None:
-        from ipvsctl.app import ALIASES, cli as group
+        from ipvsctl.commands import ALIASES
+        from ipvsctl.commands.group import group
     else:
         ALIASES = {}
     aliases: dict[str, list[str]] = {}
@@ -185,13 +186,15 @@ def show(out=None) -> int:
     import subprocess
     import sys
 
+    from ipvsctl.vocab import EXIT_READ_FAILED
+
     out = out or sys.stdout
     try:
         with open(PAGE, encoding="utf-8") as f:
             page = f.read()
     except OSError as e:
         sys.stderr.write(f"ipvsctl: the man page is missing ({PAGE}: {e.strerror})\n")
-        return 1
+        return EXIT_READ_FAILED
     man = shutil.which("man")
     if man and out.isatty():
         return subprocess.run([man, "-l", "-"], input=page.encode()).returncode

@@ -45,7 +45,7 @@ from itertools import chain, repeat
 from operator import attrgetter
 
 from ipvsctl import model as m
-from ipvsctl.render.json import FAMILY_NAMES, FORWARD_KEYS, PROTOCOL_KEYS
+from ipvsctl import vocab as v
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -109,12 +109,13 @@ class Snapshot:
         """Everything a scrape shows, read afresh (a KernelError or OSError
         becomes a failed snapshot: the scrape still answers, with
         ipvs_scrape_success 0)."""
+        from ipvsctl import listing
         from ipvsctl.backend import KernelError
 
         started = time.perf_counter()
         try:
             info = backend.info()
-            table = backend.table(counters=True)
+            table = listing.table(backend, counters=True, sort=False)
             timeouts = backend.timeouts()
             daemons = backend.daemons()
         except (KernelError, OSError) as e:
@@ -142,25 +143,26 @@ def label_value(text: str) -> str:
 
 def service_labels(key: m.ServiceKey, scheduler: str) -> str:
     """'family="inet",protocol="tcp",address="192.0.2.1",port="80",fwmark="",scheduler="rr"'."""
-    family = FAMILY_NAMES.get(key.af, str(key.af))
+    family = v.FAMILIES.key(key.af, str(key.af))
     if key.fwmark:
         protocol = address = port = ""
         fwmark = str(key.fwmark)
     else:
-        protocol = PROTOCOL_KEYS.get(key.protocol, str(key.protocol))
+        protocol = v.PROTOCOLS.key(key.protocol, str(key.protocol))
         address, port, fwmark = key.addr or "", str(key.port), ""
     return (f'family="{family}",protocol="{protocol}",address="{address}",port="{port}",'
             f'fwmark="{fwmark}",scheduler="{label_value(scheduler)}"')
 
 
 class _Names(dict):
-    """FORWARD_KEYS for a C-level map: an unknown number stands for itself."""
+    """The vocabulary's JSON keys of the forwarding methods, for a C-level
+    map: an unknown number stands for itself."""
 
     def __missing__(self, key):
         return str(key)
 
 
-_FORWARD = _Names(FORWARD_KEYS)
+_FORWARD = _Names({f.number: f.key for f in v.FORWARDS})
 
 
 #: The real server's part of its label set, after its service's labels.
@@ -261,8 +263,6 @@ def entry_families(table) -> Iterator[str]:
 
 def global_families(snap: Snapshot) -> Iterator[str]:
     """Version, connection table, timeouts and sync daemons."""
-    from ipvsctl.render.json import DAEMON_STATES
-
     if snap.info is not None:
         name = PREFIX + "version_info"
         yield (_header(name, "gauge", "IPVS version of the kernel (always 1)")
@@ -277,11 +277,11 @@ def global_families(snap: Snapshot) -> Iterator[str]:
                + f'{name}{{timeout="tcp"}} {t.tcp}\n{name}{{timeout="tcp_fin"}} {t.tcp_fin}\n'
                + f'{name}{{timeout="udp"}} {t.udp}\n')
     if snap.info is not None:
-        running = {DAEMON_STATES.get(d.state, str(d.state)): d for d in snap.daemons}
+        running = {v.DAEMONS.key(d.state, str(d.state)): d for d in snap.daemons}
         name = PREFIX + "sync_daemon_running"
         yield (_header(name, "gauge", "1 when the connection sync daemon of this role runs")
                + "".join(f'{name}{{role="{role}"}} {1 if role in running else 0}\n'
-                         for role in ("master", "backup")))
+                         for role in (d.key for d in v.DAEMONS)))
         name = PREFIX + "sync_daemon_info"
         lines = [
             f'{name}{{role="{role}",interface="{label_value(d.mcast_ifn)}",syncid="{d.syncid}",'

@@ -6,64 +6,49 @@ addresses as canonical text from ``inet_ntop``).  Identity (``ServiceKey``,
 the destination's address and port) is kept apart from configuration and from
 counters, so that a service read back from the kernel compares equal to the
 one that was asked for once the counters are set aside.  Nothing here does I/O
-and nothing here imports anything outside the standard library.
+and nothing here imports anything but the standard library and the vocabulary
+(ipvsctl.vocab).
 """
 
 from __future__ import annotations
 
-from itertools import islice, repeat
 from operator import attrgetter
 
-from _socket import ntohs
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # annotations only: collections.abc imports collections (start-up time)
-    from collections.abc import Iterable, Iterator
-
-# Linux's address family numbers (socket.AF_INET, socket.AF_INET6), written
-# out: socket.py's enum classes would cost start-up time on every command.
-AF_INET = 2
-AF_INET6 = 10
-
-# IP protocol numbers of the three protocols IPVS balances.
-IPPROTO_TCP = 6
-IPPROTO_UDP = 17
-IPPROTO_SCTP = 132
-PROTOCOL_NAMES = {IPPROTO_TCP: "TCP", IPPROTO_UDP: "UDP", IPPROTO_SCTP: "SCTP"}
-
-# Forwarding methods (low bits of the destination's conn_flags).
-FWD_MASQ = 0
-FWD_LOCAL = 1
-FWD_TUNNEL = 2
-FWD_ROUTE = 3
-FWD_BYPASS = 4
-FWD_MASK = 0x0007
-
-# Service flags.
-SVC_F_PERSISTENT = 0x0001
-SVC_F_HASHED = 0x0002
-SVC_F_ONEPACKET = 0x0004
-SVC_F_SCHED1 = 0x0008
-SVC_F_SCHED2 = 0x0010
-SVC_F_SCHED3 = 0x0020
-SVC_F_SCHED_MASK = SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3
-
-# Tunnel types and encapsulation flags of tunnelled destinations.
-TUN_IPIP = 0
-TUN_GUE = 1
-TUN_GRE = 2
-TUN_NAMES = ("ipip", "gue", "gre")
-TUN_F_NOCSUM = 0
-TUN_F_CSUM = 1
-TUN_F_REMCSUM = 2
-
-# Sync daemon states.
-DAEMON_MASTER = 1
-DAEMON_BACKUP = 2
-
-DEFAULT_SCHEDULER = "wlc"
-DEFAULT_PERSISTENCE_TIMEOUT = 360
-IPV4_FULL_MASK = 0xFFFFFFFF
+# The values of the fields below (address families, protocols, forwarding
+# methods, flags, tunnel types, daemon states, defaults) are the
+# vocabulary's; they are named here too, since every user of these classes
+# needs them.
+from ipvsctl.vocab import (  # noqa: F401
+    AF_INET,
+    AF_INET6,
+    DAEMON_BACKUP,
+    DAEMON_MASTER,
+    DEFAULT_PERSISTENCE_TIMEOUT,
+    DEFAULT_SCHEDULER,
+    FWD_BYPASS,
+    FWD_LOCAL,
+    FWD_MASK,
+    FWD_MASQ,
+    FWD_ROUTE,
+    FWD_TUNNEL,
+    IPPROTO_SCTP,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    IPV4_FULL_MASK,
+    SVC_F_HASHED,
+    SVC_F_ONEPACKET,
+    SVC_F_PERSISTENT,
+    SVC_F_SCHED1,
+    SVC_F_SCHED2,
+    SVC_F_SCHED3,
+    SVC_F_SCHED_MASK,
+    TUN_F_CSUM,
+    TUN_F_NOCSUM,
+    TUN_F_REMCSUM,
+    TUN_GRE,
+    TUN_GUE,
+    TUN_IPIP,
+)
 
 
 def immutable(cls):
@@ -312,146 +297,3 @@ class Info:
     def version_text(self) -> str:
         v = self.version
         return f"{(v >> 16) & 0xFF}.{(v >> 8) & 0xFF}.{v & 0xFF}"
-
-
-class DestinationRows:
-    """The IPv4 real servers of one service in columns: a read-only sequence
-    of ``Destination`` (without counters: ``stats`` is None) that holds no
-    object per server.
-
-    Why: listing one service with 20,000 real servers, or a table with
-    100,000 of them, was mostly the cost of building and freeing objects,
-    and under User-Mode Linux above all of the memory they take (each fresh
-    page costs ~80 us there).  The netlink codec fills these columns straight
-    from the dump's bytes (``codec.decode_dest_run``) and the plain
-    ``-L``/``-S`` text renderer reads them; everything else iterates and gets
-    ordinary ``Destination`` values, built on demand.
-
-    The address and port are six byte planes: ``planes[0..3]`` hold the
-    first to fourth byte of every address, ``planes[4]`` and ``planes[5]``
-    the high and low byte of every port (one bytearray each, a byte per
-    server).  ``keys()`` turns them into ``(a, b, c, d, port)`` tuples, whose
-    tuple order is ipvsadm's (address, port) order.  ``settings[i]`` is
-    ``(fwd, weight, tun_type, tun_port, tun_flags, u_threshold, l_threshold,
-    active_conns, inact_conns, persist_conns)`` (the order the kernel writes
-    them in) as the kernel sent them: ``fwd`` with its flag bits (mask with
-    FWD_MASK) and ``tun_port`` in network byte order; equal settings are
-    usually one shared tuple.
-    """
-
-    __slots__ = ("planes", "settings", "_direction")
-
-    def __init__(self, planes: tuple[bytearray, ...], settings: list[tuple]):
-        self.planes = planes
-        self.settings = settings
-        self._direction: str | None = ""  # "" until _monotonic has looked
-
-    def __len__(self) -> int:
-        return len(self.settings)
-
-    def key(self, i: int) -> tuple[int, int, int, int, int]:
-        a, b, c, d, hi, lo = self.planes
-        return (a[i], b[i], c[i], d[i], hi[i] << 8 | lo[i])
-
-    def keys(self) -> Iterator[tuple[int, int, int, int, int]]:
-        """Every server's key, in the kernel's order (built as iterated)."""
-        a, b, c, d, hi, lo = self.planes
-        return zip(a, b, c, d, _ports(hi, lo))
-
-    def __getitem__(self, i: int) -> Destination:
-        a, b, c, d, port = self.key(i)
-        fwd, weight, tun_type, tun_port, tun_flags, u_th, l_th, active, inact, persist = self.settings[i]
-        return Destination(AF_INET, "%d.%d.%d.%d" % (a, b, c, d), port, fwd & FWD_MASK, weight, u_th,
-                           l_th, tun_type, ntohs(tun_port), tun_flags, active, inact, persist, None)
-
-    def __iter__(self):
-        return map(self.__getitem__, range(len(self)))
-
-    def extend(self, other: DestinationRows) -> None:
-        for mine, theirs in zip(self.planes, other.planes):
-            mine += theirs
-        self.settings += other.settings
-        self._direction = ""
-
-    def has_repeats(self) -> bool:
-        """True when a real server appears twice (a dump that raced a change)."""
-        if self._monotonic() is not None:
-            return False
-        varying = self._varying()
-        if not varying:  # every key the same
-            return len(self) > 1
-        keys = sorted(zip(*varying))
-        return any(map(tuple.__eq__, keys, islice(keys, 1, None)))
-
-    def in_key_order(self) -> tuple[tuple[bytes, ...], Iterable[tuple]]:
-        """(planes, settings), both in ascending key order.
-
-        The kernel lists a service's servers in reverse order of addition, so
-        a table restored from a sorted dump comes back exactly reversed: that
-        case, and an ascending one, cost a comparison per server and no sort.
-        """
-        direction = self._monotonic()
-        if direction == "ascending":
-            return self.planes, self.settings
-        if direction == "descending":
-            return tuple(p[::-1] for p in self.planes), reversed(self.settings)
-        varying = self._varying()
-        if not varying:  # every key the same: any order is the order
-            return self.planes, self.settings
-        keys = list(zip(*varying))
-        order = sorted(range(len(keys)), key=keys.__getitem__)
-        return tuple(bytes(map(p.__getitem__, order)) for p in self.planes), map(self.settings.__getitem__, order)
-
-    def names(self, planes: tuple[bytes, ...] | None = None) -> Iterator[str]:
-        """"a.b.c.d:port" of every server (in the order of ``planes``, by
-        default the kernel's).  A byte plane with one value throughout (the
-        first bytes of addresses in one network, a port shared by all) is
-        written into the format once instead of formatted per server."""
-        a, b, c, d, hi, lo = planes or self.planes
-        parts, columns = [], []
-        for plane in (a, b, c, d):
-            if _constant(plane):
-                parts.append(str(plane[0]))
-            else:
-                parts.append("%d")
-                columns.append(plane)
-        if _constant(hi) and _constant(lo):
-            port = str(hi[0] << 8 | lo[0])
-        else:
-            port = "%d"
-            columns.append(_ports(hi, lo))
-        fmt = ".".join(parts) + ":" + port
-        if not columns:
-            return repeat(fmt, len(a))
-        return map(fmt.__mod__, zip(*columns))
-
-    def _varying(self) -> list[bytes]:
-        """The planes that are not constant, in key significance order
-        (constant planes never decide a comparison)."""
-        return [p for p in self.planes if not _constant(p)]
-
-    def _monotonic(self) -> str | None:
-        """"ascending" or "descending" when the keys strictly are, else None
-        (compared pairwise on the varying planes as they are zipped: nothing
-        is kept; remembered)."""
-        if self._direction == "":
-            self._direction = None
-            varying = self._varying()
-            if varying:
-                following = [p[1:] for p in varying]
-                for name, cmp in (("ascending", tuple.__lt__), ("descending", tuple.__gt__)):
-                    if all(map(cmp, zip(*varying), zip(*following))):
-                        self._direction = name
-                        break
-            elif len(self) <= 1:
-                self._direction = "ascending"
-        return self._direction
-
-
-def _constant(plane) -> bool:
-    return not plane or plane.count(plane[0]) == len(plane)
-
-
-def _ports(hi, lo) -> Iterator[int]:
-    """The ports from their high-byte and low-byte planes."""
-    return map(int.__or__, map(int.__lshift__, hi, repeat(8)), lo)

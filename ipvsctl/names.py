@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import _socket as socket  # the C module: socket.py's enum classes cost ~6 ms of start-up
 
-from ipvsctl.model import AF_INET, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP
-
-_PROTO_DB = {IPPROTO_TCP: "tcp", IPPROTO_UDP: "udp", IPPROTO_SCTP: "sctp"}
+from ipvsctl.labels import host_port
+from ipvsctl.vocab import AF_INET, PROTOCOLS
 
 
 # Plain dicts rather than functools.lru_cache: functools would be imported
@@ -39,7 +38,7 @@ def port_name(port: int, protocol: int) -> str:
     name = _PORTS.get((port, protocol))
     if name is None:
         name = str(port)
-        proto = _PROTO_DB.get(protocol)
+        proto = PROTOCOLS.key(protocol)  # the services database's protocol names
         if proto is not None:
             try:
                 name = socket.getservbyport(port, proto)
@@ -49,15 +48,10 @@ def port_name(port: int, protocol: int) -> str:
     return name
 
 
-def numeric_addr_port(af: int, addr: str, port: int) -> str:
-    """'1.2.3.4:80' or '[2001:db8::1]:80'."""
-    return "%s:%d" % (addr, port) if af == AF_INET else "[%s]:%d" % (addr, port)
-
-
 def addr_port(af: int, addr: str, port: int, protocol: int, numeric: bool) -> str:
     """'1.2.3.4:80', '[2001:db8::1]:80', or the same with names."""
     if numeric:
-        return numeric_addr_port(af, addr, port)
+        return host_port(af, addr, port)
     host = host_name(addr)
     service = port_name(port, protocol)
     text = f"{host}:{service}" if af == AF_INET else f"[{host}]:{service}"

@@ -10,9 +10,11 @@ lets a restore batch thousands of them into a few system calls.
 from __future__ import annotations
 
 from ipvsctl import backend as b
+from ipvsctl import listing
 from ipvsctl import model as m
-from ipvsctl.errors import EXIT_KERNEL, EXIT_LIST_FAILED, EXIT_OK, kernel_message, loopback_hint
-from ipvsctl.grammar import Command
+from ipvsctl.errors import kernel_message, loopback_hint
+from ipvsctl.vocab import EXIT_KERNEL, EXIT_OK
+from ipvsctl.command import Command
 from ipvsctl.render import text
 
 TYPE_CHECKING = False
@@ -98,8 +100,10 @@ def to_request(cmd: Command) -> b.Request:
     return b.Request(op)
 
 
-def execute(cmd: Command, backend: b.Backend) -> Outcome:
-    """Run one command; kernel errors become ipvsadm's messages and statuses."""
+def execute(cmd: Command, backend: b.Backend, as_json: bool = False, pretty: bool = False) -> Outcome:
+    """Run one command; kernel errors become ipvsadm's messages and statuses.
+    ``as_json``: a list command's answer as a JSON document (``pretty``:
+    indented), with the exit status and message of the text."""
     if is_change(cmd):
         req = to_request(cmd)
         try:
@@ -109,49 +113,31 @@ def execute(cmd: Command, backend: b.Backend) -> Outcome:
             return Outcome(EXIT_KERNEL, "", kernel_message(req.op, e.errno) + "\n"
                            + (extra + "\n" if extra else ""))
         return Outcome()
-    if cmd.name == "save":
-        return list_all(backend, cmd.fmt, with_header=False)
-    if cmd.name == "list":
-        return list_command(cmd, backend)
-    raise ValueError(f"not a table command: {cmd.name}")
+    if cmd.name not in ("list", "save"):
+        raise ValueError(f"not a table command: {cmd.name}")
+    result = listing.read(backend, listing.Query.of(cmd, as_json))
+    err = result.message + "\n" if result.message else ""
+    if as_json:
+        return Outcome(result.status, _json(result, pretty) if result.ok else "", err)
+    return Outcome(result.status, _text(result, cmd.fmt), err)
 
 
-def list_command(cmd: Command, backend: b.Backend) -> Outcome:
-    o = cmd.options
-    if "connection" in o:
-        return list_connections(backend, cmd.fmt)
-    if "service-address" in o:
-        return list_service(backend, cmd.service_key(), cmd.fmt)
-    if "timeout" in o:
-        try:
-            return Outcome(out=text.timeouts(backend.timeouts()))
-        except b.KernelError:
-            return Outcome(EXIT_LIST_FAILED)
-    if "daemon" in o:
-        try:
-            return Outcome(out=text.daemons(backend.daemons()))
-        except b.KernelError:
-            return Outcome(EXIT_LIST_FAILED)
-    return list_all(backend, cmd.fmt, with_header=True)
+def _text(result: listing.Listing, fmt) -> str | Iterator[str]:
+    """What a list command prints: the header line if it was read (also
+    before a table that then failed, as ipvsadm), then what was read."""
+    kind, value = result.query.kind, result.value
+    head = text.header(result.info) if result.info is not None else ""
+    if not result.ok:
+        return head
+    if kind == listing.CONNECTIONS:
+        from ipvsctl.render.connections import render_connections
 
-
-def list_all(backend: b.Backend, fmt, with_header: bool) -> Outcome:
-    from ipvsctl.order import sort_services
-
-    head = ""
-    if with_header:
-        try:
-            head = text.header(backend.info())
-        except b.KernelError as e:
-            return Outcome(EXIT_LIST_FAILED, "", kernel_message(b.OP_GET_INFO, e.errno) + "\n")
-    try:
-        # Counters are read only for the formats that print them.
-        table = backend.table(counters=fmt.stats or fmt.rate)
-    except b.KernelError as e:
-        return Outcome(EXIT_LIST_FAILED, head, kernel_message(e.op or b.OP_GET_SERVICES, e.errno) + "\n")
-    if not fmt.nosort:
-        table = sort_services(table, service_of=lambda entry: entry[0])
-    return Outcome(out=_table_text(head + text.title(fmt), table, fmt))
+        return render_connections(value, fmt)
+    if kind == listing.TIMEOUTS:
+        return text.timeouts(value)
+    if kind == listing.DAEMONS:
+        return text.daemons(value)
+    return _table_text(head + text.title(fmt), value, fmt)
 
 
 def _table_text(head: str, table, fmt) -> Iterator[str]:
@@ -161,29 +147,16 @@ def _table_text(head: str, table, fmt) -> Iterator[str]:
         yield from text.service_text(svc, dests, fmt)
 
 
-def list_service(backend: b.Backend, key: m.ServiceKey, fmt) -> Outcome:
-    try:
-        svc = backend.service(key)
-        dests = backend.destinations(key)
-    except b.KernelError as e:
-        return Outcome(EXIT_LIST_FAILED, "", kernel_message(b.OP_GET_SERVICE, e.errno) + "\n")
-    return Outcome(out=text.title(fmt) + "".join(text.service_text(svc, dests, fmt)))
+def _json(result: listing.Listing, pretty: bool) -> str:
+    from ipvsctl.render import json
 
-
-CONN_FILE = "/proc/net/ip_vs_conn"
-
-
-def read_connections(backend: b.Backend) -> tuple[str | None, Outcome | None]:
-    """The raw connection table of the backend's namespace, or the failure
-    ipvsadm reports when it cannot read it."""
-    try:
-        return backend.read_proc_net("ip_vs_conn"), None
-    except OSError:
-        return None, Outcome(EXIT_LIST_FAILED, "", f"cannot open file {CONN_FILE}\n")
-
-
-def list_connections(backend: b.Backend, fmt) -> Outcome:
-    from ipvsctl.render.connections import render_connections
-
-    raw, failed = read_connections(backend)
-    return failed or Outcome(out=render_connections(raw, fmt))
+    kind, value = result.query.kind, result.value
+    if kind == listing.CONNECTIONS:
+        doc = json.connections_doc(value)
+    elif kind == listing.TIMEOUTS:
+        doc = json.timeouts_doc(value)
+    elif kind == listing.DAEMONS:
+        doc = json.daemons_doc(value)
+    else:
+        doc = json.table_doc(result.info, value)
+    return json.dumps(doc, pretty)

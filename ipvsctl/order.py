@@ -17,7 +17,8 @@ import _socket as socket  # the C module: socket.py's enum classes cost ~6 ms of
 
 from operator import itemgetter
 
-from ipvsctl.model import AF_INET, AF_INET6, Destination, DestinationRows, Service
+from ipvsctl.model import AF_INET, AF_INET6, Destination, Service
+from ipvsctl.netlink.rows import DestinationRows
 
 _inet_aton = socket.inet_aton
 _addr_port = itemgetter(0, 1)

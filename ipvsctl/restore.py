@@ -11,9 +11,11 @@ Strategy, and where it parts from ipvsadm on purpose (docs/compat.md):
    line number and operation into two arrays.  The input is read a MiB at
    a time and never held whole, so a million-line stream costs ~175 bytes
    a line, not a list of objects per line (docs/performance.md).
-3. Consecutive change commands are sent as one pipelined batch, which keeps
-   going past kernel errors exactly as ipvsadm does line by line.  List and
-   save lines run in their place, after the changes before them.
+3. Consecutive change commands are sent as one pipelined batch
+   (``sending.send_held``, as ``restore --json`` and the put-back send),
+   which keeps going past kernel errors exactly as ipvsadm does line by
+   line.  List and save lines run in their place, after the changes before
+   them.
 4. Every line the kernel refused is reported with its number and ipvsadm's
    message, and the exit status is non-zero if any line failed (ipvsadm
    returns only the status of its last line).
@@ -22,7 +24,7 @@ Strategy, and where it parts from ipvsadm on purpose (docs/compat.md):
    read to its end first, so the report says exactly up to which line
    everything was sent and from which line nothing was.  A conversation
    that breaks off (no answer in time) is reported the same way, with the
-   window it hit as of unknown outcome.
+   window it hit as of unknown outcome (``sending.account``).
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from __future__ import annotations
 from array import array
 
 from ipvsctl import backend as b
-from ipvsctl.errors import EXIT_KERNEL, EXIT_OK, kernel_message, loopback_hint
-from ipvsctl.grammar import EXIT_USAGE, ParseError, parse, split_restore_line
+from ipvsctl import sending
+from ipvsctl.grammar import ParseError, parse, split_restore_line
+from ipvsctl.vocab import EXIT_KERNEL, EXIT_OK, EXIT_SIGNALLED, EXIT_USAGE
 
 #: Every change operation, by the code Plan.ops holds for it.
 OPS = (b.OP_ADD_SERVICE, b.OP_EDIT_SERVICE, b.OP_DEL_SERVICE, b.OP_ZERO, b.OP_FLUSH, b.OP_ADD_DEST,
@@ -203,30 +206,18 @@ class RestoreResult:
 
     def account(self) -> str:
         """The closing line of a restore that stopped early, or ''."""
-        from ipvsctl.interrupt import signal_name
-
-        if self.broken is not None:
-            first, last = self.unknown
-            done = (f"the lines before it: {self.counts()}" if self.last_line
-                    else "nothing before it")
-            maybe = f"line {first}" if first == last else f"lines {first} to {last}"
-            if not last:  # the window held the --flush alone
-                first, maybe = "the --flush", "the --flush"
-            else:
-                first = f"line {first}"
-            rest = f"; from line {self.next_line} on nothing was sent" if self.next_line else ""
-            return (f"restore: the kernel conversation broke off at {first} "
-                    f"({kernel_message(self.broken.op, self.broken.errno)}); {done}; {maybe} "
-                    f"may or may not have been applied (read the table back){rest}\n")
-        if self.signum is None:
-            return ""
-        why = f"restore: interrupted by {signal_name(self.signum)}"
-        if not self.stopped:
-            return f"{why} after the last line was sent: nothing was left to stop ({self.counts()})\n"
-        if not self.last_line:
-            return f"{why} before anything was sent: nothing was applied (the kernel table is unchanged)\n"
-        return (f"{why}: every line up to line {self.last_line} was sent ({self.counts()}); "
-                f"from line {self.next_line} on nothing was applied\n")
+        first, last = self.unknown
+        if not last:  # the window held the --flush alone
+            unknown_at = unknown = "the --flush"
+        else:
+            unknown_at = f"line {first}"
+            unknown = unknown_at if first == last else f"lines {first} to {last}"
+        line = sending.account(
+            "line", self.counts(), self.signum, self.broken, self.stopped,
+            last=f"line {self.last_line}" if self.last_line else "",
+            following=f"line {self.next_line}" if self.next_line else "",
+            unknown_at=unknown_at, unknown=unknown)
+        return line + "\n" if line else ""
 
 
 def apply(p: Plan, backend: b.Backend, guard=None) -> RestoreResult:
@@ -242,45 +233,38 @@ def apply(p: Plan, backend: b.Backend, guard=None) -> RestoreResult:
     lines, ops = p.lines, p.ops
     should_stop = guard.interrupted if guard is not None else None
     sent = 0  # requests before this one have their outcome
+    flushes = int(bool(lines) and lines[0] == 0)  # the --flush: no line of the input
 
-    def account(errors: dict, start: int, stop: int) -> None:
-        failed = 0
-        for index in sorted(errors):
-            errno = errors[index]
-            line_no, op = lines[index], OPS[ops[index]]
-            message = kernel_message(op, errno)
-            if line_no == 0:
+    def take(done: sending.Sent, start: int) -> None:
+        result.applied += done.applied
+        for r in done.refusals:
+            if r.where is None:
                 result.flush_failed = True
-                result.err.append(f"clearing the table (--flush): {message}\n")
+                result.err.append(f"clearing the table (--flush): {r.message}\n")
                 continue
-            failed += 1
-            result.failed.append(line_no)
-            result.err.append(f"line {line_no}: {message}\n")
-            extra = loopback_hint(op, errno, backend)
-            if extra:
-                result.err.append(f"line {line_no}: {extra}\n")
-        flushes = 1 if start == 0 < stop and lines[0] == 0 else 0
-        result.applied += stop - start - flushes - failed
-        if stop > start and lines[stop - 1]:
-            result.last_line = lines[stop - 1]
+            result.failed.append(r.where)
+            result.err.append(f"line {r.where}: {r.message}\n")
+            if r.hint:
+                result.err.append(f"line {r.where}: {r.hint}\n")
+        if done.reached > start and lines[done.reached - 1]:
+            result.last_line = lines[done.reached - 1]
 
     for before, line_no, cmd in [*p.listings, (len(lines), 0, None)]:
         if sent < before:
-            try:
-                errors, reached = p.batch.send(sent, before, should_stop)
-            except b.BatchBroken as e:
-                # Reports that came from the broken window leave it unknown all the same.
-                account({i: err for i, err in e.errors.items() if i < e.done}, sent, e.done)
+            done = sending.send_held(backend, p.batch, lines.__getitem__, lambda i: OPS[ops[i]],
+                                     sent, before, should_stop, counted_from=flushes)
+            take(done, sent)
+            e = done.broken
+            if e is not None:
                 result.broken = e
                 result.unknown = (lines[e.done] or lines[min(e.done + 1, e.unknown - 1)],
                                   lines[e.unknown - 1])
                 result.next_line = lines[e.unknown] if e.unknown < len(lines) else line_no
                 break
-            account(errors, sent, reached)
-            sent = reached
-            if reached < before:
+            sent = done.reached
+            if sent < before:
                 result.stopped = True
-                result.next_line = lines[reached] or (lines[1] if len(lines) > 1 else line_no)
+                result.next_line = lines[sent] or (lines[1] if len(lines) > 1 else line_no)
                 break
         if cmd is None:
             break
@@ -300,7 +284,7 @@ def apply(p: Plan, backend: b.Backend, guard=None) -> RestoreResult:
     if guard is not None:
         result.signum = guard.signum
     if result.signum is not None:
-        result.status = 128 + result.signum
+        result.status = EXIT_SIGNALLED + result.signum
     elif result.failed or result.flush_failed or result.broken is not None:
         result.status = EXIT_KERNEL
     return result

@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import os
 
-# The kernel's own schedulers (twos: Linux 6.2 and later) and engines.
-SCHEDULERS = ("rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf",
-              "mh", "twos")
-ENGINES = ("sip",)
+from ipvsctl.vocab import ENGINES, SCHEDULERS  # noqa: F401 (the kernel's own names)
 
 AVAILABLE, MISSING, UNKNOWN = "available", "missing", "unknown"
 

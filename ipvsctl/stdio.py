@@ -45,6 +45,8 @@ import io
 import os
 import sys
 
+from ipvsctl.vocab import EXIT_WRITE_FAILED
+
 
 class OutputError(OSError):
     """A write to standard output failed (``errno``, ``strerror`` as usual)."""
@@ -165,10 +167,10 @@ def finish(status: int, prog: str = "ipvsctl") -> int:
             _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
             _signal.raise_signal(_signal.SIGPIPE)
         sys.stderr.write(f"{prog}: write error: {failed.strerror or os.strerror(failed.errno)}\n")
-        status = status or 1
+        status = status or EXIT_WRITE_FAILED
     _flush(sys.stderr)
     if _err is not None and _err.failed is not None and not status:
-        status = 1
+        status = EXIT_WRITE_FAILED
     return status
 
 

@@ -48,26 +48,16 @@ def requests(snap: Snapshot) -> list[b.Request]:
 
 
 def put_back(backend, snap: Snapshot) -> list[str]:
-    """Restore the snapshot; return what could not be restored (empty: all was)."""
+    """Restore the snapshot (sending.send, as the restore itself); return
+    what could not be restored (empty: all was)."""
+    from ipvsctl import sending
     from ipvsctl.errors import kernel_message
 
     reqs = requests(snap)
-    try:
-        errors = backend.apply_many(reqs)
-    except b.KernelError as e:
-        return [f"the undo failed as a whole: {kernel_message(e.op, e.errno)}"]
-    return [f"{_describe(reqs[i])}: {kernel_message(reqs[i].op, e.errno)}"
-            for i, e in sorted(errors.items())]
-
-
-def _describe(req: b.Request) -> str:
-    from ipvsctl.render.table import host_port, service_label
-
-    if req.op == b.OP_FLUSH:
-        return "clear"
-    if req.op == b.OP_SET_TIMEOUTS:
-        return "timeouts"
-    key = req.service.key if req.op == b.OP_ADD_SERVICE else req.service
-    if req.dest is not None:
-        return f"{service_label(key)} -> {host_port(req.dest.af, req.dest.addr, req.dest.port)}"
-    return service_label(key)
+    sent = sending.send(backend, [(None, req) for req in reqs])
+    problems = [f"{sending.describe(reqs[r.index])}: {r.message}" for r in sent.refusals]
+    e = sent.broken
+    if e is not None:
+        problems.append(f"the undo broke off ({kernel_message(e.op, e.errno)}) after {e.done} of "
+                        f"its {len(reqs)} requests: the rest may be missing (read the table back)")
+    return problems

@@ -4,34 +4,24 @@ data, their bodies, and a fast path for plain command lines.
 Strategy: importing click costs about 0.1 s under User-Mode Linux, a third
 of what listing a table of 10,000 entries costs in all, and ``list`` should
 cost about what ``-Ln --stats`` costs.  So the options of the two views are
-declared once, here, as data (``Opt``); ipvsctl.app turns them into click
-options (help, completion, error messages), and ``run_fast`` parses a plain
+declared once, here, as data (``Opt``); ipvsctl.commands.options turns them
+into click options (help, completion, error messages), and ``run_fast`` parses a plain
 line itself and runs the same body.  "Plain" is deliberately narrow: known
 spellings, ``--long=value``, a value as the next word, values that convert
 cleanly.  Anything else (``--help``, an unknown word, a bad value, a short
 option with its value attached) returns None and the line goes to click,
 which reports it in its usual words.
 
-Errors leave as ``Failure`` (``PROG: message`` and an exit status) or
-``Usage`` (a bad option value, reported by click); neither needs click.
+Errors leave as ``session.Failure`` (``PROG: message`` and an exit status)
+or ``Usage`` (a bad option value, reported by click); neither needs click.
 """
 
 from __future__ import annotations
 
 import sys
 
-EXIT_READ_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_KERNEL = 255
-
-
-class Failure(Exception):
-    """An error for the user: printed as ``PROG: message``, then exit."""
-
-    def __init__(self, message: str, exit_code: int = EXIT_READ_FAILED):
-        super().__init__(message)
-        self.message = message
-        self.exit_code = exit_code
+from ipvsctl.session import Failure, opened, read_failure, report
+from ipvsctl.vocab import EXIT_READ_FAILED, PROTOCOLS
 
 
 class Usage(Exception):
@@ -84,14 +74,20 @@ class Opt:
         return value
 
 
+def spellings(p) -> tuple[str, ...]:
+    """The options that name a service of protocol ``p`` (a vocab.Term):
+    ipvsadm's (-t, --tcp-service ...), which ipvsctl's views take too."""
+    return tuple(s for s in (p.short, p.option) if s)
+
+
 SELECTION = (
-    Opt("tcp", ("-t", "--tcp-service"), "text", metavar="HOST:PORT", help="Only this TCP service."),
-    Opt("udp", ("-u", "--udp-service"), "text", metavar="HOST:PORT", help="Only this UDP service."),
-    Opt("sctp", ("--sctp-service",), "text", metavar="HOST:PORT", help="Only this SCTP service."),
+    # -t/--tcp-service, -u/--udp-service, --sctp-service (their dest: tcp, udp, sctp)
+    *(Opt(p.key, spellings(p), "text", metavar="HOST:PORT", help=f"Only this {p.label} service.")
+      for p in PROTOCOLS),
     Opt("fwmark", ("-f", "--fwmark-service"), "text", metavar="MARK",
         help="Only this firewall-mark service."),
     Opt("ipv6", ("-6", "--ipv6"), help="With -f: the IPv6 fwmark service."),
-    Opt("protocol", ("--protocol",), "choice", choices=("tcp", "udp", "sctp", "fwmark"),
+    Opt("protocol", ("--protocol",), "choice", choices=(*PROTOCOLS.numbers, "fwmark"),
         help="Only services of this protocol (fwmark: firewall-mark services)."),
     Opt("address", ("--address",), "text", metavar="ADDR",
         help="Only services with this virtual address (all their real servers) or with this "
@@ -179,22 +175,17 @@ class Selection:
 
 def selected_key(tcp, udp, sctp, fwmark, ipv6) -> Selection | None:
     """The service named by -t/-u/--sctp-service/-f [-6], parsed as ipvsadm does."""
-    from ipvsctl.grammar import ParseError, parse
+    from ipvsctl.grammar import ParseError, named
 
-    argv = ["-L"]
-    given = None
-    for spelling, value in (("-t", tcp), ("-u", udp), ("--sctp-service", sctp), ("-f", fwmark)):
-        if value is not None:
-            argv += [spelling, value]
-            given = value
-    if ipv6:
-        if fwmark is None:
-            raise Usage("-6/--ipv6 goes with -f/--fwmark-service")
-        argv.append("-6")
-    if len(argv) == 1:
+    options = [(p.rule, value) for p, value in zip(PROTOCOLS, (tcp, udp, sctp)) if value is not None]
+    if fwmark is not None:
+        options.append(("-f", fwmark))
+    if ipv6 and fwmark is None:
+        raise Usage("-6/--ipv6 goes with -f/--fwmark-service")
+    if not options:
         return None
     try:
-        return Selection(parse(argv).service_key(), given)
+        return Selection(named(options, ipv6).service_key(), options[-1][1])
     except ParseError as e:
         raise Usage(e.message.strip() or "bad service address") from None
 
@@ -202,7 +193,7 @@ def selected_key(tcp, udp, sctp, fwmark, ipv6) -> Selection | None:
 def address_filter(address):
     if address is None:
         return None
-    from ipvsctl.render.table import normalize_address
+    from ipvsctl.listing import normalize_address
 
     try:
         return normalize_address(address)
@@ -210,50 +201,18 @@ def address_filter(address):
         raise Usage(str(e), "'--address'") from None
 
 
-class open_backend:
-    """``with open_backend(netns) as backend``: the backend, closed afterwards;
-    errors opening it become Failures."""
-
-    def __init__(self, netns: str | None):
-        self.netns = netns
-
-    def __enter__(self):
-        from ipvsctl import cli as compat
-        from ipvsctl.backend import KernelError
-        from ipvsctl.errors import ipvs_unavailable, netns_open_error
-
-        try:
-            self.backend = compat.open_backend(self.netns)
-        except OSError as e:
-            raise Failure(netns_open_error(self.netns, e), EXIT_BAD_INPUT) from None
-        except KernelError as e:
-            raise Failure(ipvs_unavailable(e.errno), EXIT_BAD_INPUT) from None
-        return self.backend
-
-    def __exit__(self, *exc):
-        self.backend.close()
-        return False
-
-
-def read_failure(e) -> Failure:
-    from ipvsctl import backend as b
-    from ipvsctl.errors import kernel_message
-
-    return Failure(kernel_message(e.op or b.OP_GET_SERVICES, e.errno), EXIT_READ_FAILED)
-
-
 def read_selected(backend, selection: Selection | None, protocol, address, counters: bool = True):
-    """The table in ipvsadm's order, filtered; Failure when a read fails,
-    with a hint when the one service asked for does not exist."""
+    """The table in ipvsadm's order, filtered (listing.table); Failure when a
+    read fails, with a hint when the one service asked for does not exist."""
     import errno
 
     from ipvsctl.backend import KernelError
-    from ipvsctl.render.json import read_table
-    from ipvsctl.render.table import filter_table
+    from ipvsctl.listing import table
 
     key = selection.key if selection is not None else None
     try:
-        table = read_table(backend, key, counters=counters)
+        return table(backend, key, counters=counters, protocol=protocol.lower() if protocol else None,
+                     address=address)
     except KernelError as e:
         if key is not None and e.errno == errno.ESRCH:
             from ipvsctl.hints import missing_service
@@ -264,7 +223,6 @@ def read_selected(backend, selection: Selection | None, protocol, address, count
                 existing = []
             raise Failure(missing_service(key, selection.given, existing), EXIT_READ_FAILED) from None
         raise read_failure(e) from None
-    return filter_table(table, protocol=protocol.lower() if protocol else None, address=address)
 
 
 def output(width, no_color):
@@ -286,7 +244,7 @@ def run_list(tcp=None, udp=None, sctp=None, fwmark=None, ipv6=False, protocol=No
 
     key = selected_key(tcp, udp, sctp, fwmark, ipv6)
     address = address_filter(address)
-    with open_backend(netns) as backend:
+    with opened(netns) as backend:
         info = None
         if as_json:
             try:
@@ -323,7 +281,7 @@ def run_watch(tcp=None, udp=None, sctp=None, fwmark=None, ipv6=False, protocol=N
         iterations = 1
     out = output(width, no_color)
     title = f"netns {netns}: " if netns else ""
-    with open_backend(netns) as backend, Guard() as guard:
+    with opened(netns) as backend, Guard() as guard:
         watch.run(lambda: read_selected(backend, key, protocol, address), sys.stdout, out,
                   interval=interval, iterations=iterations, title=title, guard=guard)
     return 0 if guard.signum in (None, SIGINT) else guard.status
@@ -345,5 +303,4 @@ def run_fast(args: list[str], prog: str) -> int | None:
     except Usage:
         return None  # click reports it, in its words
     except Failure as e:
-        sys.stderr.write(f"{prog}: {e.message}\n")
-        return e.exit_code
+        return report(e, prog, sys.stderr)

@@ -105,8 +105,8 @@ def _columns():
 def _body(rows: list[ServiceRates], limit: int | None):
     """(cells, marks, shown, total): the rows of the frame (at most ``limit``),
     their styles, how many real rows were shown and how many there are."""
-    from ipvsctl.render.table import DRAINING, NO_SERVERS, S_ADDR, S_DRAIN, S_DRAIN_ROW, S_WARN
-    from ipvsctl.render.table import host_port, human, service_label
+    from ipvsctl.labels import host_port, service_label
+    from ipvsctl.render.table import DRAINING, NO_SERVERS, S_ADDR, S_DRAIN, S_DRAIN_ROW, S_WARN, human
 
     cells: list[tuple[str, ...]] = []
     marks: list = []

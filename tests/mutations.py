@@ -29,7 +29,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 # (name, file, text to replace, replacement): each text must occur exactly once.
 MUTATIONS = [
     ("column width (real-server weight)", "ipvsctl/render/text.py",
-     '" %-7s %-6d %-10d %-10d" % (FWD_NAMES', '" %-7s %-5d %-10d %-10d" % (FWD_NAMES'),
+     '" %-7s %-6d %-10d %-10d" % (v.FORWARDS', '" %-7s %-5d %-10d %-10d" % (v.FORWARDS'),
     ("title spacing", "ipvsctl/render/text.py",
      '    return ("Prot LocalAddress:Port Scheduler Flags\\n"\n            "  -> RemoteAddress:Port           Forward Weight',
      '    return ("Prot LocalAddress:Port  Scheduler Flags\\n"\n            "  -> RemoteAddress:Port           Forward Weight'),
@@ -37,8 +37,8 @@ MUTATIONS = [
      'parts.append(" persistent %d" % svc.timeout)', 'parts.append(" persist %d" % svc.timeout)'),
     ("large-number divisor", "ipvsctl/render/text.py",
      'return "%8dK" % (n // 1000)', 'return "%8dK" % (n // 1024)'),
-    ("-S prints the header", "ipvsctl/ops.py",
-     "return list_all(backend, cmd.fmt, with_header=False)", "return list_all(backend, cmd.fmt, with_header=True)"),
+    ("-S prints the header", "ipvsctl/listing.py",
+     'header=as_json or (kind == TABLE and cmd.name == "list"))', 'header=as_json or kind == TABLE)'),
     ("-Z 0.0.0.0:0 zeroes one service", "ipvsctl/ops.py",
      "    if cmd.fwmark or cmd.port or (cmd.addr and any(cmd.addr)):\n        return cmd.service_key()\n    return None",
      "    return cmd.service_key()"),

@@ -39,7 +39,8 @@ def timed(fn, runs=3):
 
 def restore_stages(text: str):
     from ipvsctl.grammar import split_restore_line
-    from ipvsctl.netlink.backend import NetlinkBackend, encode_request
+    from ipvsctl.netlink.backend import NetlinkBackend
+    from ipvsctl.netlink.encode import encode_request
     from ipvsctl.netlink.transport import Transport
     from ipvsctl.restore import apply, lines_of, plan
 
@@ -107,14 +108,14 @@ def list_stages(fixture: Path, cmd: str):
 
 
 def _drain(backend, rec):
-    from ipvsctl.netlink import codec
+    from ipvsctl.netlink import decode, encode
 
     t = backend._t
     fam = rec.family
-    svcs = list(t.dump(codec.encode_dump_services(fam)))
-    keys = [codec.decode_service(p).key for p in svcs]
+    svcs = list(t.dump(encode.encode_dump_services(fam)))
+    keys = [decode.decode_service(p).key for p in svcs]
     for k in keys:
-        for _ in t.dump_runs(codec.encode_dump_dests(fam, k)):
+        for _ in t.dump_runs(encode.encode_dump_dests(fam, k)):
             pass
 
 
@@ -142,7 +143,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.what == "restore":
         sys.path.insert(0, str(HERE.parent))
-        import bench
+        import harness as bench
 
         text = "".join(l + "\n" for l in bench.restore_lines(10_000, 10))
         fn, units = restore_stages(text)

@@ -14,7 +14,7 @@ boots User-Mode Linux); writes ``benchmarks/native/data/``:
   the benchmark tables (replay.py), with the sha256 of ipvsadm's own output
   for the same table, so the host can check the replayed rendering.
 
-Each table lives in a fresh network namespace of its own (bench.Netns).
+Each table lives in a fresh network namespace of its own (harness.Netns).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ for p in (str(PROJECT), str(BENCH)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-import bench  # noqa: E402  (deterministic data, namespaces)
+import harness as bench  # noqa: E402  (deterministic data, namespaces: bench.py's harness)
 from native.replay import Recording, RecordingSocket  # noqa: E402
 
 #: table sizes: (services, real servers each); big: real servers of one service
@@ -177,7 +177,7 @@ def capture(name: str, lines, work: Path) -> dict:
             adm = out.read_bytes()
             sock = RecordingSocket(real.sock, rec)
             backend = NetlinkBackend(transport=Transport(sock=sock, family=real.family))
-            backend.info()   # as the command line does first (cli.open_backend)
+            backend.info()   # as the command line does first (session.open_backend)
             outcome = execute(parse([cmd]), backend)
             text = "".join(outcome.out) if not isinstance(outcome.out, str) else outcome.out
             ok = text.encode() == adm

@@ -7,26 +7,29 @@ import sys
 import click
 
 from ipvsctl import views
-from ipvsctl.app import EXIT_BAD_INPUT, EXIT_READ_FAILED, Failure, netns_option, with_options
+from ipvsctl.vocab import PROTOCOLS
+from ipvsctl.commands.options import netns_option, service_options, with_options
+from ipvsctl.netlink.constants import IP_VS_CONN_FILE
+from ipvsctl.session import Failure, open_failure
+from ipvsctl.vocab import EXIT_READ_FAILED
 
 
 def _service(tcp, udp, sctp):
-    given = [(p, v) for p, v in (("tcp", tcp), ("udp", udp), ("sctp", sctp)) if v is not None]
+    given = [(p, value) for p, value in zip(PROTOCOLS.numbers, (tcp, udp, sctp)) if value is not None]
     if len(given) > 1:
         raise click.UsageError("name one service: -t, -u or --sctp-service")
     return given[0] if given else (None, None)
 
 
 @click.command("conns")
-@click.option("-t", "--tcp-service", "tcp", metavar="ADDR[:PORT]",
-              help="Only connections to this TCP virtual address (and port).")
-@click.option("-u", "--udp-service", "udp", metavar="ADDR[:PORT]", help="The same for UDP.")
-@click.option("--sctp-service", "sctp", metavar="ADDR[:PORT]", help="The same for SCTP.")
+@service_options("ADDR[:PORT]", lambda p, first: (
+    f"Only connections to this {p.label} virtual address (and port)." if first
+    else f"The same for {p.label}."))
 @click.option("-r", "--real-server", metavar="ADDR[:PORT]",
               help="Only connections scheduled to this real server.")
 @click.option("--client", metavar="ADDR|CIDR",
               help="Only connections from this client address or network (198.51.100.0/24).")
-@click.option("--protocol", type=click.Choice(["tcp", "udp", "sctp"], case_sensitive=False),
+@click.option("--protocol", type=click.Choice(list(PROTOCOLS.numbers), case_sensitive=False),
               help="Only connections of this protocol.")
 @click.option("--state", "states", multiple=True, metavar="STATE",
               help="Only connections in this state (ESTABLISHED, TIME_WAIT, ...; any case); "
@@ -38,7 +41,7 @@ def _service(tcp, udp, sctp):
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (schema: docs/json.md).")
 @with_options(views.OUTPUT)
 @netns_option
-def conns_command(tcp, udp, sctp, real_server, client, protocol, states, summary, top, as_json,
+def command(tcp, udp, sctp, real_server, client, protocol, states, summary, top, as_json,
                   width, no_color, netns):
     """The connection table (as ipvsadm -Lnc), filtered, summarised or ranked.
 
@@ -57,17 +60,15 @@ def conns_command(tcp, udp, sctp, real_server, client, protocol, states, summary
                             real_server=real_server, client=client, states=states)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
-    from ipvsctl.netlink.transport import NetnsNotFound
+    from ipvsctl.netlink.netns import NetnsNotFound
 
     try:
         f = conns.open_conn_file(netns)
     except NetnsNotFound as e:
-        from ipvsctl.errors import netns_open_error
-
-        raise Failure(netns_open_error(netns, e), EXIT_BAD_INPUT) from None
+        raise open_failure(netns, e) from None
     except OSError:
         # ipvsadm -c's words: no IPVS in the kernel, or no such file.
-        raise Failure(f"cannot open file {conns.CONN_FILE}", EXIT_READ_FAILED) from None
+        raise Failure(f"cannot open file {IP_VS_CONN_FILE}", EXIT_READ_FAILED) from None
     out = sys.stdout
     with f:
         if summary or top:

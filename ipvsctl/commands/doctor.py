@@ -7,7 +7,9 @@ import sys
 import click
 
 from ipvsctl import views
-from ipvsctl.app import EXIT_BAD_INPUT, Failure, netns_option, with_options
+from ipvsctl.commands.options import netns_option, with_options
+from ipvsctl.session import open_failure
+from ipvsctl.vocab import EXIT_OK, EXIT_PROBLEMS
 
 
 @click.command("doctor")
@@ -17,14 +19,14 @@ from ipvsctl.app import EXIT_BAD_INPUT, Failure, netns_option, with_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (schema: docs/json.md).")
 @with_options(tuple(o for o in views.OUTPUT if o.dest == "no_color"))
 @netns_option
-def doctor_command(ignore, as_json, no_color, netns):
+def command(ignore, as_json, no_color, netns):
     """Check IPVS, its modules, the sysctls that matter and the table; explain each.
 
     One line per finding: ok, note (how a setting behaves here) or problem.
     Exit status 0 when there is no problem, 1 when there is one.
     """
     from ipvsctl import doctor
-    from ipvsctl.netlink.transport import NetnsNotFound
+    from ipvsctl.netlink.netns import NetnsNotFound
 
     unknown = set(ignore) - set(doctor.check_ids())
     if unknown:
@@ -33,9 +35,7 @@ def doctor_command(ignore, as_json, no_color, netns):
     try:
         facts = doctor.gather(netns)
     except NetnsNotFound as e:
-        from ipvsctl.errors import netns_open_error
-
-        raise Failure(netns_open_error(netns, e), EXIT_BAD_INPUT) from None
+        raise open_failure(netns, e) from None
     findings = doctor.apply_ignores(doctor.diagnose(facts), ignore)
     if as_json:
         from ipvsctl.render.json import dumps
@@ -46,4 +46,4 @@ def doctor_command(ignore, as_json, no_color, netns):
         from ipvsctl.render.layout import write_lines
 
         write_lines(sys.stdout, report_lines(findings, views.output(None, no_color)))
-    return 1 if doctor.has_problems(findings) else 0
+    return EXIT_PROBLEMS if doctor.has_problems(findings) else EXIT_OK

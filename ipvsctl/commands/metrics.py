@@ -6,7 +6,10 @@ import sys
 
 import click
 
-from ipvsctl.app import EXIT_BAD_INPUT, EXIT_READ_FAILED, Failure, netns_option
+from ipvsctl import session
+from ipvsctl.commands.options import netns_option
+from ipvsctl.session import Failure
+from ipvsctl.vocab import EXIT_INVALID, EXIT_READ_FAILED
 
 
 def _open(netns):
@@ -15,16 +18,14 @@ def _open(netns):
     A namespace that does not exist is bad input (exit 2); no IPVS in the
     kernel is a failed read (the document says ipvs_scrape_success 0).
     """
-    from ipvsctl import cli as compat
     from ipvsctl.backend import KernelError
-    from ipvsctl.errors import ipvs_unavailable, netns_open_error
 
     try:
-        return compat.open_backend(netns), None
+        return session.open_backend(netns), None
     except KernelError as e:
-        return None, ipvs_unavailable(e.errno).replace("\n", " ")
+        return None, session.open_failure(netns, e).message.replace("\n", " ")
     except OSError as e:
-        raise Failure(netns_open_error(netns, e), EXIT_BAD_INPUT) from None
+        raise session.open_failure(netns, e) from None
 
 
 def _write_atomically(path: str, snap) -> None:
@@ -43,7 +44,7 @@ def _write_atomically(path: str, snap) -> None:
             os.unlink(tmp)
         except OSError:
             pass
-        raise Failure(f"metrics: {path}: {e.strerror}", EXIT_BAD_INPUT) from None
+        raise Failure(f"metrics: {path}: {e.strerror}", EXIT_INVALID) from None
 
 
 @click.command("metrics")
@@ -58,7 +59,7 @@ def _write_atomically(path: str, snap) -> None:
               help="With --listen: how long a scrape may wait for the one before it to finish "
                    "reading the table before it is answered 503.")
 @netns_option
-def metrics_command(listen, output, wait, netns):
+def command(listen, output, wait, netns):
     """The table's counters, rates and settings in Prometheus' text format.
 
     Per virtual service and per real server: connections, packets and bytes
@@ -99,7 +100,6 @@ def metrics_command(listen, output, wait, netns):
 def _serve(listen: str, wait: float, netns) -> int:
     import signal
 
-    from ipvsctl import cli as compat
     from ipvsctl import metrics_http
 
     if netns is not None:
@@ -107,11 +107,11 @@ def _serve(listen: str, wait: float, netns) -> int:
         if backend is not None:
             backend.close()
     try:
-        server, scraper = metrics_http.make_server(listen, lambda: compat.open_backend(netns), wait)
+        server, scraper = metrics_http.make_server(listen, lambda: session.open_backend(netns), wait)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="'--listen'") from None
     except OSError as e:
-        raise Failure(f"metrics: cannot listen on {listen}: {e.strerror}", EXIT_BAD_INPUT) from None
+        raise Failure(f"metrics: cannot listen on {listen}: {e.strerror}", EXIT_INVALID) from None
 
     def stop(signum, frame):
         raise SystemExit(0)

@@ -13,8 +13,10 @@ Strategy (docs/apply.md is the user's view, docs/design.md the why):
 * ``drain``    weight 0, then wait for the connections to end: a small state
                machine per real server driven by one polling loop;
 * ``lock``, ``sysctls``: the per-namespace apply lock and the three sysctls
-               that change what a drain means;
-* ``commands`` the click subcommands.
+               that change what a drain means.
+
+The subcommands themselves (options in, reports out) are ipvsctl.commands'
+diff, apply and drain.
 
 Nothing here is imported by the ipvsadm-compatible command path.
 """

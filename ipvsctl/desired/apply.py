@@ -28,23 +28,21 @@ services that leave); then all of them are drained at once
 
 from __future__ import annotations
 
-import signal
-import threading
 from contextlib import nullcontext
 
 from ipvsctl import backend as b
+from ipvsctl import listing
 from ipvsctl import model as m
 from ipvsctl.desired import drain as D
 from ipvsctl.desired import plan as P
 from ipvsctl.desired.lock import LockError, netns_lock
+from ipvsctl.interrupt import Guard, signal_name
+from ipvsctl.vocab import EXIT_DIFFERS, EXIT_KERNEL, EXIT_OK, EXIT_SIGNALLED
 
 #: Requests per apply_many call: one transport window, so that a signal is
 #: seen within one window's time (well under a second for 2048 requests).
-CHUNK = 2048
+CHUNK = b.BATCH_CHUNK
 
-EXIT_OK = 0
-EXIT_DIFFERS = 1
-EXIT_KERNEL = 255
 
 
 class Snapshot:
@@ -97,36 +95,6 @@ def request_step(req: b.Request) -> P.Step:
     return P.Step(req.op, req.service, dest=req.dest)
 
 
-class SignalGuard:
-    """Catch SIGINT and SIGTERM while applying: note the first, carry on to a
-    safe point (between two chunks, or in the drain loop), then roll back.
-    Only the main thread can install handlers; elsewhere this does nothing."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.signum: int | None = None
-        self._old: dict = {}
-
-    def _handler(self, signum, frame):
-        if self.signum is None:
-            self.signum = signum
-
-    def __enter__(self) -> SignalGuard:
-        if threading.current_thread() is threading.main_thread():
-            for s in self.SIGNALS:
-                self._old[s] = signal.signal(s, self._handler)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for s, old in self._old.items():
-            signal.signal(s, old)
-        self._old.clear()
-
-    def interrupted(self) -> bool:
-        return self.signum is not None
-
-
 class Report:
     """What an apply did (the JSON report is ``doc()``)."""
 
@@ -164,7 +132,7 @@ class Report:
     @property
     def status(self) -> int:
         if self.interrupted is not None:
-            return 128 + self.interrupted
+            return EXIT_SIGNALLED + self.interrupted
         if self.failed:
             return EXIT_KERNEL
         if self.plan is not None and not self.plan.in_sync and not self.verified:
@@ -189,7 +157,7 @@ class Report:
             "rollback_failed": [failure(s, msg) for s, msg in self.rollback_failed],
             "drained": [dr.doc() for dr in self.drained],
             "left_at_weight_zero": [dr.doc() for dr in self.left_at_zero],
-            "interrupted": signal.Signals(self.interrupted).name if self.interrupted else None,
+            "interrupted": signal_name(self.interrupted) if self.interrupted else None,
             "verified": self.verified if self.verify_plan is not None else None,
             "differences": R.plan_doc(self.verify_plan)
             if self.verify_plan is not None and not self.verify_plan.in_sync else None,
@@ -198,7 +166,7 @@ class Report:
 
 
 class Applier:
-    def __init__(self, backend, report: Report, guard: SignalGuard, rollback: bool, chunk: int):
+    def __init__(self, backend, report: Report, guard: Guard, rollback: bool, chunk: int):
         self.backend = backend
         self.report = report
         self.guard = guard
@@ -262,7 +230,7 @@ class Applier:
                 continue  # its step may never have been applied
             r.rollback_failed.append((request_step(reqs[i]), kernel_message(reqs[i].op, e.errno)))
         touched = list(dict.fromkeys(s.key for s in sent))
-        after = P.table_of(self.backend.table(counters=False))
+        after = P.table_of(listing.table(self.backend, counters=False, sort=False))
         now = {svc.key for svc, _ in after}
         r.rollback_leftovers = [k for k in touched if k not in snap.services and k in now]
         expected = snap.table(touched, keep_zero)
@@ -273,11 +241,11 @@ class Applier:
 def run(backend, desired, *, scope=None, prune: bool = False, drain: float | None = None,
         rollback: bool = True, netns: str | None = None, interval: float = 1.0,
         progress=None, on_wait=None, on_drain_start=None, lock: bool = True,
-        guard: SignalGuard | None = None, chunk: int = CHUNK, report: Report | None = None) -> Report:
+        guard: Guard | None = None, chunk: int = CHUNK, report: Report | None = None) -> Report:
     """Converge the live table to ``desired``; see the module's strategy.
     ``report``: fill this Report (callbacks may look at it while it runs)."""
     report = report if report is not None else Report()
-    with (guard or SignalGuard()) as g:
+    with (guard or Guard(deferred=True)) as g:  # signals noted, seen between chunks
         held = netns_lock(netns, on_wait, g.interrupted) if lock else nullcontext()
         try:
             with held:
@@ -294,7 +262,7 @@ def run(backend, desired, *, scope=None, prune: bool = False, drain: float | Non
 
 def _run_locked(backend, desired, scope, prune, drain, rollback, interval, progress,
                 on_drain_start, report, g, chunk) -> None:
-    snapshot = P.table_of(backend.table(counters=False))
+    snapshot = P.table_of(listing.table(backend, counters=False, sort=False))
     p = report.plan = P.plan(desired, snapshot, scope, prune)
     if p.in_sync:
         report.verify_plan = p
@@ -330,4 +298,4 @@ def _run_locked(backend, desired, scope, prune, drain, rollback, interval, progr
             applier.roll_back(snap, frozenset((dr.key, dr.ident) for dr in drains)
                               if g.interrupted() else frozenset())
             return
-    report.verify_plan = P.plan(desired, P.table_of(backend.table(counters=False)), scope, prune)
+    report.verify_plan = P.plan(desired, P.table_of(listing.table(backend, counters=False, sort=False)), scope, prune)

@@ -28,7 +28,7 @@ import errno as _errno
 import time
 
 from ipvsctl import model as m
-from ipvsctl.desired.labels import server_label, service_label
+from ipvsctl.labels import server_label, service_label
 
 WAITING = "waiting"
 DRAINED = "drained"

@@ -16,14 +16,11 @@ import sys
 from ipvsctl import backend as b
 from ipvsctl.desired import drain as D
 from ipvsctl.desired import sysctls as S
-from ipvsctl.desired.apply import SignalGuard
-from ipvsctl.desired.labels import server_label, service_label
+from ipvsctl.labels import server_label, service_label
 from ipvsctl.desired.lock import netns_lock
+from ipvsctl.interrupt import Guard, signal_name
+from ipvsctl.vocab import EXIT_INVALID, EXIT_KERNEL, EXIT_OK, EXIT_SIGNALLED, EXIT_TIMED_OUT
 
-EXIT_OK = 0
-EXIT_TIMED_OUT = 1
-EXIT_BAD_INPUT = 2
-EXIT_KERNEL = 255
 
 
 def _fail(message: str, status: int) -> int:
@@ -38,12 +35,12 @@ def _find(backend, key, named):
     try:
         dests = backend.destinations(key)
     except b.KernelError as e:
-        return _fail(f"{service_label(key)}: {kernel_message(b.OP_GET_SERVICE, e.errno)}", EXIT_BAD_INPUT)
+        return _fail(f"{service_label(key)}: {kernel_message(b.OP_GET_SERVICE, e.errno)}", EXIT_INVALID)
     for d in dests:
         if (d.af, d.addr, d.port) == (named.af, named.addr, named.port):
             return d
     return _fail(f"{server_label(named)} of {service_label(key)}: "
-                 f"{kernel_message(b.OP_EDIT_DEST, _errno.ENOENT)}", EXIT_BAD_INPUT)
+                 f"{kernel_message(b.OP_EDIT_DEST, _errno.ENOENT)}", EXIT_INVALID)
 
 
 def run(backend, key, named, *, timeout: float, keep: bool, interval: float = 1.0,
@@ -53,14 +50,14 @@ def run(backend, key, named, *, timeout: float, keep: bool, interval: float = 1.
 
     out = out or sys.stdout
     err = err or sys.stderr
-    with SignalGuard() as guard:
+    with Guard(deferred=True) as guard:
         try:
             return _run(backend, key, named, timeout, keep, interval, netns, sysctl_values, out, err,
                         guard)
         except LockError as e:
             if guard.signum is not None:
-                return _fail("interrupted while waiting for the apply lock", 128 + guard.signum)
-            return _fail(e.strerror or str(e), EXIT_BAD_INPUT)
+                return _fail("interrupted while waiting for the apply lock", EXIT_SIGNALLED + guard.signum)
+            return _fail(e.strerror or str(e), EXIT_INVALID)
 
 
 def _run(backend, key, named, timeout, keep, interval, netns, sysctl_values, out, err, guard) -> int:
@@ -99,11 +96,9 @@ def _run(backend, key, named, timeout, keep, interval, netns, sysctl_values, out
     if dr.state == D.REWEIGHTED:
         return _fail(f"{dr.label} was given a weight by someone else while draining: "
                      "drain abandoned, not removed", EXIT_TIMED_OUT)
-    import signal
-
-    err.write(f"drain: interrupted by {signal.Signals(guard.signum).name}: {dr.label} left at "
+    err.write(f"drain: interrupted by {signal_name(guard.signum)}: {dr.label} left at "
               f"weight 0 with {dr.counts_text()}\n")
-    return 128 + guard.signum
+    return EXIT_SIGNALLED + guard.signum
 
 
 def _remove(backend, dr: D.ServerDrain, netns, guard, out) -> int:

@@ -16,6 +16,8 @@ import os
 import time
 from contextlib import contextmanager
 
+from ipvsctl.netlink.netns import netns_path
+
 LOCK_DIR = "/run/ipvsctl"
 POLL = 0.05
 
@@ -24,13 +26,8 @@ class LockError(OSError):
     pass
 
 
-def _netns_path(netns: str) -> str:
-    # The rule of `ip netns` (and of the netlink transport): a name, or a path.
-    return netns if "/" in netns else os.path.join("/run/netns", netns)
-
-
 def namespace_inode(netns: str | None) -> int:
-    path = _netns_path(netns) if netns else "/proc/thread-self/ns/net"
+    path = netns_path(netns) if netns else "/proc/thread-self/ns/net"
     return os.stat(path).st_ino
 
 

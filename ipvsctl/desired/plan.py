@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 from ipvsctl import backend as b
 from ipvsctl import model as m
-from ipvsctl.desired.labels import server_label, service_label
+from ipvsctl.labels import server_label, service_label
 from ipvsctl.desired.scope import Scope, ScopeError
 
 ADD_SERVICE = b.OP_ADD_SERVICE

@@ -11,8 +11,10 @@ docs/apply.md.
 from __future__ import annotations
 
 from ipvsctl import model as m
+from ipvsctl import vocab as v
 from ipvsctl.desired import plan as P
-from ipvsctl.desired.labels import server_label, service_label
+from ipvsctl.labels import server_label, service_label
+from ipvsctl.render.json import server_identity, service_identity
 
 ARROW = "\u2192"
 _MARKS = {P.ADD_DEST: "+", P.EDIT_DEST: "~", P.DEL_DEST: "-"}
@@ -38,10 +40,10 @@ def value_text(name: str, value) -> str:
 def tunnel_text(t: dict | None) -> str:
     if t is None:
         return "none"
-    if t["type"] == "ipip":
-        return "ipip"
-    if t["type"] == "gue":
-        return f"gue port {t['port']} {t['checksum']}"
+    if t["type"] == v.TUNNELS.key(m.TUN_IPIP):
+        return t["type"]
+    if t["type"] == v.TUNNELS.key(m.TUN_GUE):
+        return f"{t['type']} port {t['port']} {t['checksum']}"
     return f"{t['type']} {t['checksum']}"
 
 
@@ -166,7 +168,7 @@ _RULE_FORMAT = None
 def _fmt():
     global _RULE_FORMAT
     if _RULE_FORMAT is None:
-        from ipvsctl.grammar import Format
+        from ipvsctl.render.format import Format
 
         _RULE_FORMAT = Format(rule=True, numeric=True)
     return _RULE_FORMAT
@@ -174,7 +176,6 @@ def _fmt():
 
 def step_rule(step: P.Step) -> str:
     """The ipvsadm command line of one step (without the newline)."""
-    from ipvsctl.names import numeric_addr_port
     from ipvsctl.render import text
 
     fmt = _fmt()
@@ -185,7 +186,7 @@ def step_rule(step: P.Step) -> str:
     if step.op == P.DEL_SERVICE:
         return f"-D {name}"
     if step.op == P.DEL_DEST:
-        return f"-d {name} -r {numeric_addr_port(step.dest.af, step.dest.addr, step.dest.port)}"
+        return f"-d {name} -r {server_label(step.dest)}"
     pieces = list(text.service_text(m.Service(step.key), [step.dest], fmt))
     line = pieces[1].rstrip("\n")
     return line if step.op == P.ADD_DEST else "-e" + line[2:]
@@ -199,24 +200,6 @@ def plan_rules(plan: P.Plan) -> str:
 # --------------------------------------------------------------------------
 # JSON
 # --------------------------------------------------------------------------
-
-
-def service_identity(key: m.ServiceKey) -> dict:
-    from ipvsctl.render.json import PROTOCOL_KEYS, family_name
-
-    return {
-        "family": family_name(key.af),
-        "protocol": None if key.fwmark else PROTOCOL_KEYS.get(key.protocol, key.protocol),
-        "address": None if key.fwmark else key.addr,
-        "port": None if key.fwmark else key.port,
-        "fwmark": key.fwmark or None,
-    }
-
-
-def server_identity(d: m.Destination) -> dict:
-    from ipvsctl.render.json import family_name
-
-    return {"family": family_name(d.af), "address": d.addr, "port": d.port}
 
 
 def _changes_doc(changes) -> list[dict]:
@@ -274,11 +257,3 @@ def plan_doc(plan: P.Plan, sysctls: dict | None = None) -> dict:
         "steps": [step_doc(s) for s in plan.steps],
         "sysctls": sysctls,
     }
-
-
-def dumps(doc: dict, pretty: bool = False) -> str:
-    import json
-
-    if pretty:
-        return json.dumps(doc, indent=2) + "\n"
-    return json.dumps(doc, separators=(",", ":")) + "\n"

@@ -20,15 +20,15 @@ from __future__ import annotations
 
 from ipvsctl import backend as b
 from ipvsctl import model as m
+from ipvsctl.vocab import EXIT_INVALID
 
-EXIT_BAD_INPUT = 2
 
 
 class InputError(ValueError):
     """A desired-state input that cannot be used; ``exit_code`` as ipvsadm's
     parser would give (2, or 255 for a line that is not a command line)."""
 
-    def __init__(self, message: str, exit_code: int = EXIT_BAD_INPUT):
+    def __init__(self, message: str, exit_code: int = EXIT_INVALID):
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
@@ -109,7 +109,7 @@ def _refused(name: str, line_no: int) -> InputError:
 
 
 def load_rules(text: str) -> DesiredTable:
-    from ipvsctl.desired.labels import host_port, service_label
+    from ipvsctl.labels import host_port, service_label
     from ipvsctl.fastline import request as fast_request
     from ipvsctl.grammar import split_restore_line
 

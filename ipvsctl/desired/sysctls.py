@@ -28,7 +28,7 @@ def read(netns: str | None = None) -> dict[str, int | None]:
 
     if netns is None:
         return read_all()
-    from ipvsctl.netlink.transport import in_netns
+    from ipvsctl.netlink.netns import in_netns
 
     return in_netns(netns, read_all)
 

@@ -1,1 +1,1 @@
-"""Generic-netlink access to IPVS: constants, a pure codec, the socket, and the backend."""
+"""Generic-netlink access to IPVS: framing, a pure codec (encode, decode, learned layouts, columns), the socket, the backend."""

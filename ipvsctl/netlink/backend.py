@@ -1,21 +1,20 @@
 """The Backend that speaks generic netlink to the kernel's IPVS.
 
-Strategy: a thin layer joining the pure codec (bytes <-> model) to the
-transport (socket, dumps, pipelined batches).  Each Backend method is one
-encoder, one exchange and one decoder; the only logic of its own is
-
-* mapping a ``Request`` to its encoder (a table keyed by the OP_* name),
-* reads that are never silently torn.  IPVS dumps are positional and the
-  kernel never flags one that crossed a change, so a list that changes
-  between two parts of a dump comes back with an entry repeated or skipped.
-  Every list read here (the services, each service's real servers) is
-  accepted only when it provably holds each entry that existed throughout
-  the read exactly once (``consistency``): a dump read in one pass under the
-  kernel's lock (``transport.DumpShape``) is whole by itself; any other is
-  checked against an atomic snapshot of the list's keys
-  (``legacy.LegacySnapshots``, IPv4) or, where the kernel offers none
-  (IPv6), against a second dump.  A list that fails is read again, a bounded
-  number of times, then ``InconsistentRead`` says so.
+Strategy: a thin layer joining the pure codec (bytes <-> model; its memos
+are this backend's ``codec.Codec``) to the transport (socket, dumps,
+pipelined batches).  Each Backend method is one encoder, one exchange and
+one decoder; the only logic of its own is reading lists that are never
+silently torn.  IPVS dumps are positional and the kernel never flags one
+that crossed a change, so a list that changes between two parts of a dump
+comes back with an entry repeated or skipped.  Every list read here (the
+services, each service's real servers) is accepted only when it provably
+holds each entry that existed throughout the read exactly once
+(``consistency``): a dump read in one pass under the kernel's lock
+(``consistency.DumpShape``) is whole by itself; any other is checked against
+an atomic snapshot of the list's keys (``legacy.LegacySnapshots``, IPv4)
+or, where the kernel offers none (IPv6), against a second dump.  A list
+that fails is read again, a bounded number of times, then
+``InconsistentRead`` says so.
 
 Imports nothing heavy: no pyroute2, json or rich; ctypes only when a network
 namespace is entered or a snapshot is needed.
@@ -25,43 +24,24 @@ from __future__ import annotations
 
 import errno as _errno
 import gc
-import struct
 
 from ipvsctl.backend import (
-    OP_ADD_DEST,
-    OP_ADD_SERVICE,
-    OP_DEL_DEST,
-    OP_DEL_SERVICE,
-    OP_EDIT_DEST,
-    OP_EDIT_SERVICE,
-    OP_FLUSH,
     OP_GET_DAEMONS,
     OP_GET_DESTS,
     OP_GET_INFO,
     OP_GET_SERVICE,
     OP_GET_SERVICES,
     OP_GET_TIMEOUTS,
-    OP_SET_TIMEOUTS,
-    OP_START_DAEMON,
-    OP_STOP_DAEMON,
-    OP_ZERO,
     Batch,
     KernelError,
     Request,
 )
-from ipvsctl.model import AF_INET, Daemon, Destination, DestinationRows, Info, Service, ServiceKey, Timeouts
-from ipvsctl.netlink import codec, consistency
+from ipvsctl.model import AF_INET, Daemon, Destination, Info, Service, ServiceKey, Timeouts
+from ipvsctl.netlink import consistency, decode, encode, wire
+from ipvsctl.netlink.codec import Codec
 from ipvsctl.netlink.consistency import ServiceGone, SnapshotUnavailable as Unavailable
-from ipvsctl.netlink.transport import (  # noqa: F401 - re-exported for the CLI
-    DumpBroken,
-    DumpInterrupted,
-    IPVSUnavailable,
-    MalformedReply,
-    NetlinkTimeout,
-    NetnsNotFound,
-    RepliesLost,
-    Transport,
-)
+from ipvsctl.netlink.rows import DestinationRows
+from ipvsctl.netlink.transport import DumpBroken, DumpInterrupted, MalformedReply, RepliesLost, Transport
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: collections.abc imports collections (start-up time)
@@ -107,7 +87,7 @@ class _Decoding:
         pass
 
     def __exit__(self, kind, value, tb) -> bool:
-        if kind is not None and issubclass(kind, codec.DecodeError):
+        if kind is not None and issubclass(kind, wire.DecodeError):
             error = MalformedReply(self.op, str(value))
             raise (DumpBroken(error) if self.in_dump else error) from None
         return False
@@ -133,66 +113,6 @@ class _GCPaused:
             gc.enable()
 
 
-def _key(obj) -> ServiceKey:
-    if isinstance(obj, ServiceKey):
-        return obj
-    if isinstance(obj, Service):
-        return obj.key
-    raise ValueError(f"a ServiceKey or Service is needed, not {obj!r}")
-
-
-def _service(r: Request) -> Service:
-    if not isinstance(r.service, Service):
-        raise ValueError(f"{r.op} needs a Service, not {r.service!r}")
-    return r.service
-
-
-def _dest(r: Request) -> Destination:
-    if r.dest is None:
-        raise ValueError(f"{r.op} needs a Destination")
-    return r.dest
-
-
-def _timeouts(r: Request) -> Timeouts:
-    if r.timeouts is None:
-        raise ValueError(f"{r.op} needs Timeouts")
-    return r.timeouts
-
-
-def _daemon(r: Request) -> Daemon:
-    if r.daemon is None:
-        raise ValueError(f"{r.op} needs a Daemon")
-    return r.daemon
-
-
-#: op -> function(family, request) -> message bytes.
-ENCODERS: dict[str, Callable[[int, Request], bytes]] = {
-    OP_ADD_SERVICE: lambda f, r: codec.encode_new_service(f, _service(r)),
-    OP_EDIT_SERVICE: lambda f, r: codec.encode_set_service(f, _service(r)),
-    OP_DEL_SERVICE: lambda f, r: codec.encode_del_service(f, _key(r.service)),
-    OP_ZERO: lambda f, r: codec.encode_zero(f, None if r.service is None else _key(r.service)),
-    OP_FLUSH: lambda f, r: codec.encode_flush(f),
-    OP_ADD_DEST: lambda f, r: codec.encode_new_dest(f, _key(r.service), _dest(r)),
-    OP_EDIT_DEST: lambda f, r: codec.encode_set_dest(f, _key(r.service), _dest(r)),
-    OP_DEL_DEST: lambda f, r: codec.encode_del_dest(f, _key(r.service), _dest(r)),
-    OP_SET_TIMEOUTS: lambda f, r: codec.encode_set_timeouts(f, _timeouts(r)),
-    OP_START_DAEMON: lambda f, r: codec.encode_new_daemon(f, _daemon(r)),
-    OP_STOP_DAEMON: lambda f, r: codec.encode_del_daemon(f, _daemon(r)),
-}
-
-
-def encode_request(family: int, request: Request) -> bytes:
-    """The netlink message for one Request (ValueError if it is malformed)."""
-    try:
-        enc = ENCODERS[request.op]
-    except KeyError:
-        raise ValueError(f"unknown operation {request.op!r}") from None
-    try:
-        return enc(family, request)
-    except (OSError, OverflowError, struct.error) as e:  # bad address, value out of range
-        raise ValueError(f"{request.op}: {e}") from None
-
-
 class EncodedBatch(Batch):
     """Requests encoded as they are added, back to back in one bytearray,
     with the end of each in an array: what a restore holds between checking
@@ -205,12 +125,13 @@ class EncodedBatch(Batch):
 
         self.backend = backend
         self.family = backend.family
+        self.idents = backend._codec.idents
         self.data = bytearray()
         self.ends = array("L")
 
     def add(self, request: Request) -> None:
         data = self.data
-        data += encode_request(self.family, request)
+        data += encode.encode_request(self.family, request, self.idents)
         self.ends.append(len(data))
 
     def __len__(self) -> int:
@@ -226,6 +147,7 @@ class NetlinkBackend:
     def __init__(self, netns: str | None = None, *, transport: Transport | None = None):
         self._t = transport if transport is not None else Transport(netns)
         self.family = self._t.family
+        self._codec = Codec()  # its memos: learned layouts, encoded service identities
         self.netns = netns
         self._info: Info | None = None
         self._legacy = False  # legacy.LegacySnapshots once opened; None if unusable
@@ -237,16 +159,16 @@ class NetlinkBackend:
         # loaded: asked once (open_backend asks first, as ipvsadm's init does).
         if self._info is None:
             with _decoding(OP_GET_INFO):
-                self._info = codec.decode_info(self._one(codec.encode_get_info(self.family), OP_GET_INFO))
+                self._info = decode.decode_info(self._one(encode.encode_get_info(self.family), OP_GET_INFO))
         return self._info
 
     def timeouts(self) -> Timeouts:
         with _decoding(OP_GET_TIMEOUTS):
-            return codec.decode_timeouts(self._one(codec.encode_get_timeouts(self.family), OP_GET_TIMEOUTS))
+            return decode.decode_timeouts(self._one(encode.encode_get_timeouts(self.family), OP_GET_TIMEOUTS))
 
     def service(self, key: ServiceKey) -> Service:
         with _decoding(OP_GET_SERVICE):
-            return codec.decode_service(self._one(codec.encode_get_service(self.family, key), OP_GET_SERVICE))
+            return self._codec.service(self._one(self._codec.get_service(self.family, key), OP_GET_SERVICE))
 
     def services(self) -> list[Service]:
         last = None
@@ -320,16 +242,16 @@ class NetlinkBackend:
 
     def daemons(self) -> list[Daemon]:
         def read() -> list[Daemon]:
-            msg = codec.encode_dump_daemons(self.family)
+            msg = encode.encode_dump_daemons(self.family)
             with _decoding(OP_GET_DAEMONS, in_dump=True):
-                return [codec.decode_daemon(p) for p in self._t.dump(msg, OP_GET_DAEMONS)]
+                return [decode.decode_daemon(p) for p in self._t.dump(msg, OP_GET_DAEMONS)]
 
         return self._retrying(read, OP_GET_DAEMONS)
 
     # --- changes -----------------------------------------------------------
 
     def apply(self, request: Request) -> None:
-        self._t.request(encode_request(self.family, request), request.op)
+        self._t.request(self._codec.request(self.family, request), request.op)
 
     def apply_many(self, requests: Iterable[Request]) -> dict[int, KernelError]:
         """Apply in order, pipelined; {index: KernelError} for the failures.
@@ -338,8 +260,8 @@ class NetlinkBackend:
         raises ValueError with nothing applied.
         """
         reqs = requests if isinstance(requests, (list, tuple)) else list(requests)
-        fam = self.family
-        msgs = [encode_request(fam, r) for r in reqs]
+        fam, encode_request, idents = self.family, encode.encode_request, self._codec.idents
+        msgs = [encode_request(fam, r, idents) for r in reqs]
         return {i: KernelError(err, reqs[i].op) for i, err in self._t.batch(msgs).items()}
 
     def batch(self) -> EncodedBatch:
@@ -353,7 +275,7 @@ class NetlinkBackend:
         if self.netns is None:
             with open(f"/proc/net/{name}") as f:
                 return f.read()
-        from ipvsctl.netlink.transport import in_netns
+        from ipvsctl.netlink.netns import in_netns
 
         with in_netns(self.netns, lambda: open(f"/proc/thread-self/net/{name}")) as f:
             return f.read()
@@ -380,10 +302,10 @@ class NetlinkBackend:
     def _service_list(self) -> tuple[list[Service], bool]:
         """(the services of one dump, repeats dropped; whether the dump was
         read in one pass and had no repeat).  DumpInterrupted: read again."""
-        decode = codec.decode_service
+        decode_service = self._codec.service
         with _GCPaused(), _decoding(OP_GET_SERVICES, in_dump=True):
-            services = [decode(p) for p in self._t.dump(codec.encode_dump_services(self.family),
-                                                         OP_GET_SERVICES)]
+            services = [decode_service(p) for p in self._t.dump(encode.encode_dump_services(self.family),
+                                                                 OP_GET_SERVICES)]
         shape = self._t.dump_shape
         if shape.one_pass:
             return services, True  # one pass under the kernel's lock: nothing can repeat
@@ -404,13 +326,14 @@ class NetlinkBackend:
                 self._legacy = None
         if ipv4 is not None and not others:
             return consistency.ServiceSnapshot(ipv4, None)
-        msg = codec.encode_dump_services(self.family)
-        decode, family = codec.decode_service, codec.service_family
+        msg = encode.encode_dump_services(self.family)
+        decode_service, family = self._codec.service, decode.service_family
         with _decoding(OP_GET_SERVICES, in_dump=True):
             if ipv4 is None:
-                keys = {decode(p).key for p in self._t.dump(msg, OP_GET_SERVICES)}
+                keys = {decode_service(p).key for p in self._t.dump(msg, OP_GET_SERVICES)}
             else:  # only the others: most entries need no decoding
-                keys = {decode(p).key for p in self._t.dump(msg, OP_GET_SERVICES) if family(p) != AF_INET}
+                keys = {decode_service(p).key for p in self._t.dump(msg, OP_GET_SERVICES)
+                        if family(p) != AF_INET}
         return consistency.ServiceSnapshot(ipv4, keys, self._t.dump_shape.one_pass)
 
     def _still_there(self, key: ServiceKey, snapshot: consistency.ServiceSnapshot) -> bool:
@@ -489,10 +412,10 @@ class NetlinkBackend:
         return self._legacy
 
     def _dests_once(self, key: ServiceKey) -> list[Destination]:
-        decode = codec.decode_dest
+        decode_dest = self._codec.dest
         af = key.af
         with _GCPaused(), _decoding(OP_GET_DESTS, in_dump=True):
-            return [decode(p, af) for p in self._t.dump(codec.encode_dump_dests(self.family, key), OP_GET_DESTS)]
+            return [decode_dest(p, af) for p in self._t.dump(self._codec.dump_dests(self.family, key), OP_GET_DESTS)]
 
     def _dest_rows_once(self, key: ServiceKey) -> Sequence[Destination]:
         """One service's destinations without counters: DestinationRows when
@@ -502,10 +425,10 @@ class NetlinkBackend:
         other: list[Destination] = []
         af = key.af
         with _GCPaused(), _decoding(OP_GET_DESTS, in_dump=True):
-            for run in self._t.dump_runs(codec.encode_dump_dests(self.family, key), OP_GET_DESTS):
-                got = None if other else codec.decode_dest_run(run)
+            for run in self._t.dump_runs(self._codec.dump_dests(self.family, key), OP_GET_DESTS):
+                got = None if other else self._codec.dest_run(run)
                 if got is None:
-                    other.extend(codec.decode_dest(p, af) for _t, _f, _s, p in codec.iter_messages(run))
+                    other.extend(self._codec.dest(p, af) for _t, _f, _s, p in wire.iter_messages(run))
                 elif rows is None:
                     rows = got
                 else:
@@ -525,20 +448,4 @@ class NetlinkBackend:
         raise _gave_up(op, last)
 
 
-def open_backend(netns: str | None = None) -> NetlinkBackend:
-    """The netlink backend, in the named network namespace when given."""
-    return NetlinkBackend(netns)
-
-
-__all__ = [
-    "DumpInterrupted",
-    "InconsistentRead",
-    "MalformedReply",
-    "NetlinkTimeout",
-    "RepliesLost",
-    "IPVSUnavailable",
-    "NetlinkBackend",
-    "NetnsNotFound",
-    "encode_request",
-    "open_backend",
-]
+__all__ = ["InconsistentRead", "NetlinkBackend"]

@@ -23,13 +23,79 @@ the IPv4 snapshots, and ``(af, addr, port)`` otherwise; a service is
 
 from __future__ import annotations
 
+import os
 from _socket import inet_aton
 
-from ipvsctl.model import AF_INET, Destination, DestinationRows, ServiceKey
+from ipvsctl.model import AF_INET, Destination, ServiceKey
+from ipvsctl.netlink.rows import DestinationRows
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: collections.abc imports collections (start-up time)
     from collections.abc import Iterable, Sequence
+
+
+# --- one pass ------------------------------------------------------------------
+
+#: The least room the kernel gives one part of a dump: NLMSG_GOODSIZE,
+#: SKB_WITH_OVERHEAD(PAGE_SIZE) for 4 KiB pages, which is 3776 bytes on Linux
+#: 6.1 x86-64 and no less than 3328 with the largest MAX_SKB_FRAGS (45).
+DUMP_PART_FLOOR = 3072
+#: netlink_dump() first tries a part of the size the socket's receives ask
+#: for (max_recvmsg_len: ours are transport.RECV_BUFSIZE, which the kernel caps at
+#: 16 or 32 KiB depending on its version), without reclaiming memory; when
+#: that fails it falls back to NLMSG_GOODSIZE.  So a part bigger than any
+#: NLMSG_GOODSIZE (below the page size, or 8 KiB, by at least the 256 bytes
+#: of skb_shared_info) had the big room, at least this much.
+GOODSIZE_CEILING = min(os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096, 8192) - 256
+LARGE_PART_FLOOR = 12288
+#: How much longer an IPVS dump entry can be than the longest one seen: a
+#: real-server entry has a fixed size; a service entry varies with its
+#: scheduler's and persistence engine's names (each at most 16 bytes).
+ENTRY_SIZE_MARGIN = 64
+
+
+class DumpShape:
+    """How the kernel cut the last dump into parts (one part per received
+    buffer), to tell whether the dump was read in a single pass.
+
+    IPVS fills a part with entries until the next one does not fit, under
+    __ip_vs_mutex, and resumes the next part at an index.  A dump whose
+    entries all came in one part was therefore read in one hold of the lock,
+    *if* that part was not full: had it been full, the entries after it would
+    have come in the next part, and a deletion in between can shift them
+    under the index so that the next part is empty and they are skipped.
+    A part is provably not full when its bytes and one more entry (the
+    largest seen, plus ``ENTRY_SIZE_MARGIN``) fit in the least room it can
+    have had: ``DUMP_PART_FLOOR``, or ``LARGE_PART_FLOOR`` when it is bigger
+    than any NLMSG_GOODSIZE.  (tests/kernel/test_torn_dumps.py checks the
+    running kernel's part sizes against these bounds.)
+    """
+
+    __slots__ = ("parts", "first_bytes", "largest", "sizes")
+
+    def __init__(self):
+        self.parts = 0  # received buffers that carried entries
+        self.first_bytes = 0
+        self.largest = 0  # the longest entry, header included
+        self.sizes: list[int] = []  # of every part, for the tests of the rule
+
+    def part(self, nbytes: int, largest: int) -> None:
+        self.parts += 1
+        self.sizes.append(nbytes)
+        if self.parts == 1:
+            self.first_bytes = nbytes
+        if largest > self.largest:
+            self.largest = largest
+
+    @property
+    def one_pass(self) -> bool:
+        """True when every entry came from one pass under the kernel's lock."""
+        if self.parts != 1:
+            return self.parts == 0
+        need = self.first_bytes + ((self.largest + 3) & ~3) + ENTRY_SIZE_MARGIN
+        if need <= DUMP_PART_FLOOR:
+            return True
+        return self.first_bytes > GOODSIZE_CEILING and need <= LARGE_PART_FLOOR
 
 
 class ServiceGone(Exception):

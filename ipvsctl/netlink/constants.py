@@ -77,22 +77,13 @@ CTRL_ATTR_MAXATTR = 5
 # --- linux/ip_vs.h ----------------------------------------------------------
 IPVS_GENL_NAME = "IPVS"
 IPVS_GENL_VERSION = 0x1
-IP_VS_SCHEDNAME_MAXLEN = 16
-IP_VS_PENAME_MAXLEN = 16
-IP_VS_IFNAME_MAXLEN = 16
+# The connection table: IPVS has no netlink dump of it, only this file (per
+# network namespace: /proc/thread-self/net/ip_vs_conn from inside one).
+IP_VS_CONN = "ip_vs_conn"
+IP_VS_CONN_FILE = "/proc/net/" + IP_VS_CONN
 
-IP_VS_SVC_F_PERSISTENT = 0x0001
-IP_VS_SVC_F_HASHED = 0x0002
-IP_VS_SVC_F_ONEPACKET = 0x0004
-IP_VS_SVC_F_SCHED1 = 0x0008
-IP_VS_SVC_F_SCHED2 = 0x0010
-IP_VS_SVC_F_SCHED3 = 0x0020
-
-IP_VS_CONN_F_FWD_MASK = 0x0007
-
-IP_VS_STATE_NONE = 0x0000
-IP_VS_STATE_MASTER = 0x0001
-IP_VS_STATE_BACKUP = 0x0002
+# The values IPVS's attributes carry (service flags, forwarding methods,
+# tunnel types, daemon states, name lengths) are ipvsctl.vocab's.
 
 # Generic netlink commands.
 IPVS_CMD_UNSPEC = 0

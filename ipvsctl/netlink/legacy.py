@@ -246,7 +246,7 @@ class LegacySnapshots:
 
         try:
             if self.netns:
-                from ipvsctl.netlink.transport import in_netns
+                from ipvsctl.netlink.netns import in_netns
 
                 self._sock = in_netns(self.netns, make)
             else:
@@ -337,7 +337,7 @@ class LegacySnapshots:
         """The IPv4 real servers of one IPv4 service, read atomically, as six
         byte planes in the kernel's list order: the address's four bytes and
         the port's two (network order), a byte per server each (the layout of
-        ``model.DestinationRows``, so a listing is compared in C).  Real
+        ``rows.DestinationRows``, so a listing is compared in C).  Real
         servers of the other family are not included.  ``ServiceGone`` if
         the service does not exist."""
         slots = expect + SLACK

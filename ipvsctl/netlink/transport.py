@@ -18,7 +18,9 @@ process and namespace.  Three ways to talk:
   failing message's sequence number.  So: pack a window of requests into one
   buffer, none asking for an ACK, end it with a barrier, send, then read
   error reports until the barrier's ACK arrives; the result is exactly what
-  applying each request alone, in order, would give.
+  applying each request alone, in order, would give.  ``send_packed`` is
+  the same over requests held encoded back to back (a restore's), and can
+  stop between two windows, where the outcome of everything sent is known.
 
 The barrier is an NLMSG_NOOP with NLM_F_ACK: ``netlink_rcv_skb`` acks
 control messages without handing them to any family, so it is always
@@ -39,8 +41,8 @@ sk_sndbuf - 32).  NETLINK_CAP_ACK keeps each error report to its header, and
 SO_RCVBUFFORCE/SO_SNDBUFFORCE (root) or SO_RCVBUF/SO_SNDBUF (others, capped by
 net.core.[rw]mem_max) make the buffers large.
 
-Faults, and what each becomes (tests/unit/test_netlink_faults.py injects
-every one):
+Faults, and what each becomes (tests/unit/netlink/test_transport_faults.py
+injects every one):
 
 * replies lost (ENOBUFS on receive: the kernel dropped messages for want of
   room) or cut (MSG_TRUNC: a datagram longer than the buffer, which then
@@ -64,6 +66,10 @@ every one):
   (``ipvsctl.netlink.consistency``), so a part lost, repeated or out of
   place in a dump is caught there.
 * an error report in the middle of a dump ends it with that error.
+
+Size: one piece because requests, dumps and batches share one conversation
+(the socket, its sequence numbers, the receive loop and every fault above);
+the framing it stands on is wire.py's, the namespaces netns.py's.
 """
 
 from __future__ import annotations
@@ -76,8 +82,10 @@ import time
 import _socket as socket  # the C module: socket.py's enum classes cost ~6 ms of start-up
 
 from ipvsctl.backend import BatchBroken, KernelError
-from ipvsctl.netlink import codec
 from ipvsctl.netlink import constants as C
+from ipvsctl.netlink.consistency import DumpShape
+from ipvsctl.netlink import wire
+from ipvsctl.netlink.netns import in_netns
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: collections.abc imports collections (start-up time)
@@ -166,124 +174,13 @@ def default_timeout() -> float | None:
     return value if value > 0 else None
 
 
-#: The least room the kernel gives one part of a dump: NLMSG_GOODSIZE,
-#: SKB_WITH_OVERHEAD(PAGE_SIZE) for 4 KiB pages, which is 3776 bytes on Linux
-#: 6.1 x86-64 and no less than 3328 with the largest MAX_SKB_FRAGS (45).
-DUMP_PART_FLOOR = 3072
-#: netlink_dump() first tries a part of the size the socket's receives ask
-#: for (max_recvmsg_len: ours are RECV_BUFSIZE, which the kernel caps at
-#: 16 or 32 KiB depending on its version), without reclaiming memory; when
-#: that fails it falls back to NLMSG_GOODSIZE.  So a part bigger than any
-#: NLMSG_GOODSIZE (below the page size, or 8 KiB, by at least the 256 bytes
-#: of skb_shared_info) had the big room, at least this much.
-GOODSIZE_CEILING = min(os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096, 8192) - 256
-LARGE_PART_FLOOR = 12288
-#: How much longer an IPVS dump entry can be than the longest one seen: a
-#: real-server entry has a fixed size; a service entry varies with its
-#: scheduler's and persistence engine's names (each at most 16 bytes).
-ENTRY_SIZE_MARGIN = 64
-
-
-class DumpShape:
-    """How the kernel cut the last dump into parts (one part per received
-    buffer), to tell whether the dump was read in a single pass.
-
-    IPVS fills a part with entries until the next one does not fit, under
-    __ip_vs_mutex, and resumes the next part at an index.  A dump whose
-    entries all came in one part was therefore read in one hold of the lock,
-    *if* that part was not full: had it been full, the entries after it would
-    have come in the next part, and a deletion in between can shift them
-    under the index so that the next part is empty and they are skipped.
-    A part is provably not full when its bytes and one more entry (the
-    largest seen, plus ``ENTRY_SIZE_MARGIN``) fit in the least room it can
-    have had: ``DUMP_PART_FLOOR``, or ``LARGE_PART_FLOOR`` when it is bigger
-    than any NLMSG_GOODSIZE.  (tests/kernel/test_torn_dumps.py checks the
-    running kernel's part sizes against these bounds.)
-    """
-
-    __slots__ = ("parts", "first_bytes", "largest", "sizes")
-
-    def __init__(self):
-        self.parts = 0  # received buffers that carried entries
-        self.first_bytes = 0
-        self.largest = 0  # the longest entry, header included
-        self.sizes: list[int] = []  # of every part, for the tests of the rule
-
-    def part(self, nbytes: int, largest: int) -> None:
-        self.parts += 1
-        self.sizes.append(nbytes)
-        if self.parts == 1:
-            self.first_bytes = nbytes
-        if largest > self.largest:
-            self.largest = largest
-
-    @property
-    def one_pass(self) -> bool:
-        """True when every entry came from one pass under the kernel's lock."""
-        if self.parts != 1:
-            return self.parts == 0
-        need = self.first_bytes + ((self.largest + 3) & ~3) + ENTRY_SIZE_MARGIN
-        if need <= DUMP_PART_FLOOR:
-            return True
-        return self.first_bytes > GOODSIZE_CEILING and need <= LARGE_PART_FLOOR
-
-
-class NetnsNotFound(FileNotFoundError):
-    """The named network namespace does not exist."""
-
-    def __init__(self, name: str, path: str):
-        super().__init__(_errno.ENOENT, f"network namespace {name!r} not found", path)
-        self.name = name
-
-
 # IPVS family id per namespace (the id is global in practice; keyed anyway).
 _FAMILY_IDS: dict[str | None, int] = {}
 _MODPROBE_TRIED = False
 
 
-def netns_path(netns: str) -> str:
-    """A namespace name (``ip netns add NAME``) or a path to a namespace file."""
-    return netns if "/" in netns else os.path.join("/run/netns", netns)
-
-
 def _new_socket() -> socket.socket:
     return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, C.NETLINK_GENERIC)
-
-
-def in_netns(netns: str, action):
-    """Run ``action()`` with this thread inside ``netns``, then move back.
-
-    What ``action`` opens (a socket, a /proc/thread-self/net file) stays
-    bound to that namespace; only the calling thread moves, and only for the
-    duration of the call.
-    """
-    import ctypes  # only on this path: keeps ordinary commands light
-
-    path = netns_path(netns)
-    try:
-        target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise NetnsNotFound(netns, path) from None
-    try:
-        try:
-            own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:  # kernels before 3.17
-            own = os.open(f"/proc/self/task/{os.gettid()}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.setns(target, C.CLONE_NEWNET) != 0:
-                e = ctypes.get_errno()
-                raise OSError(e, f"cannot enter network namespace {netns!r}: {os.strerror(e)}", path)
-            try:
-                return action()
-            finally:
-                if libc.setns(own, C.CLONE_NEWNET) != 0:  # pragma: no cover
-                    e = ctypes.get_errno()
-                    raise RuntimeError(f"cannot return to the original network namespace: {os.strerror(e)}")
-        finally:
-            os.close(own)
-    finally:
-        os.close(target)
 
 
 def _socket_in_netns(netns: str) -> socket.socket:
@@ -490,17 +387,17 @@ class Transport:
             raise KernelError(_errno.EMSGSIZE, op)
 
     def _messages(self, chunk: bytes, op: str):
-        """codec.iter_messages, a malformed datagram raising MalformedReply."""
+        """wire.iter_messages, a malformed datagram raising MalformedReply."""
         try:
-            yield from codec.iter_messages(chunk)
-        except codec.DecodeError as e:
+            yield from wire.iter_messages(chunk)
+        except wire.DecodeError as e:
             raise MalformedReply(op, str(e)) from None
 
     @staticmethod
     def _error_of(payload, op: str) -> int:
         try:
-            return codec.decode_error(payload)[0]
-        except codec.DecodeError as e:
+            return wire.decode_error(payload)[0]
+        except wire.DecodeError as e:
             raise MalformedReply(op, str(e)) from None
 
     def _resolve_family(self) -> int:
@@ -510,7 +407,7 @@ class Transport:
             return fam
         for attempt in (0, 1):
             try:
-                replies = self.request(codec.encode_get_family(), "init", idempotent=True)
+                replies = self.request(wire.encode_get_family(), "init", idempotent=True)
             except KernelError as e:
                 if e.errno != _errno.ENOENT:
                     raise
@@ -519,7 +416,7 @@ class Transport:
                     continue
                 raise IPVSUnavailable("init") from None
             for payload in replies:
-                fam = codec.decode_family_id(payload)
+                fam = wire.decode_family_id(payload)
                 _FAMILY_IDS[key] = fam
                 return fam
         raise IPVSUnavailable("init")
@@ -530,7 +427,7 @@ class Transport:
         """Send ``msg``; return the payloads it was answered with, or raise KernelError.
 
         The request goes without NLM_F_ACK, followed in the same send by a
-        barrier (see ``codec.encode_barrier``) whose ACK ends the exchange:
+        barrier (see ``wire.encode_barrier``) whose ACK ends the exchange:
         an error report for the request arrives before it, and so do any
         replies.  No report means success.  Replies lost or malformed: a
         read (``idempotent``) is asked again, a change raises (its outcome
@@ -553,8 +450,8 @@ class Transport:
         seq = self._next_seq(2)
         barrier = (seq + 1) & _SEQ_MASK
         buf = bytearray(msg)
-        codec.FLAGS_SEQ.pack_into(buf, codec.FLAGS_SEQ_OFFSET, C.NLM_F_REQUEST, seq)
-        buf += codec.encode_barrier(barrier)
+        wire.FLAGS_SEQ.pack_into(buf, wire.FLAGS_SEQ_OFFSET, C.NLM_F_REQUEST, seq)
+        buf += wire.encode_barrier(barrier)
         self._send(buf, op)
         replies: list[memoryview] = []
         error = 0
@@ -576,75 +473,37 @@ class Transport:
     def dump(self, msg: bytes, op: str = "") -> Iterator[memoryview]:
         """Yield every entry of a dump; raise DumpInterrupted after it if flagged."""
         for run in self.dump_runs(msg, op):
-            for _type, _flags, _seq, payload in codec.iter_messages(run):
+            for _type, _flags, _seq, payload in wire.iter_messages(run):
                 yield payload
 
     def dump_runs(self, msg: bytes, op: str = "") -> Iterator[memoryview]:
         """Send a dump request; yield each received buffer's consecutive
-        entries (whole messages) as one memoryview (see
-        codec.decode_dest_run); raise KernelError for an error report and
+        entries (whole messages) as one memoryview (``wire.dump_part``; see
+        runs.decode_dest_run); raise KernelError for an error report and
         DumpInterrupted, after the last entry, if the kernel flagged the
         dump, or DumpBroken (a DumpInterrupted) as soon as replies are lost
         or malformed.  An abandoned dump is read to its end (drained)."""
         seq = self._next_seq()
         buf = bytearray(msg)
-        codec.FLAGS_SEQ.pack_into(buf, codec.FLAGS_SEQ_OFFSET, C.NLM_F_REQUEST | C.NLM_F_DUMP, seq)
+        wire.FLAGS_SEQ.pack_into(buf, wire.FLAGS_SEQ_OFFSET, C.NLM_F_REQUEST | C.NLM_F_DUMP, seq)
         shape = self.dump_shape = DumpShape()
         self._send(buf, op)
-        unpack = codec.NLMSGHDR.unpack_from
-        min_type, hdrlen = C.NLMSG_MIN_TYPE, C.NLMSG_HDRLEN
         interrupted = False
         done = False
         try:
             while not done:
                 chunk = self._recv(op)
-                mv = memoryview(chunk)
-                end = len(mv)
-                off = 0
-                start = -1  # where the current run of entries began
-                largest = 0  # the longest entry of this buffer
-                if end >= hdrlen:
-                    # Most buffers are nothing but entries of one length: take
-                    # them in one piece once their headers are seen to agree.
-                    length, mtype, mflags, mseq, _pid = unpack(mv, 0)
-                    if (mseq == seq and mtype >= min_type and not mflags & C.NLM_F_DUMP_INTR
-                            and length >= hdrlen and not length & 3
-                            and codec.same_headers(chunk, length, end // length)):
-                        off = length * (end // length)
-                        start = 0
-                        largest = length
-                while off + hdrlen <= end:
-                    length, mtype, mflags, mseq, _pid = unpack(mv, off)
-                    if length < hdrlen or off + length > end:
-                        raise MalformedReply(op, f"truncated netlink message ({length} bytes at {off} of {end})")
-                    if mseq == seq and mtype >= min_type:
-                        if mflags & C.NLM_F_DUMP_INTR:
-                            interrupted = True
-                        if start < 0:
-                            start = off
-                        if length > largest:
-                            largest = length
-                    else:
-                        if start >= 0:
-                            yield mv[start:off]
-                            start = -1
-                        if mseq == seq and mtype in (C.NLMSG_DONE, C.NLMSG_ERROR):
-                            done = True
-                            payload = mv[off + hdrlen : off + length]
-                            if mtype == C.NLMSG_DONE:
-                                err = codec.decode_done(payload)
-                            else:
-                                err = self._error_of(payload, op)
-                            if err:
-                                raise KernelError(err, op)
-                            break
-                    off += (length + 3) & ~3
-                if off < end and not done:
-                    raise MalformedReply(op, f"{end - off} stray bytes after the last netlink message")
-                if largest:
-                    shape.part(end, largest)
-                if start >= 0:
-                    yield mv[start:min(off, end)]
+                try:
+                    part = wire.dump_part(chunk, seq)
+                except wire.DecodeError as e:
+                    raise MalformedReply(op, str(e)) from None
+                done = part.end is not None
+                interrupted = interrupted or part.interrupted
+                yield from part.runs
+                if part.end:
+                    raise KernelError(part.end, op)
+                if part.largest:
+                    shape.part(len(chunk), part.largest)
         except (RepliesLost, MalformedReply) as e:
             done = True  # given up: a fresh socket, and the dump read again
             self._reset()
@@ -709,10 +568,10 @@ class Transport:
             return errors, start
         base = (self._next_seq(stop - start) - start) & _SEQ_MASK  # message k has seq base + k
         view = memoryview(data)
-        pack_into = codec.FLAGS_SEQ.pack_into
-        off_fs = codec.FLAGS_SEQ_OFFSET
+        pack_into = wire.FLAGS_SEQ.pack_into
+        off_fs = wire.FLAGS_SEQ_OFFSET
         request_flag = C.NLM_F_REQUEST
-        max_bytes = self.window_bytes - codec.BARRIER_LEN
+        max_bytes = self.window_bytes - wire.BARRIER_LEN
         max_msgs = self.window_msgs
         i = start
         while i < stop:
@@ -729,7 +588,7 @@ class Transport:
                 pack_into(buf, prev + at, request_flag, (base + k) & _SEQ_MASK)
                 prev = ends[k]
             barrier = self._next_seq()
-            buf += codec.encode_barrier(barrier)
+            buf += wire.encode_barrier(barrier)
             try:
                 if should_stop is None:
                     self._send(buf, "batch")

@@ -12,9 +12,8 @@ from __future__ import annotations
 import _socket as socket  # the C module: socket.py imports enum, functools, collections
 
 from ipvsctl import model as m
+from ipvsctl import vocab as v
 from ipvsctl.names import addr_port
-
-_PROTO = {"TCP": m.IPPROTO_TCP, "UDP": m.IPPROTO_UDP, "SCTP": m.IPPROTO_SCTP}
 
 
 def _addr(word: str) -> tuple[int, str]:
@@ -75,7 +74,7 @@ def render_connections(raw: str, fmt) -> str:
         c = parse_line(line)
         if c is None:
             continue
-        proto = _PROTO.get(c["protocol"], 0)
+        proto = v.PROTOCOLS.number_of_label(c["protocol"], 0)
         # ipvsadm takes the client's family for the virtual address too.
         cname = addr_port(c["client_af"], c["client"], c["client_port"], proto, fmt.numeric)
         vname = addr_port(c["client_af"], c["virtual"], c["virtual_port"], proto, fmt.numeric)

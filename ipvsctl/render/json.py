@@ -9,7 +9,8 @@ dict with stable key names (docs/json.md is the schema).  The rules:
   absent values are ``null``, never a missing key;
 * integers are exact (no K/M scaling, no ``--exact`` needed), addresses are
   canonical text (``inet_ntop``), never names: ``-n`` makes no difference;
-* order follows ipvsadm's listing order (``--nosort``: the kernel's);
+* order is the listing query's (ipvsctl.listing: ipvsadm's order, or with
+  ``--nosort`` the kernel's): this module only formats what it is given;
 * keys may be added in later versions, never renamed or retyped.
 
 ``ipvsctl.jsonrestore`` reads the same document back.  The stdlib ``json``
@@ -21,21 +22,12 @@ module anyway).
 from __future__ import annotations
 
 from ipvsctl import model as m
+from ipvsctl import vocab as v
 from ipvsctl.render.text import ipv4_mask_text
-
-FAMILY_NAMES = {m.AF_INET: "inet", m.AF_INET6: "inet6"}
-PROTOCOL_KEYS = {m.IPPROTO_TCP: "tcp", m.IPPROTO_UDP: "udp", m.IPPROTO_SCTP: "sctp"}
-FORWARD_KEYS = {m.FWD_MASQ: "masq", m.FWD_LOCAL: "local", m.FWD_TUNNEL: "tunnel",
-                m.FWD_ROUTE: "route", m.FWD_BYPASS: "bypass"}
-CHECKSUM_KEYS = {m.TUN_F_NOCSUM: "nocsum", m.TUN_F_CSUM: "csum", m.TUN_F_REMCSUM: "remcsum"}
-DAEMON_STATES = {m.DAEMON_MASTER: "master", m.DAEMON_BACKUP: "backup"}
-
-STATS_KEYS = ("conns", "inpkts", "outpkts", "inbytes", "outbytes")
-RATES_KEYS = ("cps", "inpps", "outpps", "inbps", "outbps")
 
 
 def family_name(af: int):
-    return FAMILY_NAMES.get(af, af)
+    return v.FAMILIES.key(af, af)
 
 
 def stats_dict(st: m.Stats | None) -> dict:
@@ -50,29 +42,36 @@ def rates_dict(st: m.Stats | None) -> dict:
             "inbps": st.inbps, "outbps": st.outbps}
 
 
-def sched_flag_list(svc: m.Service) -> list[str]:
-    from ipvsctl.render.text import sched_flag_names
-
-    names = sched_flag_names(svc)
-    return names.split(",") if names else []
-
-
 def tunnel_dict(d: m.Destination) -> dict | None:
     if d.fwd != m.FWD_TUNNEL:
         return None
     return {
-        "type": m.TUN_NAMES[d.tun_type] if 0 <= d.tun_type < len(m.TUN_NAMES) else d.tun_type,
+        "type": v.TUNNELS.key(d.tun_type, d.tun_type),
         "port": d.tun_port,
-        "checksum": CHECKSUM_KEYS.get(d.tun_flags, d.tun_flags),
+        "checksum": v.CHECKSUMS.key(d.tun_flags, d.tun_flags),
+    }
+
+
+def server_identity(d: m.Destination) -> dict:
+    """The keys that name a real server (within its service)."""
+    return {"family": family_name(d.af), "address": d.addr, "port": d.port}
+
+
+def service_identity(k: m.ServiceKey) -> dict:
+    """The keys that name a service."""
+    return {
+        "family": family_name(k.af),
+        "protocol": None if k.fwmark else v.PROTOCOLS.key(k.protocol, k.protocol),
+        "address": None if k.fwmark else k.addr,
+        "port": None if k.fwmark else k.port,
+        "fwmark": k.fwmark or None,
     }
 
 
 def destination_dict(d: m.Destination) -> dict:
     return {
-        "family": family_name(d.af),
-        "address": d.addr,
-        "port": d.port,
-        "forward": FORWARD_KEYS.get(d.fwd, d.fwd),
+        **server_identity(d),
+        "forward": v.FORWARDS.key(d.fwd, d.fwd),
         "weight": d.weight,
         "u_threshold": d.u_threshold,
         "l_threshold": d.l_threshold,
@@ -92,13 +91,9 @@ def service_dict(svc: m.Service, dests: list[m.Destination]) -> dict:
     else:
         netmask = ipv4_mask_text(svc.netmask & 0xFFFFFFFF)
     return {
-        "family": family_name(k.af),
-        "protocol": None if k.fwmark else PROTOCOL_KEYS.get(k.protocol, k.protocol),
-        "address": None if k.fwmark else k.addr,
-        "port": None if k.fwmark else k.port,
-        "fwmark": k.fwmark or None,
+        **service_identity(k),
         "scheduler": svc.scheduler,
-        "sched_flags": sched_flag_list(svc),
+        "sched_flags": v.sched_flag_names(svc.scheduler, svc.flags),
         "persistent": bool(svc.flags & m.SVC_F_PERSISTENT),
         "timeout": svc.timeout,
         "netmask": netmask,
@@ -125,7 +120,7 @@ def timeouts_doc(t: m.Timeouts) -> dict:
 
 def daemon_dict(d: m.Daemon) -> dict:
     return {
-        "state": DAEMON_STATES.get(d.state, d.state),
+        "state": v.DAEMONS.key(d.state, d.state),
         "mcast_interface": d.mcast_ifn,
         "syncid": d.syncid,
         "sync_maxlen": d.sync_maxlen,
@@ -176,60 +171,3 @@ def dumps(doc: dict, pretty: bool = False) -> str:
     if pretty:
         return json.dumps(doc, indent=2) + "\n"
     return json.dumps(doc, separators=(",", ":")) + "\n"
-
-
-# --------------------------------------------------------------------------
-# The compat path: `ipvsctl -L... --json` (called from ipvsctl.cli)
-# --------------------------------------------------------------------------
-
-
-def read_table(backend, key: m.ServiceKey | None = None, nosort: bool = False,
-               counters: bool = True):
-    """[(Service, [Destination])] in ipvsadm's order; raises KernelError.
-    Without ``counters`` the real servers' stats may be left out (None)."""
-    from ipvsctl.order import sort_destinations, sort_services
-
-    if key is not None:
-        table = [(backend.service(key), backend.destinations(key))]
-    else:
-        table = backend.table(counters=counters)
-    if nosort:
-        return table
-    return [(svc, sort_destinations(dests)) for svc, dests in
-            sort_services(table, service_of=lambda entry: entry[0])]
-
-
-def list_outcome(cmd, backend, pretty: bool = False):
-    """What ``-L`` (in any list mode) prints with ``--json``: an ops.Outcome.
-
-    Exit statuses and error messages are the text path's (ipvsctl.ops).
-    """
-    from ipvsctl import backend as b
-    from ipvsctl.errors import EXIT_LIST_FAILED, kernel_message
-    from ipvsctl.ops import Outcome, read_connections
-
-    o = cmd.options
-    if "connection" in o:
-        raw, failed = read_connections(backend)
-        return failed or Outcome(out=dumps(connections_doc(raw), pretty))
-    if "timeout" in o:
-        try:
-            return Outcome(out=dumps(timeouts_doc(backend.timeouts()), pretty))
-        except b.KernelError:
-            return Outcome(EXIT_LIST_FAILED)
-    if "daemon" in o:
-        try:
-            return Outcome(out=dumps(daemons_doc(backend.daemons()), pretty))
-        except b.KernelError:
-            return Outcome(EXIT_LIST_FAILED)
-    try:
-        info = backend.info()
-    except b.KernelError as e:
-        return Outcome(EXIT_LIST_FAILED, "", kernel_message(b.OP_GET_INFO, e.errno) + "\n")
-    one = "service-address" in o
-    try:
-        table = read_table(backend, cmd.service_key() if one else None, cmd.fmt.nosort)
-    except b.KernelError as e:
-        op = b.OP_GET_SERVICE if one else (e.op or b.OP_GET_SERVICES)
-        return Outcome(EXIT_LIST_FAILED, "", kernel_message(op, e.errno) + "\n")
-    return Outcome(out=dumps(table_doc(info, table), pretty))

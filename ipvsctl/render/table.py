@@ -21,16 +21,12 @@ like this one (``ipvsctl conns --summary`` too).
 
 from __future__ import annotations
 
-import _socket as socket  # the C module: socket.py's enum classes cost ~25 ms under UML
-
 from ipvsctl import model as m
+from ipvsctl import vocab as v
+from ipvsctl.labels import host_port
+from ipvsctl.netlink.rows import DestinationRows
 from ipvsctl.render.layout import (Column, Layout, Out, fit, header_lines, heading, lines, measure,
                                    rule, wrap_words)
-
-PROTO_LABELS = {m.IPPROTO_TCP: "TCP", m.IPPROTO_UDP: "UDP", m.IPPROTO_SCTP: "SCTP"}
-FORWARD_LABELS = {m.FWD_MASQ: "Masq", m.FWD_LOCAL: "Local", m.FWD_TUNNEL: "Tunnel",
-                  m.FWD_ROUTE: "Route", m.FWD_BYPASS: "Bypass"}
-CHECKSUM_LABELS = {m.TUN_F_NOCSUM: "nocsum", m.TUN_F_CSUM: "csum", m.TUN_F_REMCSUM: "remcsum"}
 
 DRAINING = "draining"
 NO_SERVERS = "no real servers"
@@ -86,25 +82,13 @@ def human(n: int | float, unit: str = "", exact: bool = False) -> str:
     return f"{text} {_UNITS[i]}{unit}"
 
 
-def host_port(af: int, addr: str | None, port: int) -> str:
-    return f"[{addr}]:{port}" if af == m.AF_INET6 else f"{addr}:{port}"
-
-
-def service_label(key: m.ServiceKey) -> str:
-    """'TCP 192.0.2.1:80', 'UDP [2001:db8::1]:53', 'FWM 5', 'FWM 7 IPv6'."""
-    if key.fwmark:
-        return f"FWM {key.fwmark}" + (" IPv6" if key.af == m.AF_INET6 else "")
-    proto = PROTO_LABELS.get(key.protocol, str(key.protocol))
-    return f"{proto} {host_port(key.af, key.addr, key.port)}"
-
-
 def forward_label(d: m.Destination) -> str:
     """'Masq', 'Route', 'Tunnel ipip', 'Tunnel gue:6080 csum', 'Tunnel gre nocsum'."""
-    name = FORWARD_LABELS.get(d.fwd, str(d.fwd))
+    name = v.FORWARDS.name(d.fwd, str(d.fwd))
     if d.fwd != m.FWD_TUNNEL:
         return name
-    tun = m.TUN_NAMES[d.tun_type] if 0 <= d.tun_type < len(m.TUN_NAMES) else str(d.tun_type)
-    csum = CHECKSUM_LABELS.get(d.tun_flags, str(d.tun_flags))
+    tun = v.TUNNELS.name(d.tun_type, str(d.tun_type))
+    csum = v.CHECKSUMS.name(d.tun_flags, str(d.tun_flags))
     if d.tun_type == m.TUN_IPIP:
         return f"{name} {tun}"
     if d.tun_type == m.TUN_GUE:
@@ -116,56 +100,6 @@ def thresholds_label(d: m.Destination) -> str:
     if not d.u_threshold and not d.l_threshold:
         return "-"
     return f"{d.u_threshold or '-'}/{d.l_threshold or '-'}"
-
-
-# --------------------------------------------------------------------------
-# Filters (shared by list, list --json and watch)
-# --------------------------------------------------------------------------
-
-
-def normalize_address(text: str) -> str:
-    """Canonical text of an IPv4/IPv6 address ('[2001:DB8::1]' -> '2001:db8::1').
-
-    Raises ValueError for anything else.
-    """
-    t = text.strip()
-    if t.startswith("[") and t.endswith("]"):
-        t = t[1:-1]
-    for af in (m.AF_INET, m.AF_INET6):
-        try:
-            return socket.inet_ntop(af, socket.inet_pton(af, t))
-        except OSError:
-            continue
-    raise ValueError(f"not an IPv4 or IPv6 address: {text!r}")
-
-
-def filter_table(table, key: m.ServiceKey | None = None, protocol: str | None = None,
-                 address: str | None = None):
-    """Keep what the filters name.
-
-    ``key``: that one service.  ``protocol``: 'tcp', 'udp', 'sctp' or
-    'fwmark'.  ``address`` (canonical text): services whose virtual address
-    it is (with all their real servers), and services that have it as a
-    real server (with only the matching real servers).
-    """
-    protocols = {"tcp": m.IPPROTO_TCP, "udp": m.IPPROTO_UDP, "sctp": m.IPPROTO_SCTP}
-    out = []
-    for svc, dests in table:
-        k = svc.key
-        if key is not None and k != key:
-            continue
-        if protocol is not None:
-            if protocol == "fwmark":
-                if not k.fwmark:
-                    continue
-            elif k.fwmark or k.protocol != protocols[protocol]:
-                continue
-        if address is not None and k.addr != address:
-            dests = [d for d in dests if d.addr == address]
-            if not dests:
-                continue
-        out.append((svc, dests))
-    return out
 
 
 # --------------------------------------------------------------------------
@@ -182,7 +116,7 @@ def service_heading(svc: m.Service, dests) -> list[list[tuple[str, str | None]]]
         parts = [[("FWM", S_PROTO), (" ", None),
                   (str(k.fwmark) + (" IPv6" if k.af == m.AF_INET6 else ""), S_ADDR)]]
     else:
-        parts = [[(PROTO_LABELS.get(k.protocol, str(k.protocol)), S_PROTO), (" ", None),
+        parts = [[(v.PROTOCOLS.name(k.protocol, str(k.protocol)), S_PROTO), (" ", None),
                   (host_port(k.af, k.addr, k.port), S_ADDR)]]
     sched = [(svc.scheduler, S_SCHED)]
     flags = sched_flag_names(svc)
@@ -207,8 +141,8 @@ def service_heading(svc: m.Service, dests) -> list[list[tuple[str, str | None]]]
 
 
 def _all_draining(dests) -> bool:
-    if isinstance(dests, m.DestinationRows):
-        return not any(settings[1] for settings in dests.settings)
+    if isinstance(dests, DestinationRows):
+        return not any(dests.weights())
     return all(d.weight == 0 for d in dests)
 
 
@@ -289,7 +223,7 @@ def _rows(svc: m.Service, dests, counters, cells: _Cells):
                 marks[i] = _DRAIN_MARK
         totals = ("service total", "") + values(svc.stats)
         return rows, marks, totals
-    if isinstance(dests, m.DestinationRows):
+    if isinstance(dests, DestinationRows):
         return _rows_of_columns(dests, cells.plain[persistent])
     for i, d in enumerate(dests):
         weight = d.weight
@@ -314,25 +248,23 @@ class _PlainCells(dict):
         self.persistent = persistent
 
     def __missing__(self, settings: tuple) -> tuple:
-        fwd, weight, tun_type, tun_port, tun_flags, u_th, l_th, active, inact, persist = settings
-        d = m.Destination(m.AF_INET, "0.0.0.0", 0, fwd & m.FWD_MASK, weight, u_th, l_th, tun_type,
-                          socket.ntohs(tun_port), tun_flags)
-        cells = (forward_label(d), _DRAINING_WEIGHT if weight == 0 else str(weight),
-                 thresholds_label(d), str(active), str(inact))
+        d = DestinationRows.settings_dest(settings)
+        cells = (forward_label(d), _DRAINING_WEIGHT if d.weight == 0 else str(d.weight),
+                 thresholds_label(d), str(d.active_conns), str(d.inact_conns))
         if self.persistent:
-            cells += (str(persist),)
+            cells += (str(d.persist_conns),)
         self[settings] = cells
         return cells
 
 
-def _rows_of_columns(rows: m.DestinationRows, cells: _PlainCells):
+def _rows_of_columns(rows: DestinationRows, cells: _PlainCells):
     """_rows for a DestinationRows (IPv4, no counters), from its columns:
     no Destination per server."""
     tails = map(cells.__getitem__, rows.settings)
     out = [(name,) + tail for name, tail in zip(rows.names(), tails)]
     marks = None
-    if not all(settings[1] for settings in rows.settings):
-        marks = [None if settings[1] else _DRAIN_MARK_PLAIN for settings in rows.settings]
+    if not all(rows.weights()):
+        marks = [None if weight else _DRAIN_MARK_PLAIN for weight in rows.weights()]
     return out, marks, None
 
 

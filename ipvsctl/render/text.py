@@ -13,22 +13,15 @@ from __future__ import annotations
 
 from itertools import islice, repeat
 
-from _socket import ntohs
-
 from ipvsctl import model as m
-from ipvsctl.grammar import Format
+from ipvsctl import vocab as v
+from ipvsctl.render.format import Format
 from ipvsctl.names import addr_port
+from ipvsctl.netlink.rows import DestinationRows
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: collections.abc imports collections (start-up time)
     from collections.abc import Iterator
-
-FWD_NAMES = {m.FWD_MASQ: "Masq", m.FWD_LOCAL: "Local", m.FWD_TUNNEL: "Tunnel",
-             m.FWD_ROUTE: "Route"}
-FWD_SWITCHES = {m.FWD_MASQ: "-m", m.FWD_TUNNEL: "-i", m.FWD_LOCAL: "-g", m.FWD_ROUTE: "-g"}
-TUN_FLAG_SHORT = ("-c", "+c", "r+c")
-TUN_FLAG_OPTS = ("--tun-nocsum", "--tun-csum", "--tun-remcsum")
-SERVICE_SWITCHES = {m.IPPROTO_TCP: "-t", m.IPPROTO_UDP: "-u", m.IPPROTO_SCTP: "--sctp-service"}
 
 
 def header(info: m.Info) -> str:
@@ -74,14 +67,7 @@ def largenum(n: int, exact: bool) -> str:
 
 
 def sched_flag_names(svc: m.Service) -> str:
-    f = svc.flags
-    if svc.scheduler == "sh":
-        names = (("sh-fallback", m.SVC_F_SCHED1), ("sh-port", m.SVC_F_SCHED2))
-    elif svc.scheduler == "mh":
-        names = (("mh-fallback", m.SVC_F_SCHED1), ("mh-port", m.SVC_F_SCHED2))
-    else:
-        names = (("flag-1", m.SVC_F_SCHED1), ("flag-2", m.SVC_F_SCHED2), ("flag-3", m.SVC_F_SCHED3))
-    return ",".join(name for name, bit in names if f & bit)
+    return ",".join(v.sched_flag_names(svc.scheduler, svc.flags))
 
 
 def ipv4_mask_text(mask: int) -> str:
@@ -96,8 +82,8 @@ def service_name(svc: m.Service, fmt: Format) -> str:
         return "FWM  %d IPv6" % k.fwmark if k.af == m.AF_INET6 else "FWM  %d" % k.fwmark
     vname = addr_port(k.af, k.addr, k.port, k.protocol, fmt.numeric)
     if fmt.rule:
-        return "%s %s" % (SERVICE_SWITCHES.get(k.protocol, "--xxx-service"), vname)
-    name = "%-4s %s" % (m.PROTOCOL_NAMES.get(k.protocol, "?"), vname)
+        return "%s %s" % (v.PROTOCOLS.rule(k.protocol, "--xxx-service"), vname)
+    name = "%-4s %s" % (v.PROTOCOLS.label(k.protocol, "?"), vname)
     return name if k.af == m.AF_INET6 else name[:33]
 
 
@@ -143,15 +129,15 @@ def _service_line(svc: m.Service, name: str, fmt: Format) -> str:
 
 
 def tunnel_info(d: m.Destination) -> str:
-    if d.fwd != m.FWD_TUNNEL:
+    """--tun-info's column: ipip, gue:PORT:CSUM, gre:CSUM, or n/a."""
+    kind = v.TUNNELS.label(d.tun_type) if d.fwd == m.FWD_TUNNEL else None
+    if kind is None:
         return "n/a"
-    if d.tun_type == m.TUN_IPIP:
-        return "ipip"
     if d.tun_type == m.TUN_GUE:
-        return "gue:%d:%s" % (d.tun_port, TUN_FLAG_SHORT[d.tun_flags] if d.tun_flags < 3 else "?")
+        return "%s:%d:%s" % (kind, d.tun_port, v.CHECKSUMS.label(d.tun_flags, "?"))
     if d.tun_type == m.TUN_GRE:
-        return "gre:%s" % (TUN_FLAG_SHORT[d.tun_flags] if d.tun_flags < 3 else "?")
-    return "n/a"
+        return "%s:%s" % (kind, v.CHECKSUMS.label(d.tun_flags, "?"))
+    return kind
 
 
 def _dest_line(svc: m.Service, svc_name: str, d: m.Destination, fmt: Format) -> str:
@@ -177,7 +163,7 @@ def _dest_line(svc: m.Service, svc_name: str, d: m.Destination, fmt: Format) -> 
             dname, d.weight, d.persist_conns, d.active_conns, d.inact_conns)
     if fmt.tun_info:
         return "  -> %-28s %-7s %-13s %-6d %-10d %-10d" % (
-            dname, FWD_NAMES.get(d.fwd, "(null)"), tunnel_info(d), d.weight,
+            dname, v.FORWARDS.label(d.fwd, v.NULL), tunnel_info(d), d.weight,
             d.active_conns, d.inact_conns)
     return "  -> %-28s%s" % (dname, _plain_tail(d.fwd, d.weight, d.active_conns, d.inact_conns))
 
@@ -185,12 +171,12 @@ def _dest_line(svc: m.Service, svc_name: str, d: m.Destination, fmt: Format) -> 
 def _rule_tail(fwd: int, weight: int, tun_type: int, tun_port: int, tun_flags: int,
                u_threshold: int, l_threshold: int) -> str:
     """What follows the address in a -S real-server line."""
-    line = " %s -w %d" % (FWD_SWITCHES.get(fwd, "(null)"), weight)
+    line = " %s -w %d" % (v.FORWARDS.rule(fwd, v.NULL), weight)
     if fwd == m.FWD_TUNNEL:
         if tun_type == m.TUN_GRE:
-            line += " --tun-type gre %s" % TUN_FLAG_OPTS[tun_flags]
+            line += " --tun-type gre %s" % v.CHECKSUMS.rule(tun_flags, "?")
         elif tun_type == m.TUN_GUE:
-            line += " --tun-type gue --tun-port %d %s" % (tun_port, TUN_FLAG_OPTS[tun_flags])
+            line += " --tun-type gue --tun-port %d %s" % (tun_port, v.CHECKSUMS.rule(tun_flags, "?"))
         elif tun_type == m.TUN_IPIP:
             line += " --tun-type ipip"
     # ipvsadm -S drops thresholds, so a save/restore cycle loses them; we keep them.
@@ -203,7 +189,7 @@ def _rule_tail(fwd: int, weight: int, tun_type: int, tun_port: int, tun_flags: i
 
 def _plain_tail(fwd: int, weight: int, active_conns: int, inact_conns: int) -> str:
     """What follows the padded address in a plain -L real-server line."""
-    return " %-7s %-6d %-10d %-10d" % (FWD_NAMES.get(fwd, "(null)"), weight, active_conns, inact_conns)
+    return " %-7s %-6d %-10d %-10d" % (v.FORWARDS.label(fwd, v.NULL), weight, active_conns, inact_conns)
 
 
 class _Tails(dict):
@@ -214,12 +200,12 @@ class _Tails(dict):
         self.rule = rule
 
     def __missing__(self, settings: tuple) -> str:
-        fwd, weight, tun_type, tun_port, tun_flags, u_th, l_th, active, inact, _persist = settings
-        fwd &= m.FWD_MASK
+        d = DestinationRows.settings_dest(settings)
         if self.rule:
-            tail = _rule_tail(fwd, weight, tun_type, ntohs(tun_port), tun_flags, u_th, l_th)
+            tail = _rule_tail(d.fwd, d.weight, d.tun_type, d.tun_port, d.tun_flags, d.u_threshold,
+                              d.l_threshold)
         else:
-            tail = _plain_tail(fwd, weight, active, inact)
+            tail = _plain_tail(d.fwd, d.weight, d.active_conns, d.inact_conns)
         self[settings] = tail
         return tail
 
@@ -228,32 +214,20 @@ class _Tails(dict):
 _LINES_PER_PIECE = 256
 
 
-def _rows_text(rows: m.DestinationRows, svc_name: str, fmt: Format) -> Iterator[str] | None:
+def _rows_text(rows: DestinationRows, svc_name: str, fmt: Format) -> Iterator[str]:
     """The real-server lines of plain -Ln/-Sn straight from the columns, in
-    pieces of _LINES_PER_PIECE lines, each ending with a newline; None when
-    the general path must do it.
+    pieces of _LINES_PER_PIECE lines, each ending with a newline.
 
-    Every step is a C-level map over the columns: order the byte planes,
-    format each "a.b.c.d:port" with one % (DestinationRows.names), pad it,
-    add the tail made once per distinct settings tuple, join.  Same text as
-    _dest_line (tested line for line against it).  Lazy, so that a
-    20,000-server listing never holds more than one piece of text besides
-    the columns.
+    Every step is a C-level map over the columns: format each
+    "a.b.c.d:port" with one % (DestinationRows.names), pad it, add the tail
+    made once per distinct settings tuple, join.  Same text as _dest_line
+    (tested line for line against it).  Lazy, so that a 20,000-server
+    listing never holds more than one piece of text besides the columns.
     """
     if not len(rows):
         return iter(())
-    if fmt.nosort:
-        planes, settings = rows.planes, rows.settings
-    else:
-        first = rows.planes[0]
-        # Addresses 2^31 or more apart need first bytes 128 or more apart.
-        if max(first) - min(first) >= 128:
-            lo, hi = min(rows.keys()), max(rows.keys())
-            if int.from_bytes(bytes(hi[:4]), "big") - int.from_bytes(bytes(lo[:4]), "big") >= 1 << 31:
-                return None  # ipvsadm's comparator wraps: order.sort_destinations reproduces it
-        planes, settings = rows.in_key_order()
-    names = rows.names(planes)
-    tails = map(_Tails(fmt.rule).__getitem__, settings)
+    names = rows.names()
+    tails = map(_Tails(fmt.rule).__getitem__, rows.settings)
     if fmt.rule:
         head = "-a %s -r " % svc_name
         lines = map(str.__add__, names, tails)
@@ -273,22 +247,16 @@ def _pieces(head: str, lines: Iterator[str]) -> Iterator[str]:
 
 
 def service_text(svc: m.Service, dests, fmt: Format) -> Iterator[str]:
-    """A service's lines and its real servers' lines, in pieces of text that
-    each end with a newline (``dests``: a list of Destination or
-    DestinationRows)."""
-    from ipvsctl.order import sort_destinations
-
+    """A service's lines and its real servers' lines, in the order given
+    (listing.table puts them in ipvsadm's), in pieces of text that each end
+    with a newline (``dests``: a list of Destination or DestinationRows)."""
     name = service_name(svc, fmt)
     yield _service_line(svc, name, fmt) + "\n"
     plain = fmt.numeric and not (fmt.stats or fmt.rate or fmt.thresholds or fmt.persistent_conn
                                  or fmt.tun_info)
-    if plain and isinstance(dests, m.DestinationRows):
-        pieces = _rows_text(dests, name, fmt)
-        if pieces is not None:
-            yield from pieces
-            return
-    if not fmt.nosort:
-        dests = sort_destinations(list(dests))
+    if plain and isinstance(dests, DestinationRows):
+        yield from _rows_text(dests, name, fmt)
+        return
     if dests:
         yield "\n".join([_dest_line(svc, name, d, fmt) for d in dests]) + "\n"
 
@@ -303,8 +271,7 @@ def daemons(ds: list[m.Daemon]) -> str:
         for d in ds:
             if d.state != state:
                 continue
-            s = "%s sync daemon (mcast=%s, syncid=%d" % (
-                "master" if state == m.DAEMON_MASTER else "backup", d.mcast_ifn, d.syncid)
+            s = "%s sync daemon (mcast=%s, syncid=%d" % (v.DAEMONS.label(state), d.mcast_ifn, d.syncid)
             if d.sync_maxlen:
                 s += ", maxlen=%d" % d.sync_maxlen
             if d.mcast_group:

@@ -24,8 +24,8 @@ import time
 PORT = 9000
 
 LAUNCHER = r"""
-import ctypes, os, signal, socket, sys, threading
-libc = ctypes.CDLL(None, use_errno=True)
+import os, signal, socket, sys, threading
+from ipvsctl.netlink.netns import enter
 ports, specs = [int(p) for p in sys.argv[1].split(",")], sys.argv[2:]
 
 def tcp(name, lsock):
@@ -54,10 +54,7 @@ def stop(*_):
 signal.signal(signal.SIGTERM, stop)
 for spec in specs:
     name, path = spec.split("=", 1)
-    fd = os.open(path, os.O_RDONLY)
-    if libc.setns(fd, 0x40000000) != 0:
-        raise OSError(ctypes.get_errno(), "setns " + path)
-    os.close(fd)
+    enter(path)
     socks = []
     for port in ports:
         lsock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)

@@ -11,12 +11,11 @@ milliseconds.  Measured there (python subprocess.run of `true`):
     preexec_fn=setns (forces fork, not vfork)   ~75 ms
 so ``NetNS.run`` instead moves the calling thread into the namespace with
 setns(2), spawns (the child inherits the thread's namespace), and moves back.
-Python 3.11 has no os.setns, hence ctypes.
+It uses ipvsctl's own setns (ipvsctl.netlink.netns).
 """
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import itertools
 import os
@@ -30,22 +29,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
-CLONE_NEWNET = 0x40000000
+from ipvsctl.netlink.netns import entered
+
 NETNS_DIR = Path("/run/netns")
 DEFAULT_TIMEOUT = 60  # seconds; any single command taking longer is a hang
 
-_libc = ctypes.CDLL(None, use_errno=True)
 _counter = itertools.count(1)
 
 
 def ipvs_available() -> bool:
     return os.path.exists("/proc/net/ip_vs")
-
-
-def _setns(fd: int) -> None:
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"setns: {os.strerror(err)}")
 
 
 def _ip_batch(lines: Sequence[str]) -> None:
@@ -128,19 +121,8 @@ class NetNS:
         and stay there; child processes started meanwhile are born in it.
         Only the calling thread moves: other threads are unaffected.
         """
-        orig = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            target = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                _setns(target)
-            finally:
-                os.close(target)
-            try:
-                yield self
-            finally:
-                _setns(orig)
-        finally:
-            os.close(orig)
+        with entered(self.path):  # ipvsctl's own setns (ipvsctl.netlink.netns)
+            yield self
 
     def run(
         self,

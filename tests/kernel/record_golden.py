@@ -67,7 +67,7 @@ from test_differential import LIST_VIEWS, SCENARIOS  # noqa: E402
 from ipvsctl.backend import KernelError  # noqa: E402
 from ipvsctl.cli import run_compat  # noqa: E402
 from ipvsctl.grammar import ParseError, parse  # noqa: E402
-from ipvsctl.netlink import codec  # noqa: E402
+from ipvsctl.netlink import decode, encode, wire  # noqa: E402
 from ipvsctl.netlink import constants as C  # noqa: E402
 from ipvsctl.netlink.backend import NetlinkBackend  # noqa: E402
 from ipvsctl.netlink.transport import Transport  # noqa: E402
@@ -221,9 +221,9 @@ class Snapper:
         seq = self.seq
         buf = bytearray(msg)
         flags = C.NLM_F_REQUEST | (C.NLM_F_DUMP if dump else 0)
-        codec.FLAGS_SEQ.pack_into(buf, codec.FLAGS_SEQ_OFFSET, flags, seq)
+        wire.FLAGS_SEQ.pack_into(buf, wire.FLAGS_SEQ_OFFSET, flags, seq)
         if not dump:
-            buf += codec.encode_barrier(seq + 1)
+            buf += wire.encode_barrier(seq + 1)
         self.t.sock.send(buf)
         out = []
         while True:
@@ -238,21 +238,21 @@ class Snapper:
 
     def state(self, golden: Golden) -> int:
         f = self.family
-        services = self.exchange(codec.encode_dump_services(f), True)
+        services = self.exchange(encode.encode_dump_services(f), True)
         dests = []
         for d in services:
             for t, _f, _s, payload, _o in messages(d):
                 if t == f:
-                    key = codec.decode_service(payload).key
-                    dests.append(self.exchange(codec.encode_dump_dests(f, key), True))
+                    key = decode.decode_service(payload).key
+                    dests.append(self.exchange(encode.encode_dump_dests(f, key), True))
         try:
             with self.ns.enter():
                 conns = Path("/proc/thread-self/net/ip_vs_conn").read_text()
         except OSError:
             conns = None
-        return golden.add_state(self.exchange(codec.encode_get_info(f), False),
-                                self.exchange(codec.encode_get_timeouts(f), False), services, dests,
-                                self.exchange(codec.encode_dump_daemons(f), True), conns)
+        return golden.add_state(self.exchange(encode.encode_get_info(f), False),
+                                self.exchange(encode.encode_get_timeouts(f), False), services, dests,
+                                self.exchange(encode.encode_dump_daemons(f), True), conns)
 
 
 # ---------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from collections import Counter
 
 from nsutil import NetNS, run_ipvsadm, wait_for
 
-from ipvsctl.app import run_app
+from ipvsctl.commands.group import run_app
 
 UDP_PER_CLIENT = 12_000
 CLIENTS = ("198.18.0.2", "198.18.0.3")

@@ -166,7 +166,7 @@ SCENARIOS = {
         "-Ln --weight 3", "-Lnq", "-Lx", "-A -t1.2.3.4:80 -s", "--list=foo", "-L --numeric=yes",
         "-t 1.2.3.4:80 -A", "-A -- -t 1.2.3.4:80", "-A -t 1.2.3.4:http -s rr -M 1.2.3",
     ],
-    # popt 1.19's rules (grammar._scan): "=" after a short option that
+    # popt 1.19's rules (popt.scan): "=" after a short option that
     # takes a value, clusters, "--opt=value", empty values, "!#:+".
     "popt-equals": [
         "-A -t=10.8.0.1:80 -s=rr", "-A -t==10.8.0.2:80", "-A -t=", "-A -t=10.8.0.3:80 -p=",

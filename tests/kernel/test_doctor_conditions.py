@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from nsutil import NetNS, run_ipvsadm, wait_for
 
-from ipvsctl.app import run_app
+from ipvsctl.commands.group import run_app
 
 
 def _ipvsadm(ns: NetNS, *args: str) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 from nsutil import NetNS, run_ipvsadm, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
-from ipvsctl.app import run_app
+from ipvsctl.commands.group import run_app
 
 COUNTERS = ("connections_total", "incoming_packets_total", "outgoing_packets_total",
             "incoming_bytes_total", "outgoing_bytes_total")

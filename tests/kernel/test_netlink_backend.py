@@ -66,10 +66,13 @@ from ipvsctl.model import (
     Stats,
     Timeouts,
 )
-from ipvsctl.netlink import codec
-from ipvsctl.netlink.backend import NetlinkBackend, open_backend
-from ipvsctl.netlink.transport import NetnsNotFound
+from ipvsctl.netlink import decode, encode, wire
+from ipvsctl.netlink.codec import Codec
+from ipvsctl.netlink.backend import NetlinkBackend
+from ipvsctl.netlink.netns import NetnsNotFound
 from nsutil import run_ipvsadm, wait_for
+
+CODEC = Codec()  # one backend's memos (learned layouts), shared as a dump's entries share them
 
 pytestmark = pytest.mark.kernel
 
@@ -579,8 +582,8 @@ def test_info(backend, netns):
 
 def test_backend_works_in_the_namespace_it_was_opened_in(netns):
     with netns.enter():
-        inside = open_backend()  # no netns argument: the thread's namespace
-    with inside, open_backend(netns.name) as by_name:
+        inside = NetlinkBackend()  # no netns argument: the thread's namespace
+    with inside, NetlinkBackend(netns.name) as by_name:
         inside.apply(Request(OP_ADD_SERVICE, S(T4, "rr")))
         assert by_name.services() == [S(T4, "rr")]
     assert ipvsadm(netns, "-Sn") == "-A -t 10.0.0.1:80 -s rr\n"
@@ -631,13 +634,13 @@ def test_kernel_bytes_decode_like_pyroute2_reads_them(backend):
     t = backend._t
     checked = 0
     for _, svc in SERVICE_CASES:
-        for p in t.dump(codec.encode_dump_dests(backend.family, svc.key)):
-            raw = codec.NLMSGHDR.pack(16 + len(p), backend.family, 2, 1, 0) + bytes(p)
+        for p in t.dump(encode.encode_dump_dests(backend.family, svc.key)):
+            raw = wire.NLMSGHDR.pack(16 + len(p), backend.family, 2, 1, 0) + bytes(p)
             m = pyroute2.ipvsmsg(raw)
             m.decode()
             a = dict(m.get_attr("IPVS_CMD_ATTR_DEST")["attrs"])
-            ours = codec.decode_dest(p)
-            assert ours == codec.decode_dest_generic(p)
+            ours = CODEC.dest(p)
+            assert ours == decode.decode_dest(p)
             assert (a["IPVS_DEST_ATTR_ADDR"], a["IPVS_DEST_ATTR_PORT"]) == (ours.addr, ours.port)
             assert (a["IPVS_DEST_ATTR_FWD_METHOD"], a["IPVS_DEST_ATTR_WEIGHT"]) == (ours.fwd, ours.weight)
             assert (a["IPVS_DEST_ATTR_U_THRESH"], a["IPVS_DEST_ATTR_L_THRESH"]) == (ours.u_threshold, ours.l_threshold)

@@ -22,7 +22,7 @@ import json
 from nsutil import run_ipvsadm
 
 from ipvsctl import schedulers
-from ipvsctl.app import run_app
+from ipvsctl.commands.group import run_app
 
 TABLE = [
     "-A -t 10.50.0.1:80 -s wlc",

@@ -291,13 +291,11 @@ def test_socket_option_snapshots_read_what_the_dumps_read(netns):
 
 
 def test_dump_parts_have_the_sizes_the_single_pass_rule_assumes(netns):
-    """transport.DumpShape takes a dump that came in one part for one pass
+    """consistency.DumpShape takes a dump that came in one part for one pass
     under the kernel's lock when that part cannot have been full.  It assumes
     the room of a part is either at most NLMSG_GOODSIZE (<= GOODSIZE_CEILING)
     or at least LARGE_PART_FLOOR.  Every part but the last of a long dump is
     full, so its size shows the room the running kernel gives."""
-    from ipvsctl.netlink import transport as T
-
     with netns.enter(), NetlinkBackend() as backend:
         reqs = [Request(OP_ADD_SERVICE, Service(BIG, "rr"))]
         reqs += [Request(OP_ADD_DEST, BIG, Destination(AF_INET, a, 80)) for a in BIG_REALS[:300]]
@@ -310,7 +308,7 @@ def test_dump_parts_have_the_sizes_the_single_pass_rule_assumes(netns):
     for shape in shapes:
         assert shape.parts > 1
         for size in shape.sizes[:-1]:  # full parts
-            assert size <= T.GOODSIZE_CEILING or size + shape.largest > T.LARGE_PART_FLOOR, shape.sizes
+            assert size <= consistency.GOODSIZE_CEILING or size + shape.largest > consistency.LARGE_PART_FLOOR, shape.sizes
     # A list of 10 (4,000 bytes, more than any NLMSG_GOODSIZE) is taken for
     # one pass, needing no snapshot, unless the kernel had to fall back to
     # NLMSG_GOODSIZE for it (then it came in two parts, and is checked).
@@ -319,4 +317,4 @@ def test_dump_parts_have_the_sizes_the_single_pass_rule_assumes(netns):
                                    for a in BIG_REALS[:10]]) == {}
         backend._dest_rows_once(SMALL[1])
         shape = backend._t.dump_shape
-        assert shape.one_pass or shape.sizes[0] <= T.GOODSIZE_CEILING, shape.sizes
+        assert shape.one_pass or shape.sizes[0] <= consistency.GOODSIZE_CEILING, shape.sizes

@@ -27,8 +27,9 @@ import time
 
 from nsutil import NetNS, run_ipvsadm, run_ipvsctl, wait_for
 
-from ipvsctl.app import run_app
-from ipvsctl.cli import SUBCOMMANDS, run_compat
+from ipvsctl.commands.group import run_app
+from ipvsctl.cli import run_compat
+from ipvsctl.commands import SUBCOMMANDS
 
 # Every feature ipvsadm can set, as one -R stream.  Real servers in
 # 198.51.100.0/24 need a route in the namespace (the kernel refuses a

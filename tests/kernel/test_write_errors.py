@@ -9,7 +9,7 @@ far bigger than a pipe holds.
   is the one the change makes;
 - never a traceback.
 
-tests/unit/test_output_errors.py covers every subcommand over an in-memory
+tests/unit/test_stdio.py covers every subcommand over an in-memory
 kernel; this holds the same to the real one.
 """
 

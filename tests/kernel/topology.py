@@ -49,8 +49,8 @@ from nsutil import NetNS, delete_many  # noqa: E402
 # server_bind is TCPServer's, not HTTPServer's: HTTPServer's calls getfqdn(),
 # a DNS lookup that would try to leave the namespace.
 SERVER = r"""
-import ctypes, http.server, os, signal, socket, socketserver, sys
-libc = ctypes.CDLL(None, use_errno=True)
+import http.server, os, signal, socket, socketserver, sys
+from ipvsctl.netlink.netns import enter
 port, specs = int(sys.argv[1]), sys.argv[2:]
 
 def serve(name):
@@ -84,10 +84,7 @@ def stop(*_):
 signal.signal(signal.SIGTERM, stop)
 for spec in specs:
     name, path = spec.split("=", 1)
-    fd = os.open(path, os.O_RDONLY)
-    if libc.setns(fd, 0x40000000) != 0:
-        raise OSError(ctypes.get_errno(), "setns " + path)
-    os.close(fd)
+    enter(path)
     srv = serve(name)  # listening before the fork: bind errors show here
     pid = os.fork()
     if pid == 0:

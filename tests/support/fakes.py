@@ -99,16 +99,16 @@ class NoNames:
 @contextlib.contextmanager
 def offline(backend_factory=FakeBackend):
     """ipvsctl's command path with a fake backend and no name look-ups."""
-    from ipvsctl import cli, grammar, names
+    from ipvsctl import cvalues, names, session
 
-    saved = (cli.open_backend, names.socket, grammar.socket)
-    cli.open_backend = lambda netns=None: backend_factory()
-    names.socket = grammar.socket = NoNames()
+    saved = (session.open_backend, names.socket, cvalues.socket)
+    session.open_backend = lambda netns=None: backend_factory()
+    names.socket = cvalues.socket = NoNames()
     names._HOSTS.clear()
     names._PORTS.clear()
     try:
         yield
     finally:
-        cli.open_backend, names.socket, grammar.socket = saved
+        session.open_backend, names.socket, cvalues.socket = saved
         names._HOSTS.clear()
         names._PORTS.clear()

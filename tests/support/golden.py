@@ -397,17 +397,17 @@ def resolver(answers: dict, record: bool = False):
     """ipvsctl's name look-ups go to ``answers`` (the caches emptied first)."""
     import _socket
 
-    from ipvsctl import grammar, names
+    from ipvsctl import cvalues, names
 
     proxy = Resolver(_socket, answers, record)
-    saved = (names.socket, grammar.socket)
+    saved = (names.socket, cvalues.socket)
     names._HOSTS.clear()
     names._PORTS.clear()
-    names.socket = grammar.socket = proxy
+    names.socket = cvalues.socket = proxy
     try:
         yield proxy
     finally:
-        names.socket, grammar.socket = saved
+        names.socket, cvalues.socket = saved
         names._HOSTS.clear()
         names._PORTS.clear()
 

@@ -11,7 +11,8 @@ import re
 import pytest
 
 from ipvsctl import model as m
-from ipvsctl.grammar import ParseError, c_strtol, parse, parse_address, split_restore_line
+from ipvsctl.cvalues import c_strtol, parse_address
+from ipvsctl.grammar import ParseError, parse, split_restore_line
 
 
 def err(argv):

@@ -18,7 +18,7 @@ def test_h_names_the_subcommands_json_and_the_version_option():
                  "help [SUBCOMMAND]", "--json", "--version         -v"):
         assert word in r.stdout, word
     # every subcommand is named at the start of a line of its section
-    from ipvsctl.cli import SUBCOMMANDS
+    from ipvsctl.commands import SUBCOMMANDS
 
     section = r.stdout.split("\nSubcommands (")[1]
     named = {line.split()[0] for line in section.splitlines()[1:]

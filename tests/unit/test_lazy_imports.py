@@ -22,7 +22,7 @@ HEAVY = ("rich", "click", "json", "pyroute2", "socket", "dataclasses", "functool
 # A fake backend inside the child: the command's whole path runs except the socket.
 CHILD = r"""
 import io, sys
-from ipvsctl import cli, model as m
+from ipvsctl import cli, session, model as m
 
 class Fake:
     def info(self): return m.Info(0x010201, 4096)
@@ -41,12 +41,12 @@ class Fake:
     def apply_many(self, reqs): return {}
     def close(self): pass
 
-cli.open_backend = lambda netns: Fake()
+session.open_backend = lambda netns: Fake()
 out, err = io.StringIO(), io.StringIO()
 status = cli.run_compat(sys.argv[1:], io.StringIO(""), out, err)
 assert status == 0, (status, err.getvalue())
 heavy = sorted({name.split(".")[0] for name in sys.modules} & set(%r))
-sys.__stdout__.write(repr((heavy, "ipvsctl.app" in sys.modules, out.getvalue())))
+sys.__stdout__.write(repr((heavy, "ipvsctl.commands.group" in sys.modules, out.getvalue())))
 """ % (HEAVY,)
 
 
@@ -91,9 +91,9 @@ def test_netlink_backend_module_imports_nothing_heavy():
 def test_metrics_never_imports_prometheus_client():
     """`ipvsctl metrics` writes the format itself (ipvsctl/metrics.py says
     why): prometheus_client is for the tests only."""
-    code = CHILD.split("cli.open_backend = ")[0] + (
-        "cli.open_backend = lambda netns: Fake()\n"
-        "from ipvsctl.app import run_app\n"
+    code = CHILD.split("session.open_backend = ")[0] + (
+        "session.open_backend = lambda netns: Fake()\n"
+        "from ipvsctl.commands.group import run_app\n"
         "import contextlib\n"
         "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
         "    assert run_app(['metrics'], 'ipvsctl') == 0\n"
@@ -112,8 +112,8 @@ def test_the_check_would_notice():
 
 
 # The views without click: `ipvsctl list` / `watch --once` on a plain line.
-VIEW_CHILD = CHILD.split("cli.open_backend = lambda netns: Fake()")[0] + r"""
-cli.open_backend = lambda netns: Fake()
+VIEW_CHILD = CHILD.split("session.open_backend = lambda netns: Fake()")[0] + r"""
+session.open_backend = lambda netns: Fake()
 out = io.StringIO()
 sys.stdout = out
 try:

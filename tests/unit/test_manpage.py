@@ -66,8 +66,8 @@ def test_it_covers_every_option_subcommand_and_exit_status():
         assert manpage.escape(f"--{opt.long}") in roff, f"--{opt.long} is not on the page"
         if opt.short:
             assert f"\\fB{manpage.escape('-' + opt.short)}\\fR" in roff, f"-{opt.short} is not on the page"
-    from ipvsctl.app import cli
-    from ipvsctl.cli import SUBCOMMANDS
+    from ipvsctl.commands.group import group as cli
+    from ipvsctl.commands import SUBCOMMANDS
 
     assert manpage.escape("ipvsctl help [OPTIONS] [SUBCOMMAND]") in roff
     assert set(SUBCOMMANDS) - {"ls"} | {"help"} == set(cli.commands)  # the page's section lists these

@@ -1,4 +1,4 @@
-"""Properties of the netlink codec (ipvsctl/netlink/codec.py) and of the
+"""Properties of the netlink codec (ipvsctl/netlink/: wire, encode, decode, layouts) and of the
 transport's parsing of what the kernel sends:
 
 * every model value survives encode -> decode;
@@ -20,9 +20,12 @@ from support.golden import Golden, golden_files, messages
 
 from ipvsctl import model as m
 from ipvsctl.backend import KernelError
-from ipvsctl.netlink import codec
+from ipvsctl.netlink import decode, encode, wire
+from ipvsctl.netlink.codec import Codec
 from ipvsctl.netlink import constants as C
 from ipvsctl.netlink.transport import Transport
+
+CODEC = Codec()  # one backend's memos (learned layouts), shared as a dump's entries share them
 
 FAMILY = 0x1C
 
@@ -74,29 +77,29 @@ def daemons():
 
 @given(services())
 def test_service_round_trip(svc):
-    for encode in (codec.encode_new_service, codec.encode_set_service):
-        assert codec.decode_service(memoryview(encode(FAMILY, svc))[16:]) == svc
+    for encoder in (encode.encode_new_service, encode.encode_set_service):
+        assert CODEC.service(memoryview(encoder(FAMILY, svc))[16:]) == svc
 
 
 @given(service_keys(), st.data())
 def test_destination_round_trip(key, data):
     dest = data.draw(destinations())
-    for encode in (codec.encode_new_dest, codec.encode_set_dest):
-        got = codec.decode_dest(memoryview(encode(FAMILY, key, dest))[16:], key.af)
+    for encoder in (encode.encode_new_dest, encode.encode_set_dest):
+        got = CODEC.dest(memoryview(encoder(FAMILY, key, dest))[16:], key.af)
         assert got == dest
-        assert got == codec.decode_dest_generic(memoryview(encode(FAMILY, key, dest))[16:], key.af)
+        assert got == decode.decode_dest(memoryview(encoder(FAMILY, key, dest))[16:], key.af)
 
 
 @given(daemons())
 def test_daemon_round_trip(daemon):
-    got = codec.decode_daemon(memoryview(codec.encode_new_daemon(FAMILY, daemon))[16:])
+    got = decode.decode_daemon(memoryview(encode.encode_new_daemon(FAMILY, daemon))[16:])
     assert got == daemon
 
 
 @given(st.builds(m.Timeouts, u32, u32, u32))
 def test_timeouts_round_trip(t):
-    msg = codec.encode_set_timeouts(FAMILY, t)
-    assert codec.decode_timeouts(memoryview(msg)[16:]) == t
+    msg = encode.encode_set_timeouts(FAMILY, t)
+    assert decode.decode_timeouts(memoryview(msg)[16:]) == t
 
 
 # --- fast against generic ------------------------------------------------------
@@ -105,27 +108,27 @@ def test_timeouts_round_trip(t):
 def _kernel_entry(d: m.Destination, pad: bool) -> bytes:
     """A NEW_DEST dump entry shaped as ip_vs_genl_fill_dest writes it."""
     def u64(atype, v):
-        body = codec.nla(atype, struct.pack("=Q", v))
-        return (codec.nla(C.IPVS_STATS_ATTR_PAD, b"") + body) if pad else body
+        body = wire.nla(atype, struct.pack("=Q", v))
+        return (wire.nla(C.IPVS_STATS_ATTR_PAD, b"") + body) if pad else body
 
     s = d.stats
     values = (s.conns, s.inpkts, s.outpkts, s.inbytes, s.outbytes, s.cps, s.inpps, s.outpps, s.inbps, s.outbps)
-    stats32 = codec.nest(C.IPVS_DEST_ATTR_STATS, *(codec.nla_u32(i + 1, v & 0xFFFFFFFF)
+    stats32 = wire.nest(C.IPVS_DEST_ATTR_STATS, *(wire.nla_u32(i + 1, v & 0xFFFFFFFF)
                                                    for i, v in enumerate(values)))
-    stats64 = codec.nest(C.IPVS_DEST_ATTR_STATS64, *(u64(i + 1, v) for i, v in enumerate(values)))
+    stats64 = wire.nest(C.IPVS_DEST_ATTR_STATS64, *(u64(i + 1, v) for i, v in enumerate(values)))
     raw = __import__("_socket").inet_pton(d.af, d.addr).ljust(16, b"\0")
-    parts = [codec.nla(C.IPVS_DEST_ATTR_ADDR, raw), codec.nla_be16(C.IPVS_DEST_ATTR_PORT, d.port),
-             codec.nla_u32(C.IPVS_DEST_ATTR_FWD_METHOD, d.fwd), codec.nla_u32(C.IPVS_DEST_ATTR_WEIGHT, d.weight),
-             codec.nla_u8(C.IPVS_DEST_ATTR_TUN_TYPE, d.tun_type),
-             codec.nla_be16(C.IPVS_DEST_ATTR_TUN_PORT, d.tun_port),
-             codec.nla_u16(C.IPVS_DEST_ATTR_TUN_FLAGS, d.tun_flags),
-             codec.nla_u32(C.IPVS_DEST_ATTR_U_THRESH, d.u_threshold),
-             codec.nla_u32(C.IPVS_DEST_ATTR_L_THRESH, d.l_threshold),
-             codec.nla_u32(C.IPVS_DEST_ATTR_ACTIVE_CONNS, d.active_conns),
-             codec.nla_u32(C.IPVS_DEST_ATTR_INACT_CONNS, d.inact_conns),
-             codec.nla_u32(C.IPVS_DEST_ATTR_PERSIST_CONNS, d.persist_conns),
-             codec.nla_u16(C.IPVS_DEST_ATTR_ADDR_FAMILY, d.af), stats32, stats64]
-    return bytes([C.IPVS_CMD_NEW_DEST, 1, 0, 0]) + codec.nest(C.IPVS_CMD_ATTR_DEST, *parts)
+    parts = [wire.nla(C.IPVS_DEST_ATTR_ADDR, raw), wire.nla_be16(C.IPVS_DEST_ATTR_PORT, d.port),
+             wire.nla_u32(C.IPVS_DEST_ATTR_FWD_METHOD, d.fwd), wire.nla_u32(C.IPVS_DEST_ATTR_WEIGHT, d.weight),
+             wire.nla_u8(C.IPVS_DEST_ATTR_TUN_TYPE, d.tun_type),
+             wire.nla_be16(C.IPVS_DEST_ATTR_TUN_PORT, d.tun_port),
+             wire.nla_u16(C.IPVS_DEST_ATTR_TUN_FLAGS, d.tun_flags),
+             wire.nla_u32(C.IPVS_DEST_ATTR_U_THRESH, d.u_threshold),
+             wire.nla_u32(C.IPVS_DEST_ATTR_L_THRESH, d.l_threshold),
+             wire.nla_u32(C.IPVS_DEST_ATTR_ACTIVE_CONNS, d.active_conns),
+             wire.nla_u32(C.IPVS_DEST_ATTR_INACT_CONNS, d.inact_conns),
+             wire.nla_u32(C.IPVS_DEST_ATTR_PERSIST_CONNS, d.persist_conns),
+             wire.nla_u16(C.IPVS_DEST_ATTR_ADDR_FAMILY, d.af), stats32, stats64]
+    return bytes([C.IPVS_CMD_NEW_DEST, 1, 0, 0]) + wire.nest(C.IPVS_CMD_ATTR_DEST, *parts)
 
 
 def _full(d: m.Destination) -> tuple:
@@ -133,15 +136,15 @@ def _full(d: m.Destination) -> tuple:
 
 
 def _run_of(entries: list[bytes]) -> bytes:
-    return b"".join(codec.NLMSGHDR.pack(16 + len(p), FAMILY, C.NLM_F_MULTI, 7, 0) + p for p in entries)
+    return b"".join(wire.NLMSGHDR.pack(16 + len(p), FAMILY, C.NLM_F_MULTI, 7, 0) + p for p in entries)
 
 
 @given(st.lists(destinations(), min_size=1, max_size=12), st.booleans())
 def test_fast_decoders_match_the_generic_walker(dests, pad):
     entries = [_kernel_entry(d, pad) for d in dests]
     for d, p in zip(dests, entries):
-        assert _full(codec.decode_dest(p)) == _full(codec.decode_dest_generic(p)) == _full(d)
-    rows = codec.decode_dest_run(_run_of(entries))
+        assert _full(CODEC.dest(p)) == _full(decode.decode_dest(p)) == _full(d)
+    rows = CODEC.dest_run(_run_of(entries))
     if rows is not None:  # only runs of plain IPv4 entries of one layout are taken
         assert all(d.af == m.AF_INET for d in dests)
         assert [_full(x) for x in rows] == [_full(d.replace(stats=None)) for d in dests]
@@ -168,12 +171,12 @@ def test_fast_decoders_match_the_generic_walker_on_the_kernels_own_bytes():
     for family, datagram in RECORDED:
         entries = [(off, p) for t, _f, _s, p, off in messages(datagram) if t == family]
         for _off, p in entries:
-            assert _full(codec.decode_dest(p)) == _full(codec.decode_dest_generic(p))
+            assert _full(CODEC.dest(p)) == _full(decode.decode_dest(p))
             seen += 1
         end = max((off + 16 + len(p) for off, p in entries), default=0)
-        rows = codec.decode_dest_run(datagram[:end])
+        rows = CODEC.dest_run(datagram[:end])
         if rows is not None:
-            assert [_full(x) for x in rows] == [_full(codec.decode_dest_generic(p).replace(stats=None))
+            assert [_full(x) for x in rows] == [_full(decode.decode_dest(p).replace(stats=None))
                                                 for _o, p in entries]
     assert seen > 100
 
@@ -184,9 +187,9 @@ def test_fast_decoders_match_the_generic_walker_on_the_kernels_own_bytes():
 def _valid_payloads():
     out = [bytes(p) for fam, d in RECORDED[:20] for t, _f, _s, p, _o in messages(d) if t == fam]
     svc = m.Service(m.ServiceKey(m.AF_INET6, m.IPPROTO_UDP, "2001:db8::1", 53), "rr", 1, 300, 64, "sip")
-    out.append(codec.encode_new_service(FAMILY, svc)[16:])
-    out.append(codec.encode_new_daemon(FAMILY, m.Daemon(1, "eth0", 3, 1400, "ff02::1", 8848, 2))[16:])
-    out.append(codec.encode_set_timeouts(FAMILY, m.Timeouts(1, 2, 3))[16:])
+    out.append(encode.encode_new_service(FAMILY, svc)[16:])
+    out.append(encode.encode_new_daemon(FAMILY, m.Daemon(1, "eth0", 3, 1400, "ff02::1", 8848, 2))[16:])
+    out.append(encode.encode_set_timeouts(FAMILY, m.Timeouts(1, 2, 3))[16:])
     return out
 
 
@@ -211,19 +214,19 @@ def damaged(draw):
     return bytes(data)
 
 
-DECODERS = [codec.decode_service, codec.decode_dest, codec.decode_dest_generic, codec.decode_daemon,
-            codec.decode_timeouts, codec.decode_info, codec.decode_family_id, codec.decode_error,
-            codec.decode_done, codec.service_family, lambda p: list(codec.iter_messages(p)),
-            lambda p: codec.decode_dest_run(_run_of([p]))]
+DECODERS = [CODEC.service, CODEC.dest, decode.decode_dest, decode.decode_daemon,
+            decode.decode_timeouts, decode.decode_info, wire.decode_family_id, wire.decode_error,
+            wire.decode_done, decode.service_family, lambda p: list(wire.iter_messages(p)),
+            lambda p: CODEC.dest_run(_run_of([p]))]
 
 
 @given(damaged())
 @example(b"\x05\x01\x00\x00\x08\x00\x02\x00\x08\x00\x0b\x00")
 def test_any_bytes_give_a_value_or_a_decode_error(payload):
-    for decode in DECODERS:
+    for decoder in DECODERS:
         try:
-            decode(payload)
-        except codec.DecodeError:
+            decoder(payload)
+        except wire.DecodeError:
             pass
 
 
@@ -233,13 +236,13 @@ def test_an_entry_of_an_unknown_address_family_is_a_decode_error():
     generic walker printed it as IPv4 with family 0)."""
     d = m.Destination(m.AF_INET, "10.0.0.1", 80, stats=m.Stats())
     entry = bytearray(_kernel_entry(d, False))
-    af = codec.nla_u16(C.IPVS_DEST_ATTR_ADDR_FAMILY, m.AF_INET)
+    af = wire.nla_u16(C.IPVS_DEST_ATTR_ADDR_FAMILY, m.AF_INET)
     at = bytes(entry).index(af)
-    entry[at:at + len(af)] = codec.nla_u16(C.IPVS_DEST_ATTR_ADDR_FAMILY, 0)
-    for decode in (codec.decode_dest, codec.decode_dest_generic):
+    entry[at:at + len(af)] = wire.nla_u16(C.IPVS_DEST_ATTR_ADDR_FAMILY, 0)
+    for decoder in (CODEC.dest, decode.decode_dest):
         try:
-            decode(bytes(entry))
-        except codec.DecodeError as e:
+            decoder(bytes(entry))
+        except wire.DecodeError as e:
             assert "address family 0" in str(e)
         else:
             raise AssertionError(f"{decode.__name__} decoded an entry of address family 0")
@@ -280,7 +283,7 @@ class _Replies:
 
 
 def _message(payload: bytes, mtype: int = FAMILY, flags: int = C.NLM_F_MULTI) -> bytes:
-    return codec.NLMSGHDR.pack(16 + len(payload), mtype, flags, 0, 0) + payload + bytes(-len(payload) % 4)
+    return wire.NLMSGHDR.pack(16 + len(payload), mtype, flags, 0, 0) + payload + bytes(-len(payload) % 4)
 
 
 @given(st.lists(damaged(), max_size=4), st.booleans())
@@ -288,7 +291,7 @@ def test_any_reply_to_a_dump_gives_entries_or_a_clear_error(payloads, done):
     datagrams = [_message(p) for p in payloads] + ([_message(b"\0\0\0\0", C.NLMSG_DONE)] if done else [])
     t = Transport(sock=_Replies(datagrams), family=FAMILY)
     try:
-        for p in t.dump(codec.encode_dump_services(FAMILY)):
-            codec.decode_service(p)
-    except (codec.DecodeError, KernelError, OSError):
+        for p in t.dump(encode.encode_dump_services(FAMILY)):
+            CODEC.service(p)
+    except (wire.DecodeError, KernelError, OSError):
         pass

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from support.fakes import NoNames
 
 from ipvsctl import names
-from ipvsctl.grammar import Format
+from ipvsctl.render.format import Format
 from ipvsctl.render.connections import render_connections
 
 HEADER = "Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\n"

@@ -2,7 +2,7 @@
 item 4): each ends in a correct retry or a clear error, never a wrong table
 and never a traceback.
 
-The fake (fake_netlink_ipvs.FaultyIPVS) dumps positionally, like the kernel; the
+The fake (support.fake_ipvs.FaultySocket) dumps positionally, like the kernel; the
 faults hit what the socket delivers: ENOBUFS, EINTR, EAGAIN, a datagram cut
 by MSG_TRUNC, sequence numbers lost, repeated or out of order, an error in
 the middle of a dump, error reports and messages with bad lengths, and a
@@ -15,13 +15,13 @@ import errno
 import io
 
 import pytest
-from fake_netlink_ipvs import Faults, Table, backend_over, is_ack, is_done, is_dump_part, nth_part
+from support.fake_ipvs import Faults, Table, backend_over, is_ack, is_done, is_dump_part, nth_part
 
-from ipvsctl import cli
+from ipvsctl import cli, session
 from ipvsctl.backend import OP_ADD_SERVICE, KernelError, Request
 from ipvsctl.errors import kernel_message
 from ipvsctl.model import AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, Destination, Service, ServiceKey
-from ipvsctl.netlink.backend import MalformedReply, NetlinkTimeout, RepliesLost
+from ipvsctl.netlink.transport import MalformedReply, NetlinkTimeout, RepliesLost
 
 BIG = ServiceKey(AF_INET, IPPROTO_TCP, "10.0.0.1", 80)
 SIX = ServiceKey(AF_INET6, IPPROTO_TCP, "fd00::1", 80)
@@ -180,11 +180,11 @@ def test_stale_replies_of_an_abandoned_exchange_are_skipped():
     t = table()
     backend, sock, _ = backend_over(t)
     stale = backend._t._next_seq()
-    from fake_netlink_ipvs import ack, nlmsg
-    from ipvsctl.netlink import codec
+    from support.fake_ipvs import ack, nlmsg
+    from ipvsctl.netlink import wire
     from ipvsctl.netlink import constants as C
 
-    sock.queue.append(ack(codec.NLMSGHDR.pack(16, 0, 0, stale, 0), errno.EPERM))
+    sock.queue.append(ack(wire.NLMSGHDR.pack(16, 0, 0, stale, 0), errno.EPERM))
     sock.queue.append(nlmsg(C.NLMSG_DONE, 2, stale, b"\0\0\0\0"))
     assert backend.service(BIG).key == BIG
     assert read(backend, True) == truth(t)
@@ -224,12 +224,12 @@ def run_cli(argv, faults: Faults, stdin: str = "", timeout: float = 5):
     t = table()
     backend, _, legacy = backend_over(t, faults=faults, timeout=timeout)
     out, err = io.StringIO(), io.StringIO()
-    real = cli.open_backend
-    cli.open_backend = lambda netns: backend
+    real = session.open_backend
+    session.open_backend = lambda netns: backend
     try:
         status = cli.run_compat(argv, io.StringIO(stdin), out, err)
     finally:
-        cli.open_backend = real
+        session.open_backend = real
     return status, out.getvalue(), err.getvalue()
 
 

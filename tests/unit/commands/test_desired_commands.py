@@ -8,7 +8,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from fakeipvs import FakeIPVS
+from support.fake_ipvs import MemoryIPVS
 
 from ipvsctl import model as m
 
@@ -28,7 +28,7 @@ DESIRED = """\
 
 @pytest.fixture
 def kernel(monkeypatch, tmp_path):
-    from ipvsctl import cli
+    from ipvsctl import session
     from ipvsctl.desired import source
 
     from ipvsctl.desired import sysctls
@@ -36,8 +36,8 @@ def kernel(monkeypatch, tmp_path):
     monkeypatch.setenv("IPVSCTL_LOCK_DIR", str(tmp_path / "locks"))
     # The host's own sysctls (or their absence) must not leak into the output.
     monkeypatch.setattr(sysctls, "read", lambda netns=None: dict.fromkeys(sysctls.NAMES, 0))
-    k = FakeIPVS(source.load(LIVE_RULES).entries)
-    monkeypatch.setattr(cli, "open_backend", lambda netns: k)
+    k = MemoryIPVS(source.load(LIVE_RULES).entries)
+    monkeypatch.setattr(session, "open_backend", lambda netns: k)
     return k
 
 
@@ -50,7 +50,7 @@ class Result:
 def run(*args, input=None):
     """The subcommand as ipvsctl.cli.main runs it (run_app: the returned
     status is the exit status), standard output and error mixed."""
-    from ipvsctl.app import run_app
+    from ipvsctl.commands.group import run_app
 
     with CliRunner().isolation(input=input) as outs:
         status = run_app(list(args))

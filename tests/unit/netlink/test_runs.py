@@ -3,7 +3,7 @@ into DestinationRows, and plain -Ln/-Sn rendered from those columns.
 
 Each piece is checked against the general path it shortcuts, which the rest
 of the suite (and the kernel tier, against ipvsadm) already holds to the
-reference: codec.decode_dest for decoding, _dest_line + order.sort_destinations
+reference: CODEC.dest for decoding, _dest_line + order.sort_destinations
 for the text.
 """
 
@@ -13,15 +13,20 @@ import random
 import struct
 
 import pytest
-from test_codec import FAMILY, kernel_dest_entry
-from test_transport import FakeKernel, nlmsg, transport
+from support.fake_ipvs import ScriptedKernel, nlmsg, transport
+from support.kernel_entries import FAMILY, kernel_dest_entry
 
 from ipvsctl import model as m
-from ipvsctl.grammar import Format
-from ipvsctl.netlink import codec
+from ipvsctl.render.format import Format
+from ipvsctl.netlink import decode, encode, wire
+from ipvsctl.netlink.codec import Codec
+from ipvsctl.netlink.rows import SETTINGS, DestinationRows
+from ipvsctl.order import sort_destinations
 from ipvsctl.netlink import constants as C
 from ipvsctl.netlink import transport as T
 from ipvsctl.render import text
+
+CODEC = Codec()  # one backend's memos (learned layouts), shared as a dump's entries share them
 
 SEQ = 7
 
@@ -70,16 +75,28 @@ def full(d: m.Destination) -> tuple:
 @pytest.mark.parametrize("pad", [False, True])
 def test_a_run_decodes_like_entry_by_entry(pad):
     ds = dests(300, seed=3)
-    rows = codec.decode_dest_run(run_of(ds, pad))
-    assert isinstance(rows, m.DestinationRows) and len(rows) == 300
-    generic = [codec.decode_dest_generic(kernel_dest_entry(d, pad)) for d in ds]
+    rows = CODEC.dest_run(run_of(ds, pad))
+    assert isinstance(rows, DestinationRows) and len(rows) == 300
+    generic = [decode.decode_dest(kernel_dest_entry(d, pad)) for d in ds]
     assert [full(d) for d in rows] == [full(d) for d in without_stats(generic)]
     assert [full(d) for d in rows] == [full(d) for d in without_stats(ds)]
 
 
+def test_the_settings_are_in_host_units():
+    """The decoder makes each settings tuple what Destination holds: the
+    forwarding method without the kernel's other flag bits beside it, the
+    tunnel port in host order (the wire's forms once leaked into the model
+    and the renderers)."""
+    d = m.Destination(m.AF_INET, "10.0.0.1", 80, m.FWD_TUNNEL, 3, 100, 7, m.TUN_GUE, 6080, m.TUN_F_CSUM,
+                      1, 2, 3)
+    as_sent = d.replace(fwd=m.FWD_TUNNEL | 0x0100)  # IP_VS_CONN_F_INACTIVE, as the kernel reports it
+    rows = CODEC.dest_run(run_of([as_sent]))
+    assert dict(zip(SETTINGS, rows.settings[0])) == {f: getattr(d, f) for f in SETTINGS}
+
+
 def test_equal_settings_share_one_tuple():
     ds = [m.Destination(m.AF_INET, f"10.0.{i // 250}.{i % 250 + 1}", 80, m.FWD_MASQ) for i in range(500)]
-    rows = codec.decode_dest_run(run_of(ds))
+    rows = CODEC.dest_run(run_of(ds))
     assert len({id(s) for s in rows.settings}) == 1
 
 
@@ -89,8 +106,8 @@ def test_an_ipv6_entry_of_the_same_length_is_not_taken():
     ds = dests(3)
     v6 = m.Destination(m.AF_INET6, "2001:db8::1", 80, m.FWD_MASQ)
     assert len(kernel_dest_entry(v6)) == len(kernel_dest_entry(ds[0]))
-    assert codec.decode_dest_run(run_of([*ds, v6])) is None
-    assert codec.decode_dest_run(run_of([v6, *ds])) is None
+    assert CODEC.dest_run(run_of([*ds, v6])) is None
+    assert CODEC.dest_run(run_of([v6, *ds])) is None
 
 
 def test_an_entry_with_its_attributes_in_another_order_is_not_taken():
@@ -103,7 +120,7 @@ def test_an_entry_with_its_attributes_in_another_order_is_not_taken():
     i, j = odd.index(u), odd.index(lo)
     odd[i:i + 4], odd[j:j + 4] = lo, u
     mixed = bytes(run_of(ds[:2])) + bytes(odd) + bytes(run_of(ds[3:]))
-    assert codec.decode_dest_run(memoryview(mixed)) is None
+    assert CODEC.dest_run(memoryview(mixed)) is None
 
 
 @pytest.mark.parametrize("what", ["port", "stats64"])
@@ -115,30 +132,30 @@ def test_an_entry_with_another_header_outside_the_settings_is_not_taken(what):
         i = odd.index(hdr)
         odd[i:i + 4] = struct.pack("=HH", 6, 99)
     else:  # the STATS64 container's header, retyped
-        (start,) = [s for t, s, _e in codec.attrs(odd, 16 + 4 + 4) if t == C.IPVS_DEST_ATTR_STATS64]
+        (start,) = [s for t, s, _e in wire.attrs(odd, 16 + 4 + 4) if t == C.IPVS_DEST_ATTR_STATS64]
         odd[start - 2:start] = struct.pack("=H", 99)
     assert len(odd) == len(nlmsg(FAMILY, C.NLM_F_MULTI, SEQ, kernel_dest_entry(ds[0])))
     mixed = bytes(run_of(ds[:1])) + bytes(odd) + bytes(run_of(ds[2:]))
-    assert codec.decode_dest_run(memoryview(mixed)) is None
+    assert CODEC.dest_run(memoryview(mixed)) is None
 
 
 @pytest.mark.parametrize("kw", [{"with_tun": False}, {"with_af": False}])
 def test_older_kernels_entries_are_left_to_the_general_decoder(kw):
-    assert codec.decode_dest_run(run_of(dests(5), **kw)) is None
+    assert CODEC.dest_run(run_of(dests(5), **kw)) is None
 
 
 def test_a_run_that_is_not_whole_messages_is_not_taken():
     raw = bytes(run_of(dests(3)))
-    assert codec.decode_dest_run(memoryview(raw[:-4])) is None
+    assert CODEC.dest_run(memoryview(raw[:-4])) is None
 
 
 def test_same_headers():
     raw = bytes(run_of(dests(5)))
     length = len(raw) // 5
-    assert codec.same_headers(raw, length, 5)
+    assert wire.same_headers(raw, length, 5)
     other_seq = raw[:length * 4] + nlmsg(FAMILY, C.NLM_F_MULTI, SEQ + 1, raw[length * 4 + 16:])
-    assert not codec.same_headers(other_seq, length, 5)
-    assert not codec.same_headers(raw, length, 6)
+    assert not wire.same_headers(other_seq, length, 5)
+    assert not wire.same_headers(raw, length, 6)
 
 
 # ---------------------------------------------------------------------------
@@ -146,7 +163,7 @@ def test_same_headers():
 # ---------------------------------------------------------------------------
 
 
-class BufferKernel(FakeKernel):
+class BufferKernel(ScriptedKernel):
     """Answers a dump with ``per`` entries per datagram, NLMSG_DONE in the
     last entries' datagram (as netlink_dump does when there is room)."""
 
@@ -168,9 +185,9 @@ class BufferKernel(FakeKernel):
 def test_runs_carry_every_entry_in_order(per):
     ds = dests(100)
     k = BufferKernel([kernel_dest_entry(d) for d in ds], per)
-    runs = list(transport(k).dump_runs(codec.encode_dump_dests(FAMILY, m.ServiceKey(m.AF_INET, 6, "10.0.0.1", 80))))
+    runs = list(transport(k).dump_runs(encode.encode_dump_dests(FAMILY, m.ServiceKey(m.AF_INET, 6, "10.0.0.1", 80))))
     assert len(runs) == -(-100 // per)
-    payloads = [bytes(p) for run in runs for *_x, p in codec.iter_messages(run)]
+    payloads = [bytes(p) for run in runs for *_x, p in wire.iter_messages(run)]
     assert payloads == [kernel_dest_entry(d) for d in ds]
     assert not k.queue
 
@@ -178,13 +195,13 @@ def test_runs_carry_every_entry_in_order(per):
 def test_an_interrupted_dump_is_reported_after_its_runs():
     k = BufferKernel([kernel_dest_entry(d) for d in dests(10)], 4, intr_at=5)
     with pytest.raises(T.DumpInterrupted):
-        list(transport(k).dump_runs(codec.encode_dump_services(FAMILY)))
+        list(transport(k).dump_runs(encode.encode_dump_services(FAMILY)))
     assert not k.queue
 
 
 def test_an_abandoned_run_dump_is_drained():
     k = BufferKernel([kernel_dest_entry(d) for d in dests(10)], 2)
-    it = transport(k).dump_runs(codec.encode_dump_services(FAMILY))
+    it = transport(k).dump_runs(encode.encode_dump_services(FAMILY))
     next(it)
     it.close()
     assert not k.queue
@@ -195,8 +212,8 @@ def test_an_abandoned_run_dump_is_drained():
 # ---------------------------------------------------------------------------
 
 
-def rows_of(ds) -> m.DestinationRows:
-    rows = codec.decode_dest_run(run_of(ds))
+def rows_of(ds) -> DestinationRows:
+    rows = CODEC.dest_run(run_of(ds))
     assert rows is not None
     return rows
 
@@ -210,6 +227,15 @@ FORMATS = {
 }
 
 
+def shown(dests, fmt: Format):
+    """What the listing query hands the renderer: ipvsadm's order, unless --nosort."""
+    return dests if fmt.nosort else sort_destinations(dests)
+
+
+def listed(dests, fmt: Format) -> str:
+    return "".join(text.service_text(SVC, shown(dests, fmt), fmt))
+
+
 @pytest.mark.parametrize("fmt", FORMATS.values(), ids=FORMATS.keys())
 @pytest.mark.parametrize("order", ["random", "ascending", "descending"])
 def test_rows_render_like_destinations(fmt, order):
@@ -217,22 +243,21 @@ def test_rows_render_like_destinations(fmt, order):
     if order != "random":
         ds.sort(key=lambda d: (tuple(map(int, d.addr.split("."))), d.port), reverse=order == "descending")
     rows = rows_of(ds)
-    assert "".join(text.service_text(SVC, rows, fmt)) == "".join(text.service_text(SVC, without_stats(ds), fmt))
+    assert isinstance(shown(rows, fmt), DestinationRows)  # drawn from its columns
+    assert listed(rows, fmt) == listed(without_stats(ds), fmt)
 
 
 @pytest.mark.parametrize("fmt", FORMATS.values(), ids=FORMATS.keys())
 def test_addresses_2_31_apart_take_ipvsadms_wrapping_order(fmt):
     ds = dests(300, seed=5, spread=True)
-    lines = "".join(text.service_text(SVC, rows_of(ds), fmt))
-    assert lines == "".join(text.service_text(SVC, without_stats(ds), fmt))
+    assert listed(rows_of(ds), fmt) == listed(without_stats(ds), fmt)
 
 
 def test_formats_with_counters_or_names_iterate_destinations():
     ds = dests(50, seed=2)
     for fmt in (Format(numeric=True, thresholds=True), Format(numeric=True, persistent_conn=True),
                 Format(numeric=True, tun_info=True), Format(numeric=True, stats=True)):
-        assert "".join(text.service_text(SVC, rows_of(ds), fmt)) == "".join(
-            text.service_text(SVC, without_stats(ds), fmt))
+        assert listed(rows_of(ds), fmt) == listed(without_stats(ds), fmt)
 
 
 def test_repeats_and_key_order():
@@ -277,10 +302,10 @@ def test_rows_sort_in_columns_like_the_general_path(spread):
     from ipvsctl.order import sort_destinations
 
     ds = dests(500, seed=5, spread=spread)
-    rows = codec.decode_dest_run(run_of(ds))
+    rows = CODEC.dest_run(run_of(ds))
     ordered = sort_destinations(rows)
     assert [full(d) for d in ordered] == [full(d) for d in sort_destinations(list(rows))]
-    assert isinstance(ordered, m.DestinationRows) != spread  # spread: 2^31 apart, general path
+    assert isinstance(ordered, DestinationRows) != spread  # spread: 2^31 apart, general path
 
 
 def test_the_list_view_of_rows_is_the_list_view_of_their_destinations():
@@ -288,7 +313,7 @@ def test_the_list_view_of_rows_is_the_list_view_of_their_destinations():
     from ipvsctl.render import table as tv
 
     ds = dests(300, seed=6)
-    rows = sort_destinations(codec.decode_dest_run(run_of(ds)))
+    rows = sort_destinations(CODEC.dest_run(run_of(ds)))
     for persistent in (0, m.SVC_F_PERSISTENT):
         svc = m.Service(m.ServiceKey(m.AF_INET, m.IPPROTO_TCP, "192.0.2.1", 80), flags=persistent)
         for color in (False, True):

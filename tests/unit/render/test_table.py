@@ -21,13 +21,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from ipvsctl import labels, listing
 from ipvsctl import model as m
 from ipvsctl.backend import KernelError
 from ipvsctl.render import layout
 from ipvsctl.render import table as tv
 from ipvsctl import watch
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "views"
+DATA = Path(__file__).resolve().parents[2] / "data" / "views"
 REGEN = os.environ.get("IPVSCTL_REGEN_VIEWS") == "1"
 A4, A6 = m.AF_INET, m.AF_INET6
 
@@ -230,7 +231,7 @@ def test_narrow_widths_never_break_an_address_port_or_number(width):
         tokens = set(text.split())
         for svc, dests in FIXED_TABLE:
             for d in dests:
-                label = tv.host_port(d.af, d.addr, d.port)
+                label = labels.host_port(d.af, d.addr, d.port)
                 shown = [t for t in tokens if t == label or (t.endswith("…") and label.startswith(t[:-1]))]
                 assert shown, (width, kwargs, label, text)
         # a fragment of a number or an address starts no line
@@ -261,41 +262,12 @@ def test_labels():
     assert tv.forward_label(FIXED_TABLE[3][1][0]) == "Tunnel ipip"
     assert tv.thresholds_label(FIXED_TABLE[0][1][0]) == "1000/800"
     assert tv.thresholds_label(FIXED_TABLE[0][1][1]) == "-"
-    assert tv.service_label(FIXED_TABLE[3][0].key) == "FWM 4294967295 IPv6"
-    assert tv.service_label(FIXED_TABLE[2][0].key) == "TCP [2001:db8:1234:5678:9abc:def0:1234:5678]:65535"
-
-
-# --------------------------------------------------------------------------
-# Filters
-# --------------------------------------------------------------------------
+    assert labels.service_label(FIXED_TABLE[3][0].key) == "FWM 4294967295 IPv6"
+    assert labels.service_label(FIXED_TABLE[2][0].key) == "TCP [2001:db8:1234:5678:9abc:def0:1234:5678]:65535"
 
 
 def _keys(table):
-    return [tv.service_label(s.key) for s, _ in table]
-
-
-def test_filter_by_service_and_protocol():
-    key = FIXED_TABLE[1][0].key
-    assert tv.filter_table(FIXED_TABLE, key=key) == [FIXED_TABLE[1]]
-    assert _keys(tv.filter_table(FIXED_TABLE, protocol="tcp")) == [
-        "TCP 192.0.2.10:80", "TCP [2001:db8:1234:5678:9abc:def0:1234:5678]:65535"]
-    assert _keys(tv.filter_table(FIXED_TABLE, protocol="fwmark")) == ["FWM 4294967295 IPv6"]
-    assert _keys(tv.filter_table(FIXED_TABLE, protocol="sctp")) == ["SCTP 192.0.2.11:3868"]
-
-
-def test_filter_by_address_matches_virtual_or_real_server():
-    # a virtual address: the service with all its real servers
-    (svc, dests), = tv.filter_table(FIXED_TABLE, address="192.0.2.10")
-    assert len(dests) == 3
-    # a real server: its services, with only that real server
-    (svc, dests), = tv.filter_table(FIXED_TABLE, address="198.51.100.2")
-    assert svc.key.addr == "192.0.2.10" and [d.addr for d in dests] == ["198.51.100.2"]
-    addr = tv.normalize_address("[2001:DB8:0:0::2]")
-    assert addr == "2001:db8::2"
-    assert _keys(tv.filter_table(FIXED_TABLE, address=addr)) == ["FWM 4294967295 IPv6"]
-    assert tv.filter_table(FIXED_TABLE, address="203.0.113.99") == []
-    with pytest.raises(ValueError):
-        tv.normalize_address("example.com")
+    return [labels.service_label(s.key) for s, _ in table]
 
 
 # --------------------------------------------------------------------------
@@ -306,7 +278,7 @@ def test_filter_by_address_matches_virtual_or_real_server():
 def test_watch_rates_are_the_kernels_estimates_busiest_first():
     rows = _watch_rows()
     # by connections per second, then bytes per second
-    assert [tv.service_label(r.service.key) for r in rows] == [
+    assert [labels.service_label(r.service.key) for r in rows] == [
         "TCP [2001:db8:1234:5678:9abc:def0:1234:5678]:65535", "TCP 192.0.2.10:80",
         "UDP 192.0.2.53:53", "FWM 4294967295 IPv6", "SCTP 192.0.2.11:3868"]
     tcp = rows[1]
@@ -466,7 +438,7 @@ class FakeBackend:
 
 @pytest.fixture
 def fake(monkeypatch):
-    from ipvsctl import cli
+    from ipvsctl import session
 
     state = {"netns": [], "backend": FakeBackend(FIXED_TABLE)}
 
@@ -474,23 +446,21 @@ def fake(monkeypatch):
         state["netns"].append(netns)
         return state["backend"]
 
-    monkeypatch.setattr(cli, "open_backend", open_backend)
+    monkeypatch.setattr(session, "open_backend", open_backend)
     return state
 
 
 def invoke(*args):
-    from ipvsctl.app import cli
+    from ipvsctl.commands.group import group as cli
 
     return CliRunner().invoke(cli, list(args), prog_name="ipvsctl", catch_exceptions=False)
 
 
 def test_list_command_plain_output_in_a_pipe(fake):
-    from ipvsctl.render.json import read_table
-
     r = invoke("list", "--width", "120")
     assert r.exit_code == 0, r.output
     # in ipvsadm's order: fwmark 4294967295 first (ipvsadm's comparator wraps)
-    in_order = read_table(FakeBackend(FIXED_TABLE))
+    in_order = listing.table(FakeBackend(FIXED_TABLE))
     assert in_order[0][0].key.fwmark == 4294967295
     assert r.output == tv.render_text(in_order, 120)
     assert fake["netns"] == [None] and fake["backend"].closed
@@ -523,8 +493,8 @@ def test_list_errors(fake):
 
 
 def test_netns_reaches_the_backend_and_missing_netns_is_clear(fake, monkeypatch):
-    from ipvsctl import cli
-    from ipvsctl.app import run_app
+    from ipvsctl import session
+    from ipvsctl.commands.group import run_app
 
     invoke("list", "--netns", "blue")
     invoke("watch", "--once", "--interval", "0.1", "--netns", "green")
@@ -534,7 +504,7 @@ def test_netns_reaches_the_backend_and_missing_netns_is_clear(fake, monkeypatch)
         raise FileNotFoundError(errno.ENOENT, f"network namespace {netns!r} not found",
                                 f"/run/netns/{netns}")
 
-    monkeypatch.setattr(cli, "open_backend", missing)
+    monkeypatch.setattr(session, "open_backend", missing)
     for sub in (["list"], ["watch", "--once"], ["restore", "--json", os.devnull]):
         import contextlib
         import io
@@ -595,8 +565,8 @@ def _complete(words: str, cword: int) -> list[str]:
 def test_completion_covers_every_subcommand():
     """`ipvsctl <TAB>` offers every subcommand (ls is list's alias) and
     help; `ipvsctl help <TAB>` the subcommands; each one's options complete."""
-    from ipvsctl.app import cli
-    from ipvsctl.cli import SUBCOMMANDS
+    from ipvsctl.commands.group import group as cli
+    from ipvsctl.commands import SUBCOMMANDS
 
     offered = {x.split(",", 1)[1] for x in _complete("ipvsctl ", 1)}
     assert offered == set(SUBCOMMANDS) - {"ls"} | {"help"}

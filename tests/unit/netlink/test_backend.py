@@ -1,6 +1,6 @@
 """Reads that are never silently torn, without a kernel (issue 13, item 1).
 
-A fake IPVS (fake_netlink_ipvs.py) dumps positionally like the kernel, and the tests
+A fake IPVS (support/fake_ipvs.py) dumps positionally like the kernel, and the tests
 change its table between two parts of a dump, as another process would.
 The kernel tier (tests/kernel/test_torn_dumps.py) does the same with real
 writers on a real kernel.
@@ -9,12 +9,12 @@ writers on a real kernel.
 from __future__ import annotations
 
 import pytest
-from fake_netlink_ipvs import Table, backend_over
+from support.fake_ipvs import Table, backend_over
 
 from ipvsctl.backend import KernelError
-from ipvsctl.model import AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, Destination, DestinationRows, Service, ServiceKey
+from ipvsctl.model import AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, Destination, Service, ServiceKey
+from ipvsctl.netlink.rows import DestinationRows
 from ipvsctl.netlink import consistency
-from ipvsctl.netlink import transport as T
 from ipvsctl.netlink.backend import READ_RETRIES, InconsistentRead
 
 BIG = ServiceKey(AF_INET, IPPROTO_TCP, "10.0.0.1", 80)
@@ -300,14 +300,14 @@ def test_services_cover_what_both_snapshots_hold():
 @pytest.mark.parametrize("parts, one_pass", [
     ([], True),  # nothing at all
     ([2000], True),  # room for one more in the smallest part there is
-    ([T.DUMP_PART_FLOOR - 420], False),  # maybe a full NLMSG_GOODSIZE part
-    ([T.GOODSIZE_CEILING], False),  # the same
-    ([T.GOODSIZE_CEILING + 4], True),  # bigger than any NLMSG_GOODSIZE: the big room, not full
-    ([T.LARGE_PART_FLOOR - 400], False),  # maybe a full big part
+    ([consistency.DUMP_PART_FLOOR - 420], False),  # maybe a full NLMSG_GOODSIZE part
+    ([consistency.GOODSIZE_CEILING], False),  # the same
+    ([consistency.GOODSIZE_CEILING + 4], True),  # bigger than any NLMSG_GOODSIZE: the big room, not full
+    ([consistency.LARGE_PART_FLOOR - 400], False),  # maybe a full big part
     ([800, 800], False),  # two parts: two passes
 ])
 def test_dump_shape(parts, one_pass):
-    s = T.DumpShape()
+    s = consistency.DumpShape()
     for nbytes in parts:
         s.part(nbytes, 400)
     assert s.one_pass is one_pass
@@ -322,31 +322,32 @@ def test_a_read_refused_says_why_in_every_surface():
 
 
 def test_service_family_is_read_in_place_and_decoded_otherwise():
-    from test_codec import kernel_service_entry
+    from support.kernel_entries import kernel_service_entry
 
-    from ipvsctl.netlink import codec
+    from ipvsctl.netlink import decode, wire
     from ipvsctl.netlink import constants as C
 
     for key in (BIG, BIG6, ServiceKey(AF_INET6, fwmark=7)):
-        assert codec.service_family(kernel_service_entry(Service(key))) == key.af
+        assert decode.service_family(kernel_service_entry(Service(key))) == key.af
     # The family not first in the nest (another kernel's order): decoded.
     entry = kernel_service_entry(Service(BIG6))
-    nest = codec.nest(C.IPVS_CMD_ATTR_SERVICE, *reversed(list(_attrs(entry))))
-    assert codec.service_family(entry[:4] + nest) == AF_INET6
+    nest = wire.nest(C.IPVS_CMD_ATTR_SERVICE, *reversed(list(_attrs(entry))))
+    assert decode.service_family(entry[:4] + nest) == AF_INET6
 
 
 def _attrs(entry: bytes):
-    from ipvsctl.netlink import codec
+    from ipvsctl.netlink import wire
 
-    for _t, a, b in codec.attrs(entry, 8, len(entry)):
+    for _t, a, b in wire.attrs(entry, 8, len(entry)):
         yield entry[a - 4:b + (-b % 4)]
 
 
-@pytest.mark.parametrize("argv", [["-Ln"], ["-Sn"], ["-Ln", "--json"], ["-Ln", "--stats"]])
+@pytest.mark.parametrize("argv", [["-Ln"], ["-Sn"], ["-Ln", "--json"], ["-Ln", "--stats"],
+                                  ["-Ln", "-t", "10.0.0.1:80"], ["-Ln", "-t", "10.0.0.1:80", "--json"]])
 def test_a_table_that_keeps_changing_is_refused_on_the_command_line(argv):
     import io
 
-    from ipvsctl import cli
+    from ipvsctl import cli, session
 
     t = table_with()
     state = {"present": False}
@@ -360,11 +361,11 @@ def test_a_table_that_keeps_changing_is_refused_on_the_command_line(argv):
 
     backend, _, _ = backend_over(t, between_parts=toggle)
     out, err = io.StringIO(), io.StringIO()
-    real, cli.open_backend = cli.open_backend, lambda netns: backend
+    real, session.open_backend = session.open_backend, lambda netns: backend
     try:
         status = cli.run_compat(argv, io.StringIO(), out, err)
     finally:
-        cli.open_backend = real
+        session.open_backend = real
     assert status == 1
     assert err.getvalue() == "The IPVS table kept changing while it was read: no consistent listing could be made; try again\n"
     assert "10.1.0." not in out.getvalue()  # no table that never existed

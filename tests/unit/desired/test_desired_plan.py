@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from fakeipvs import FakeIPVS
+from support.fake_ipvs import MemoryIPVS
 
 from ipvsctl import model as m
 from ipvsctl.desired import plan as P
@@ -233,7 +233,7 @@ def test_applying_the_plan_converges_and_a_second_plan_is_empty(seed):
     rng = random.Random(seed)
     live, desired = _random_table(rng), _random_table(rng)
     prune = rng.random() < 0.5
-    kernel = FakeIPVS(live)
+    kernel = MemoryIPVS(live)
     p = P.plan(desired, kernel.table(), prune=prune)
     errors = kernel.apply_many([s.request() for s in p.steps])
     assert errors == {}

@@ -33,10 +33,10 @@ SERVICES, DESTS = 1500, 10  # -Ln is ~1 MB: far more than a pipe holds
 
 CHILD = r"""
 import os, sys
-sys.path[:0] = [os.environ["T_UNIT"], os.environ["T_ROOT"]]
-from fakeipvs import FakeIPVS
+sys.path[:0] = [os.environ["T_TESTS"], os.environ["T_ROOT"]]
+from support.fake_ipvs import MemoryIPVS
 import errno
-from ipvsctl import cli, model as m, schedulers
+from ipvsctl import cli, model as m, schedulers, session
 from ipvsctl.backend import KernelError
 
 S, D = int(os.environ["T_SERVICES"]), int(os.environ["T_DESTS"])
@@ -52,11 +52,11 @@ def table():
     return out
 
 
-# FakeIPVS, with the reads the listings make and a note of how far the
+# MemoryIPVS, with the reads the listings make and a note of how far the
 # changes got (in a file: the process may die of SIGPIPE).
 class Kernel:
     def __init__(self, entries):
-        self.k = FakeIPVS(entries)
+        self.k = MemoryIPVS(entries)
 
     def info(self):
         return m.Info(0x010201, 4096)
@@ -106,10 +106,10 @@ class Kernel:
 
 
 k = Kernel(table())
-cli.open_backend = lambda netns=None: k
+session.open_backend = lambda netns=None: k
 from ipvsctl import conns  # `conns` reads the connection file itself
 
-conns.CONN_FILE = os.environ["T_CONN"]
+conns.IP_VS_CONN_FILE = os.environ["T_CONN"]
 schedulers.check = lambda kind, name, probe: (schedulers.AVAILABLE, "loaded")
 sys.argv[0] = "ipvsctl"
 cli.main()
@@ -145,7 +145,7 @@ def run(files, argv: list[str], redirect: str, stdin: str = "< /dev/null"):
     is ipvsctl's); returns (status, stderr, requests the kernel got)."""
     sent = files / "sent"
     sent.write_text("0")
-    env = dict(os.environ, T_UNIT=str(UNIT), T_ROOT=str(ROOT), T_SERVICES=str(SERVICES),
+    env = dict(os.environ, T_TESTS=str(UNIT.parent), T_ROOT=str(ROOT), T_SERVICES=str(SERVICES),
                T_DESTS=str(DESTS), T_SENT=str(sent), T_CONN=str(files / "ip_vs_conn"), IPVSCTL_LOCK_DIR=str(files / "locks"),
                COLUMNS="100")
     env.pop("PYTHONUNBUFFERED", None)  # as users run it: buffered
@@ -262,7 +262,7 @@ def test_a_metrics_server_outlives_a_client_that_leaves_mid_answer(files):
     import socket
     import time
 
-    env = dict(os.environ, T_UNIT=str(UNIT), T_ROOT=str(ROOT), T_SERVICES=str(SERVICES),
+    env = dict(os.environ, T_TESTS=str(UNIT.parent), T_ROOT=str(ROOT), T_SERVICES=str(SERVICES),
                T_DESTS=str(DESTS), T_SENT=str(files / "sent"), T_CONN=str(files / "ip_vs_conn"))
     proc = subprocess.Popen([sys.executable, str(files / "child.py"), "metrics", "--listen",
                              "127.0.0.1:0"], env=env, stdin=subprocess.DEVNULL,

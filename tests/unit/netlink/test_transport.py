@@ -13,111 +13,31 @@ errors back to request indices, dumps and their draining, family resolution.
 from __future__ import annotations
 
 import errno
-import socket
-import struct
-from collections import deque
+import signal
 
+import _signal
 import pytest
 
 from ipvsctl.backend import OP_ADD_DEST, OP_DEL_SERVICE, KernelError, Request
 from ipvsctl.model import AF_INET, IPPROTO_TCP, Daemon, Destination, Service, ServiceKey
-from ipvsctl.netlink import codec
+from ipvsctl.netlink import decode, encode, wire
+from ipvsctl.netlink.codec import Codec
 from ipvsctl.netlink import constants as C
+from ipvsctl.netlink import netns
 from ipvsctl.netlink import transport as T
 from ipvsctl.netlink.backend import NetlinkBackend
+from support.fake_ipvs import KernelSocket, ScriptedKernel, Table, backend_over, error_report, transport
+from support.kernel_entries import FAMILY
 
-FAMILY = 0x22
-PORTID = 4242
-
-
-def nlmsg(mtype: int, flags: int, seq: int, body: bytes) -> bytes:
-    return codec.NLMSGHDR.pack(16 + len(body), mtype, flags, seq, PORTID) + body
-
-
-def error_report(req_hdr: bytes, err: int) -> bytes:
-    _len, _type, _flags, seq, _pid = codec.NLMSGHDR.unpack_from(req_hdr)
-    return nlmsg(C.NLMSG_ERROR, C.NLM_F_CAPPED if err == 0 else 0, seq, struct.pack("=i", err) + req_hdr[:16])
-
-
-class FakeKernel:
-    """A socket whose 'kernel' answers each request with ``handler``.
-
-    ``handler(cmd, msg_bytes) -> (errno, [reply payloads])``.
-    """
-
-    def __init__(self, handler=None, rcvbuf: int = 1 << 24, sndbuf: int = 1 << 23):
-        self.handler = handler or (lambda cmd, msg: (0, []))
-        self.queue: deque[bytes] = deque()
-        self.sent: list[bytes] = []  # every send, as given
-        self.rcvbuf, self.sndbuf = rcvbuf, sndbuf
-        self.overrun = False
-        self.closed = False
-
-    # socket API used by Transport
-    def getsockopt(self, level, opt):
-        return {C.SO_RCVBUF: self.rcvbuf, C.SO_SNDBUF: self.sndbuf}[opt]
-
-    def send(self, buf) -> int:
-        buf = bytes(buf)
-        assert len(buf) <= self.sndbuf - 32, "netlink_sendmsg would refuse this (EMSGSIZE)"
-        self.sent.append(buf)
-        for mtype, mflags, seq, payload in codec.iter_messages(buf):
-            assert mflags & C.NLM_F_REQUEST
-            hdr = codec.NLMSGHDR.pack(16 + len(payload), mtype, mflags, seq, 0)
-            msg = hdr + bytes(payload)
-            if mtype < C.NLMSG_MIN_TYPE:  # control message: acked, never handled
-                if mflags & C.NLM_F_ACK:
-                    self.queue.append(error_report(hdr, 0))
-                continue
-            if mflags & C.NLM_F_DUMP == C.NLM_F_DUMP:
-                self.dump_reply(seq, msg)
-                continue
-            err, replies = self.handler(payload[0], msg)
-            for r in replies:
-                self.queue.append(nlmsg(FAMILY, 0, seq, r))
-            if err == errno.EINTR:
-                continue  # netlink_rcv_skb: "goto skip", no ACK, no report
-            if err or mflags & C.NLM_F_ACK:
-                self.queue.append(error_report(hdr, -err))
-        return len(buf)
-
-    def dump_reply(self, seq: int, msg: bytes) -> None:
-        err, entries, intr = self.handler("dump", msg)
-        if err:
-            self.queue.append(error_report(msg[:16], -err))
-            return
-        flags = C.NLM_F_MULTI | (C.NLM_F_DUMP_INTR if intr else 0)
-        # Two entries per datagram, like a kernel filling an skb.
-        for i in range(0, len(entries), 2):
-            self.queue.append(b"".join(nlmsg(FAMILY, flags, seq, e) for e in entries[i : i + 2]))
-        self.queue.append(nlmsg(C.NLMSG_DONE, flags, seq, struct.pack("=i", 0)))
-
-    def recv_into(self, buf, nbytes=0, flags=0) -> int:
-        if self.overrun:
-            self.overrun = False
-            raise OSError(errno.ENOBUFS, "No buffer space available")
-        if not self.queue:
-            raise AssertionError("recv on an empty socket would block forever")
-        data = self.queue.popleft()
-        n = min(len(data), len(buf))
-        buf[:n] = data[:n]
-        return len(data) if flags & socket.MSG_TRUNC else n
-
-    def close(self):
-        self.closed = True
-
-
-def transport(kernel: FakeKernel, **kw) -> T.Transport:
-    return T.Transport(sock=kernel, family=FAMILY, **kw)
-
+CODEC = Codec()  # one backend's memos (learned layouts), shared as a dump's entries share them
 
 def msg_seq_flags(raw: bytes):
     """(flags, seq) of the real requests in one send (the barrier left out)."""
-    return [(f, s) for t, f, s, _p in codec.iter_messages(raw) if t != C.NLMSG_NOOP]
+    return [(f, s) for t, f, s, _p in wire.iter_messages(raw) if t != C.NLMSG_NOOP]
 
 
 def ends_with_barrier(raw: bytes) -> bool:
-    *_, (t, f, _s, p) = codec.iter_messages(raw)
+    *_, (t, f, _s, p) = wire.iter_messages(raw)
     return t == C.NLMSG_NOOP and f == C.NLM_F_REQUEST | C.NLM_F_ACK and len(p) == 0
 
 
@@ -126,14 +46,14 @@ KEY = ServiceKey(AF_INET, IPPROTO_TCP, "10.0.0.1", 80)
 
 def dest_msgs(n: int) -> list[bytes]:
     return [
-        codec.encode_new_dest(FAMILY, KEY, Destination(AF_INET, f"10.1.{i // 250}.{i % 250 + 1}", 80))
+        encode.encode_new_dest(FAMILY, KEY, Destination(AF_INET, f"10.1.{i // 250}.{i % 250 + 1}", 80))
         for i in range(n)
     ]
 
 
 def dest_index(msg: bytes) -> int:
     """Which of dest_msgs() a message is (from its address)."""
-    d = codec.decode_dest(msg[16:])
+    d = CODEC.dest(msg[16:])
     _, _, a, b = map(int, d.addr.split("."))
     return a * 250 + b - 1
 
@@ -145,7 +65,7 @@ def dest_index(msg: bytes) -> int:
 
 def test_batch_maps_errors_to_request_indices_across_windows():
     failing = {0, 3, 4, 99, 100, 101, 250, 999}
-    k = FakeKernel(lambda cmd, msg: (errno.EEXIST if dest_index(msg) in failing else 0, []))
+    k = ScriptedKernel(lambda cmd, msg: (errno.EEXIST if dest_index(msg) in failing else 0, []))
     t = transport(k, window_msgs=100)
     errs = t.batch(dest_msgs(1000))
     assert errs == {i: errno.EEXIST for i in failing}
@@ -153,7 +73,7 @@ def test_batch_maps_errors_to_request_indices_across_windows():
 
 
 def test_batch_windows_end_with_a_barrier_and_ask_no_other_ack():
-    k = FakeKernel()
+    k = ScriptedKernel()
     t = transport(k, window_msgs=7)
     assert t.batch(dest_msgs(20)) == {}
     sizes = []
@@ -174,16 +94,16 @@ def test_a_request_the_kernel_never_acks_does_not_hang():
     # A handler returning -EINTR gets no ACK and no error report (the kernel
     # does that for a sync daemon stopped before its thread ran): it is a
     # success, and the barrier still ends the exchange.
-    k = FakeKernel(lambda cmd, msg: (errno.EINTR, []))
+    k = ScriptedKernel(lambda cmd, msg: (errno.EINTR, []))
     t = transport(k, window_msgs=3)
     assert t.batch(dest_msgs(6)) == {}
-    assert t.request(codec.encode_del_daemon(FAMILY, Daemon(1)), "stop_daemon") == []
+    assert t.request(encode.encode_del_daemon(FAMILY, Daemon(1)), "stop_daemon") == []
     assert not k.queue
 
 
 def test_batch_windows_are_bounded_in_bytes():
     msgs = dest_msgs(50)
-    k = FakeKernel()
+    k = ScriptedKernel()
     t = transport(k, window_bytes=len(msgs[0]) * 8 + 10)
     t.batch(msgs)
     assert [len(msg_seq_flags(raw)) for raw in k.sent] == [7] * 7 + [1]
@@ -192,34 +112,34 @@ def test_batch_windows_are_bounded_in_bytes():
 
 def test_window_follows_the_receive_buffer():
     # Even a window where every request fails must fit its error reports.
-    t = transport(FakeKernel(rcvbuf=100 * T.ERROR_REPORT_COST), window_msgs=5000)
+    t = transport(ScriptedKernel(rcvbuf=100 * T.ERROR_REPORT_COST), window_msgs=5000)
     assert t.window_msgs == 100
-    t = transport(FakeKernel(sndbuf=10_000), window_bytes=1 << 20)
+    t = transport(ScriptedKernel(sndbuf=10_000), window_bytes=1 << 20)
     assert t.window_bytes < 10_000 - 32
 
 
 def test_every_request_failing_is_reported():
-    k = FakeKernel(lambda cmd, msg: (errno.ESRCH, []))
+    k = ScriptedKernel(lambda cmd, msg: (errno.ESRCH, []))
     t = transport(k, window_msgs=64)
     assert t.batch(dest_msgs(300)) == {i: errno.ESRCH for i in range(300)}
 
 
 def test_failure_of_the_last_message_of_a_window_is_reported():
-    k = FakeKernel(lambda cmd, msg: (errno.ENOENT if dest_index(msg) == 9 else 0, []))
+    k = ScriptedKernel(lambda cmd, msg: (errno.ENOENT if dest_index(msg) == 9 else 0, []))
     t = transport(k, window_msgs=10)
     assert t.batch(dest_msgs(20)) == {9: errno.ENOENT}
 
 
 def test_stale_reports_are_ignored():
-    k = FakeKernel(lambda cmd, msg: (errno.EEXIST if dest_index(msg) == 1 else 0, []))
+    k = ScriptedKernel(lambda cmd, msg: (errno.EEXIST if dest_index(msg) == 1 else 0, []))
     t = transport(k)
     # A report left over from an earlier exchange, with a foreign seq.
-    k.queue.append(error_report(codec.NLMSGHDR.pack(36, FAMILY, 1, 999_999, 0), -errno.EINVAL))
+    k.queue.append(error_report(wire.NLMSGHDR.pack(36, FAMILY, 1, 999_999, 0), -errno.EINVAL))
     assert t.batch(dest_msgs(3)) == {1: errno.EEXIST}
 
 
 def test_sequence_numbers_wrap():
-    k = FakeKernel(lambda cmd, msg: (errno.EEXIST if dest_index(msg) in (1, 3) else 0, []))
+    k = ScriptedKernel(lambda cmd, msg: (errno.EEXIST if dest_index(msg) in (1, 3) else 0, []))
     t = transport(k, window_msgs=2)
     t._seq = 0xFFFFFFFF - 2
     assert t.batch(dest_msgs(6)) == {1: errno.EEXIST, 3: errno.EEXIST}
@@ -231,11 +151,11 @@ def test_lost_reports_are_not_guessed():
     def handler(cmd, msg):
         return errno.EEXIST if dest_index(msg) in (2, 7) else 0, []
 
-    k = FakeKernel(handler)
+    k = ScriptedKernel(handler)
     fresh = []
 
     def new_socket():  # what the transport opens in place of the overrun one
-        fresh.append(FakeKernel(handler))
+        fresh.append(ScriptedKernel(handler))
         return fresh[-1]
 
     t = transport(k, window_msgs=5, sock_factory=new_socket)
@@ -247,7 +167,7 @@ def test_lost_reports_are_not_guessed():
 
 
 def test_empty_batch_sends_nothing():
-    k = FakeKernel()
+    k = ScriptedKernel()
     assert transport(k).batch([]) == {}
     assert k.sent == []
 
@@ -260,15 +180,15 @@ def test_empty_batch_sends_nothing():
 def test_request_returns_replies_and_raises_kernel_errors():
     def handler(cmd, msg):
         if cmd == C.IPVS_CMD_GET_INFO:
-            return 0, [b"\x0e\x01\x00\x00" + codec.nla_u32(1, 0x010201) + codec.nla_u32(2, 4096)]
+            return 0, [b"\x0e\x01\x00\x00" + wire.nla_u32(1, 0x010201) + wire.nla_u32(2, 4096)]
         return errno.ESRCH, []
 
-    k = FakeKernel(handler)
+    k = ScriptedKernel(handler)
     t = transport(k)
-    (reply,) = t.request(codec.encode_get_info(FAMILY), "get_info")
-    assert codec.decode_info(reply).conn_tab_size == 4096
+    (reply,) = t.request(encode.encode_get_info(FAMILY), "get_info")
+    assert decode.decode_info(reply).conn_tab_size == 4096
     with pytest.raises(KernelError) as e:
-        t.request(codec.encode_del_service(FAMILY, KEY), OP_DEL_SERVICE)
+        t.request(encode.encode_del_service(FAMILY, KEY), OP_DEL_SERVICE)
     assert (e.value.errno, e.value.op) == (errno.ESRCH, OP_DEL_SERVICE)
     # Each request went alone, without NLM_F_ACK, followed by a barrier.
     flags_seqs = [msg_seq_flags(raw)[0] for raw in k.sent]
@@ -278,13 +198,13 @@ def test_request_returns_replies_and_raises_kernel_errors():
 
 
 def entries(n: int) -> list[bytes]:
-    return [b"\x05\x01\x00\x00" + codec.nla_u32(99, i) for i in range(n)]
+    return [b"\x05\x01\x00\x00" + wire.nla_u32(99, i) for i in range(n)]
 
 
 def test_dump_yields_every_entry_over_several_datagrams():
-    k = FakeKernel(lambda cmd, msg: (0, entries(5), False))
+    k = ScriptedKernel(lambda cmd, msg: (0, entries(5), False))
     t = transport(k)
-    got = [bytes(p) for p in t.dump(codec.encode_dump_services(FAMILY))]
+    got = [bytes(p) for p in t.dump(encode.encode_dump_services(FAMILY))]
     assert got == entries(5)
     ((flags, _),) = msg_seq_flags(k.sent[0])
     assert flags == C.NLM_F_REQUEST | C.NLM_F_DUMP
@@ -292,28 +212,28 @@ def test_dump_yields_every_entry_over_several_datagrams():
 
 
 def test_interrupted_dump_is_read_to_its_end_then_reported():
-    k = FakeKernel(lambda cmd, msg: (0, entries(5), True))
+    k = ScriptedKernel(lambda cmd, msg: (0, entries(5), True))
     t = transport(k)
     got = []
     with pytest.raises(T.DumpInterrupted):
-        for p in t.dump(codec.encode_dump_services(FAMILY), "get_services"):
+        for p in t.dump(encode.encode_dump_services(FAMILY), "get_services"):
             got.append(p)
     assert len(got) == 5 and not k.queue
 
 
 def test_abandoned_dump_is_drained():
-    k = FakeKernel(lambda cmd, msg: (0, entries(9), False))
+    k = ScriptedKernel(lambda cmd, msg: (0, entries(9), False))
     t = transport(k)
-    it = t.dump(codec.encode_dump_services(FAMILY))
+    it = t.dump(encode.encode_dump_services(FAMILY))
     next(it)
     it.close()
     assert not k.queue
 
 
 def test_dump_errors_are_raised():
-    k = FakeKernel(lambda cmd, msg: (errno.EPERM, [], False))
+    k = ScriptedKernel(lambda cmd, msg: (errno.EPERM, [], False))
     with pytest.raises(KernelError) as e:
-        list(transport(k).dump(codec.encode_dump_services(FAMILY), "get_services"))
+        list(transport(k).dump(encode.encode_dump_services(FAMILY), "get_services"))
     assert (e.value.errno, e.value.op) == (errno.EPERM, "get_services")
 
 
@@ -323,16 +243,16 @@ def test_dump_errors_are_raised():
 
 
 def family_reply(fid: int) -> bytes:
-    return bytes([C.CTRL_CMD_NEWFAMILY, 2, 0, 0]) + codec.nla_u16(C.CTRL_ATTR_FAMILY_ID, fid)
+    return bytes([C.CTRL_CMD_NEWFAMILY, 2, 0, 0]) + wire.nla_u16(C.CTRL_ATTR_FAMILY_ID, fid)
 
 
 def test_family_is_resolved_once_per_namespace(monkeypatch):
     monkeypatch.setattr(T, "_FAMILY_IDS", {})
-    k = FakeKernel(lambda cmd, msg: (0, [family_reply(0x33)]))
+    k = ScriptedKernel(lambda cmd, msg: (0, [family_reply(0x33)]))
     assert T.Transport(sock=k).family == 0x33
-    assert T.Transport(sock=FakeKernel()).family == 0x33  # cached: no request
+    assert T.Transport(sock=ScriptedKernel()).family == 0x33  # cached: no request
     assert len(k.sent) == 1
-    ((mtype, _f, _s, p), _barrier) = list(codec.iter_messages(k.sent[0]))
+    ((mtype, _f, _s, p), _barrier) = list(wire.iter_messages(k.sent[0]))
     assert mtype == C.GENL_ID_CTRL and p[0] == C.CTRL_CMD_GETFAMILY
 
 
@@ -340,13 +260,13 @@ def test_missing_ipvs_tries_modprobe_once_then_says_unavailable(monkeypatch, moc
     monkeypatch.setattr(T, "_FAMILY_IDS", {})
     monkeypatch.setattr(T, "_MODPROBE_TRIED", False)
     run = mocker.patch("subprocess.run")
-    k = FakeKernel(lambda cmd, msg: (errno.ENOENT, []))
+    k = ScriptedKernel(lambda cmd, msg: (errno.ENOENT, []))
     with pytest.raises(T.IPVSUnavailable) as e:
         T.Transport(sock=k)
     assert e.value.errno == errno.ENOPROTOOPT and isinstance(e.value, KernelError)
     assert len(k.sent) == 2 and k.closed
     with pytest.raises(T.IPVSUnavailable):
-        T.Transport(sock=FakeKernel(lambda cmd, msg: (errno.ENOENT, [])))
+        T.Transport(sock=ScriptedKernel(lambda cmd, msg: (errno.ENOENT, [])))
     assert run.call_count <= 1
     if run.call_count:
         assert run.call_args.args[0][1:] == ["-q", "ip_vs"]
@@ -357,17 +277,17 @@ def test_modprobe_that_loads_ipvs_is_followed_by_a_retry(monkeypatch, mocker):
     monkeypatch.setattr(T, "_MODPROBE_TRIED", False)
     answers = iter([(errno.ENOENT, []), (0, [family_reply(0x2B)])])
     mocker.patch("subprocess.run")
-    assert T.Transport(sock=FakeKernel(lambda cmd, msg: next(answers))).family == 0x2B
+    assert T.Transport(sock=ScriptedKernel(lambda cmd, msg: next(answers))).family == 0x2B
 
 
 def test_missing_namespace_is_a_clear_error():
-    with pytest.raises(T.NetnsNotFound) as e:
+    with pytest.raises(netns.NetnsNotFound) as e:
         T.Transport("ipvsctl-no-such-namespace-xyz")
     assert isinstance(e.value, FileNotFoundError)
     assert e.value.name == "ipvsctl-no-such-namespace-xyz"
     assert "ipvsctl-no-such-namespace-xyz" in str(e.value)
-    assert T.netns_path("blue") == "/run/netns/blue"
-    assert T.netns_path("/proc/1/ns/net") == "/proc/1/ns/net"
+    assert netns.netns_path("blue") == "/run/netns/blue"
+    assert netns.netns_path("/proc/1/ns/net") == "/proc/1/ns/net"
 
 
 # ---------------------------------------------------------------------------
@@ -377,7 +297,7 @@ def test_missing_namespace_is_a_clear_error():
 
 def test_apply_many_reports_kernel_errors_with_the_request_op():
     failing = {2, 5}
-    k = FakeKernel(lambda cmd, msg: (errno.EEXIST if cmd == C.IPVS_CMD_NEW_DEST and dest_index(msg) in failing else 0, []))
+    k = ScriptedKernel(lambda cmd, msg: (errno.EEXIST if cmd == C.IPVS_CMD_NEW_DEST and dest_index(msg) in failing else 0, []))
     b = NetlinkBackend(transport=transport(k, window_msgs=3))
     reqs = [Request(OP_ADD_DEST, KEY, Destination(AF_INET, f"10.1.0.{i + 1}", 80)) for i in range(8)]
     errs = b.apply_many(iter(reqs))
@@ -386,7 +306,7 @@ def test_apply_many_reports_kernel_errors_with_the_request_op():
 
 
 def test_apply_many_sends_nothing_when_a_request_is_malformed():
-    k = FakeKernel()
+    k = ScriptedKernel()
     b = NetlinkBackend(transport=transport(k))
     reqs = [
         Request("add_service", Service(KEY)),
@@ -411,3 +331,28 @@ def test_the_netlink_backend_imports_nothing_heavy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""
+
+
+def test_signals_are_blocked_while_a_window_is_sent():
+    """So that no kernel call sees a signal pending, and the window is whole."""
+    from support.signalling import lines
+
+    seen = []
+
+    class Watching(KernelSocket):
+        def send(self, buf):
+            seen.append(signal.SIGTERM in _signal.pthread_sigmask(_signal.SIG_BLOCK, []))
+            return KernelSocket.send(self, buf)
+
+    table = Table()
+    backend, _, _ = backend_over(table)
+    backend._t.sock = Watching(table)
+    from ipvsctl.fastline import request
+
+    batch = backend.batch()
+    for line in lines(1200):
+        batch.add(request(line.split()))
+    assert batch.send(0, 600, lambda: False) == ({}, 600)
+    assert batch.send(600, 1200) == ({}, 1200)  # nobody to stop: nothing blocked
+    assert seen == [True, True, False, False]
+    assert signal.SIGTERM not in _signal.pthread_sigmask(_signal.SIG_BLOCK, [])  # unblocked after

@@ -112,7 +112,7 @@ class FakeBackend:
 
 @pytest.fixture
 def fake(monkeypatch):
-    from ipvsctl import cli
+    from ipvsctl import session
 
     state = {"backend": FakeBackend(), "netns": []}
 
@@ -120,7 +120,7 @@ def fake(monkeypatch):
         state["netns"].append(netns)
         return state["backend"]
 
-    monkeypatch.setattr(cli, "open_backend", open_backend)
+    monkeypatch.setattr(session, "open_backend", open_backend)
     # The host running the unit tests may have no IPVS modules at all: every
     # scheduler is taken as there (tests/unit/test_schedulers.py and the
     # kernel tier test the check itself).
@@ -139,7 +139,7 @@ def compat(*args, stdin: str = ""):
 
 
 def app(*args, stdin: str = ""):
-    from ipvsctl.app import run_app
+    from ipvsctl.commands.group import run_app
 
     out, err = io.StringIO(), io.StringIO()
     import sys

@@ -12,14 +12,14 @@ import pytest
 
 WATCH_CHILD = r"""
 import os, sys
-sys.path[:0] = [os.environ["T_UNIT"], os.environ["T_ROOT"]]
-from fakeipvs import FakeIPVS
-from ipvsctl import cli, model as m
+sys.path[:0] = [os.environ["T_TESTS"], os.environ["T_ROOT"]]
+from support.fake_ipvs import MemoryIPVS
+from ipvsctl import cli, model as m, session
 
 key = m.ServiceKey(m.AF_INET, m.IPPROTO_TCP, "192.0.2.1", 80)
-k = FakeIPVS([(m.Service(key, "rr"), [m.Destination(m.AF_INET, "198.51.100.1", 80, m.FWD_MASQ, 1)])])
+k = MemoryIPVS([(m.Service(key, "rr"), [m.Destination(m.AF_INET, "198.51.100.1", 80, m.FWD_MASQ, 1)])])
 k.info = lambda: m.Info(0x010201, 4096)
-cli.open_backend = lambda netns=None: k
+session.open_backend = lambda netns=None: k
 sys.argv[0] = "ipvsctl"
 cli.main(["watch", "--interval", "0.2"])
 """
@@ -40,7 +40,7 @@ def test_watch_on_a_terminal_ends_quietly_and_shows_the_cursor_again(tmp_path, s
     unit = Path(__file__).resolve().parent
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    env = dict(os.environ, T_UNIT=str(unit), T_ROOT=str(unit.parent.parent))
+    env = dict(os.environ, T_TESTS=str(unit.parent), T_ROOT=str(unit.parent.parent))
     proc = subprocess.Popen([sys.executable, "-c", WATCH_CHILD], stdin=subprocess.DEVNULL,
                             stdout=slave, stderr=subprocess.PIPE, env=env)
     os.close(slave)

@@ -1,5 +1,5 @@
 """apply above the kernel: batches, rollback from the snapshot, signals, drain
-phases, the lock.  An in-memory IPVS (fakeipvs) stands in for the kernel;
+phases, the lock.  An in-memory IPVS (support.fake_ipvs.MemoryIPVS) stands in for the kernel;
 tests/kernel/test_apply.py runs the same paths against the real one."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from fakeipvs import FakeIPVS
+from support.fake_ipvs import MemoryIPVS
 
 from ipvsctl import backend as b
 from ipvsctl import model as m
@@ -50,7 +50,7 @@ def state(kernel):
 
 
 def test_apply_converges_verifies_and_a_second_apply_sends_nothing():
-    kernel = FakeIPVS(LIVE)
+    kernel = MemoryIPVS(LIVE)
     r = A.run(kernel, desired_table(), lock=True)
     assert r.status == 0 and r.verified and r.changed and not r.failed
     assert r.requests == len(kernel.sent) == len(r.plan.steps) == 7
@@ -63,13 +63,13 @@ def test_apply_converges_verifies_and_a_second_apply_sends_nothing():
 
 
 def test_prune_within_scope():
-    kernel = FakeIPVS(LIVE)
+    kernel = MemoryIPVS(LIVE)
     r = A.run(kernel, desired_table(), prune=True, scope=Scope.parse(["192.0.2.0/24", "10.0.0.0/24"]))
     assert r.status == 0 and key(9, m.IPPROTO_UDP) not in kernel.services
 
 
 def test_a_refused_step_rolls_everything_back_to_the_snapshot():
-    kernel = FakeIPVS(LIVE)
+    kernel = MemoryIPVS(LIVE)
     before = state(kernel)
     table = desired_table()
     table[2] = (m.Service(key(3), "nosuch"), table[2][1])  # refused: unknown scheduler (ENOENT)
@@ -86,7 +86,7 @@ def test_a_refused_step_rolls_everything_back_to_the_snapshot():
 
 
 def test_no_rollback_keeps_going_and_reports_each_refusal():
-    kernel = FakeIPVS(LIVE)
+    kernel = MemoryIPVS(LIVE)
     table = desired_table()
     table[0] = (m.Service(key(1), "nosuch"), table[0][1])
     r = A.run(kernel, table, rollback=False)
@@ -97,7 +97,7 @@ def test_no_rollback_keeps_going_and_reports_each_refusal():
 
 
 def test_undo_of_a_removed_service_brings_back_its_servers():
-    kernel = FakeIPVS(LIVE)
+    kernel = MemoryIPVS(LIVE)
     before = state(kernel)
     table = desired_table()
     table.append((m.Service(key(4), "nosuch"), []))  # refused in the batch that also prunes
@@ -108,7 +108,7 @@ def test_undo_of_a_removed_service_brings_back_its_servers():
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_between_chunks_rolls_back(signum):
-    kernel = FakeIPVS(LIVE)
+    kernel = MemoryIPVS(LIVE)
     before = state(kernel)
     calls = []
     handler = signal.getsignal(signum)
@@ -127,7 +127,7 @@ def test_a_signal_between_chunks_rolls_back(signum):
 
 
 def test_a_signal_after_the_last_request_changes_nothing_more():
-    kernel = FakeIPVS(LIVE)
+    kernel = MemoryIPVS(LIVE)
     real_table = kernel.table
     reads = []
 
@@ -144,7 +144,7 @@ def test_a_signal_after_the_last_request_changes_nothing_more():
 
 
 def test_an_undo_batch_that_fails_says_the_rollback_is_incomplete():
-    kernel = FakeIPVS(LIVE)
+    kernel = MemoryIPVS(LIVE)
     real = kernel.apply_many
     calls = []
 
@@ -163,7 +163,7 @@ def test_an_undo_batch_that_fails_says_the_rollback_is_incomplete():
 
 
 def test_an_unknown_batch_outcome_is_rolled_back_too():
-    kernel = FakeIPVS(LIVE)
+    kernel = MemoryIPVS(LIVE)
     before = state(kernel)
     real = kernel.apply_many
     n = []
@@ -185,7 +185,7 @@ def test_an_unknown_batch_outcome_is_rolled_back_too():
 
 
 def test_apply_drain_zeroes_then_waits_then_removes():
-    kernel = FakeIPVS(LIVE)
+    kernel = MemoryIPVS(LIVE)
     leaving = (key(1), (m.AF_INET, "10.1.0.2", 80))
     kernel.conns[leaving] = (2, 1, 0)
     seen = []
@@ -206,7 +206,7 @@ def test_apply_drain_zeroes_then_waits_then_removes():
 
 
 def test_apply_drain_removes_at_the_timeout_and_names_what_was_left():
-    kernel = FakeIPVS(LIVE)
+    kernel = MemoryIPVS(LIVE)
     kernel.conns[(key(9, m.IPPROTO_UDP), (m.AF_INET, "10.1.0.7", 80))] = (0, 4, 1)
     t0 = time.monotonic()
     r = A.run(kernel, desired_table(), prune=True, drain=0.3, interval=0.05)
@@ -218,7 +218,7 @@ def test_apply_drain_removes_at_the_timeout_and_names_what_was_left():
 
 
 def test_a_signal_while_draining_rolls_back_but_leaves_the_draining_servers_at_weight_0():
-    kernel = FakeIPVS(LIVE)
+    kernel = MemoryIPVS(LIVE)
     leaving = (m.AF_INET, "10.1.0.2", 80)
     kernel.conns[(key(1), leaving)] = (1, 0, 0)
     before = state(kernel)
@@ -236,7 +236,7 @@ def test_a_signal_while_draining_rolls_back_but_leaves_the_draining_servers_at_w
 
 
 def test_drain_loop_states():
-    kernel = FakeIPVS(LIVE)
+    kernel = MemoryIPVS(LIVE)
     k1 = key(1)
     drains = [D.ServerDrain(k1, dest(1)), D.ServerDrain(k1, dest(2)), D.ServerDrain(key(2), dest(9))]
     kernel.dests[k1][(m.AF_INET, "10.1.0.1", 80)] = dest(1, weight=0)

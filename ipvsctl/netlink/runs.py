@@ -1,0 +1,190 @@
+"""The columnar run decoder: a received buffer of real-server entries at once.
+
+Listing a service with tens of thousands of real servers must not build an
+object per server and per counter.  The transport hands over each received
+buffer's consecutive dump entries as one "run" (whole netlink messages,
+headers included, their netlink headers already checked equal by
+``wire.same_headers``), and when every message has the layout learned from
+the first one, the whole run is read in C, with strided slices (one byte of
+every message at once):
+
+* the address's four bytes and the port's two become six byte planes;
+* the settings (forwarding method ... persistent connections, and the
+  address family) sit together in every entry: that span, attribute
+  headers included, is cut out of every message as one bytes "blob" by one
+  ``iter_unpack``; equal blobs are one dict entry, so each distinct blob is
+  checked (its attribute headers, AF_INET) and decoded once into the
+  settings tuple of ``rows.DestinationRows``, in host units (the forwarding
+  method without its flag bits, the tunnel port in host order): the model's
+  values, made here, once per distinct blob, so that nothing after the
+  decoder sees the wire's forms;
+* every other byte that fixes the layout (the genl header, the destination
+  nest header, the headers of the address, port and counter attributes) is
+  compared across all messages with one strided slice per byte.
+
+Counters are not read at all: this path serves listings that do not print
+them.  Any mismatch returns None, and the caller decodes that run entry by
+entry (``layouts.decode_dest``).  A backend keeps the layouts it learned by
+message length in its ``codec.Codec`` (``layouts``; None: learn afresh).
+"""
+
+from __future__ import annotations
+
+import struct
+from _socket import AF_INET, ntohs
+from operator import itemgetter
+
+from ipvsctl.cache import BoundedCache
+from ipvsctl.netlink import constants as C
+from ipvsctl.netlink.rows import SETTINGS, DestinationRows
+from ipvsctl.netlink.wire import U16, U32, DecodeError, attrs, same_bytes
+from ipvsctl.vocab import FWD_MASK
+
+#: How many distinct settings blobs a layout keeps decoded (counters differ
+#: per server on a busy table: stay bounded).
+BLOBS_KEPT = 4096
+
+# The attribute of each settings field, with the struct code it needs by size.
+_FIELD_ATTRS = {
+    "fwd": (C.IPVS_DEST_ATTR_FWD_METHOD, {4: "I"}),
+    "weight": (C.IPVS_DEST_ATTR_WEIGHT, {4: "i"}),
+    "u_threshold": (C.IPVS_DEST_ATTR_U_THRESH, {4: "I"}),
+    "l_threshold": (C.IPVS_DEST_ATTR_L_THRESH, {4: "I"}),
+    "tun_type": (C.IPVS_DEST_ATTR_TUN_TYPE, {1: "B"}),
+    "tun_port": (C.IPVS_DEST_ATTR_TUN_PORT, {2: "H"}),
+    "tun_flags": (C.IPVS_DEST_ATTR_TUN_FLAGS, {2: "H"}),
+    "active_conns": (C.IPVS_DEST_ATTR_ACTIVE_CONNS, {4: "I"}),
+    "inact_conns": (C.IPVS_DEST_ATTR_INACT_CONNS, {4: "I"}),
+    "persist_conns": (C.IPVS_DEST_ATTR_PERSIST_CONNS, {4: "I"}),
+}
+_RUN_SETTINGS = tuple(_FIELD_ATTRS[name] for name in SETTINGS)  # in the settings tuple's order
+_RUN_BLOB_ATTRS = {atype for atype, _codes in _RUN_SETTINGS} | {C.IPVS_DEST_ATTR_ADDR_FAMILY}
+_FWD = SETTINGS.index("fwd")
+_TUN_PORT = SETTINGS.index("tun_port")
+_first = itemgetter(0)
+
+
+class _LayoutMismatch(Exception):
+    pass
+
+
+def _blob_settings(lay: _RunLayout, blob: bytes) -> tuple:
+    """The settings tuple of one blob, checked (its attribute headers,
+    AF_INET) and in host units; _LayoutMismatch if it does not fit."""
+    if blob[lay.blob_af:lay.blob_af + 2] != lay.af_bytes or any(
+            blob[off:off + 4] != hdr for off, hdr in lay.blob_headers):
+        raise _LayoutMismatch
+    values = lay.blob_values.unpack(blob)
+    if lay.order is not None:
+        values = lay.order(values)
+    values = list(values)
+    values[_FWD] &= FWD_MASK
+    values[_TUN_PORT] = ntohs(values[_TUN_PORT])
+    return tuple(values)
+
+
+class _RunLayout:
+    """One learned destination-entry layout (see the module)."""
+
+    __slots__ = ("length", "planes", "fixed", "first", "blob", "blob_values", "blob_headers",
+                 "blob_af", "af_bytes", "order", "settings")
+
+    def __init__(self, length: int, first: bytes):
+        self.length = length
+        self.first = first  # the message it was learned from
+
+
+def _learn_run_layout(run) -> _RunLayout | None:
+    """The layout of the run's first message, or None if it is not a plain IPv4 entry."""
+    (length,) = U32.unpack_from(run, 0)
+    if length & 3 or length < C.NLMSG_HDRLEN + C.GENL_HDRLEN or len(run) < length:
+        return None
+    first = bytes(run[:length])
+    headers: dict[int, int] = {}  # attribute header offset -> attribute type (dest level)
+    found: dict[int, tuple[int, int]] = {}  # destination attribute -> (value offset, size)
+    try:
+        top = list(attrs(first, C.NLMSG_HDRLEN + C.GENL_HDRLEN, length))
+        if len(top) != 1 or top[0][0] != C.IPVS_CMD_ATTR_DEST:
+            return None
+        _t, ds, de = top[0]
+        for atype, s, e in attrs(first, ds, de):
+            if atype in found:
+                return None
+            headers[s - C.NLA_HDRLEN] = atype
+            found[atype] = (s, e - s)
+    except DecodeError:
+        return None
+    af = found.get(C.IPVS_DEST_ATTR_ADDR_FAMILY)
+    addr = found.get(C.IPVS_DEST_ATTR_ADDR)
+    port = found.get(C.IPVS_DEST_ATTR_PORT)
+    if af is None or af[1] != 2 or U16.unpack_from(first, af[0])[0] != AF_INET:
+        return None
+    if addr is None or addr[1] < 4 or port is None or port[1] != 2:
+        return None
+    if not _RUN_BLOB_ATTRS <= found.keys():
+        return None
+    # The blob: from the first settings attribute's header to the end of the
+    # last one, holding those attributes and nothing else.
+    in_blob = [off for off, atype in headers.items() if atype in _RUN_BLOB_ATTRS]
+    start = min(in_blob)
+    end = max(found[headers[off]][0] + ((found[headers[off]][1] + 3) & ~3) for off in in_blob)
+    if any(start <= off < end for off, atype in headers.items() if atype not in _RUN_BLOB_ATTRS):
+        return None
+    fields = []  # (offset in the blob, struct code, settings index)
+    for idx, (atype, codes) in enumerate(_RUN_SETTINGS):
+        off, size = found[atype]
+        code = codes.get(size)
+        if code is None:
+            return None
+        fields.append((off - start, code, idx))
+    fields.sort()
+    fmt, pos = ["="], 0
+    for off, code, _idx in fields:
+        fmt.append(f"{off - pos}x{code}")
+        pos = off + struct.calcsize(code)
+    fmt.append(f"{end - start - pos}x")
+    slots = [idx for _, _, idx in fields]
+
+    lay = _RunLayout(length, first)
+    lay.planes = (addr[0], addr[0] + 1, addr[0] + 2, addr[0] + 3, port[0], port[0] + 1)
+    lay.blob = struct.Struct(f"={start}x{end - start}s{length - end}x")
+    lay.blob_values = struct.Struct("".join(fmt))
+    lay.blob_headers = [(off - start, first[off:off + 4]) for off in in_blob]
+    lay.blob_af = af[0] - start
+    lay.af_bytes = first[af[0]:af[0] + 2]
+    lay.order = None if slots == sorted(slots) else itemgetter(*(slots.index(i) for i in range(len(slots))))
+    # Every other byte that fixes the layout: the genl header, the nest's
+    # header and the headers of the attributes outside the blob.
+    fixed = [*range(C.NLMSG_HDRLEN, C.NLMSG_HDRLEN + C.GENL_HDRLEN), *range(ds - C.NLA_HDRLEN, ds)]
+    for off, atype in headers.items():
+        if atype not in _RUN_BLOB_ATTRS:
+            fixed.extend(range(off, off + C.NLA_HDRLEN))
+    lay.fixed = fixed
+    lay.settings = BoundedCache(BLOBS_KEPT, lambda blob: _blob_settings(lay, blob))
+    return lay
+
+
+def decode_dest_run(run, layouts=None) -> DestinationRows | None:
+    """Destination dump entries (whole messages) in columns, or None when any
+    of them is not a plain IPv4 entry of the learned layout.  ``layouts``: the
+    layouts learned before, by message length (cache.BoundedCache), or None."""
+    if len(run) < C.NLMSG_HDRLEN:
+        return None
+    (length,) = U32.unpack_from(run, 0)
+    lay = layouts.get(length) if layouts is not None else None
+    if lay is None:
+        lay = _learn_run_layout(run)
+        if lay is None:
+            return None
+        if layouts is not None:
+            layouts.put(length, lay)
+    count, rest = divmod(len(run), length)
+    data = bytes(run)
+    if rest or not same_bytes(data, length, count, lay.fixed, lay.first):
+        return None
+    try:
+        settings = list(map(lay.settings.__getitem__, map(_first, lay.blob.iter_unpack(data))))
+    except _LayoutMismatch:
+        return None
+    planes = tuple(bytearray(data[off::length]) for off in lay.planes)
+    return DestinationRows(planes, settings)
