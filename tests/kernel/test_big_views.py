@@ -63,8 +63,12 @@ def test_list_costs_about_what_ln_stats_costs(netns):
             took, out = _run(netns, argv)
             assert out.count("\n10.32.") == SERVICES * SERVERS or out.count("10.32.") == SERVICES * SERVERS
             ratios[" ".join(argv)].append(took / reference)
+    # 4x, not the benchmark's 1.5x: this guards against the views' old cost
+    # class (12-20x), not their speed, which benchmarks/run measures.  A
+    # 2.0 bound failed at 2.06 while two other engineers' suites ran (the
+    # same build measured 1.1-1.3x on a quieter machine).
     for argv, seen in ratios.items():
-        assert min(seen) <= 2.0, (argv, seen)
+        assert min(seen) <= 4.0, (argv, seen)
 
 
 def test_a_watch_frame_of_ten_thousand_entries_keeps_its_interval(netns):
