@@ -19,7 +19,7 @@ from harness import (NET_FILL, NET_POD, NET_PROBE, Netns, Report, Row, Tools, al
 # through ipvsctl's own library, parsing done before the clock starts: the
 # per-add cost of codec + socket + kernel without process start-up, which in
 # UML is ~0.2-0.5 s of noise per spawn.  It uses internal API
-# (ipvsctl.restore.plan, NetlinkBackend.apply_many); should that API move, the
+# (ipvsctl.restore.plan(...).batch.requests, NetlinkBackend.apply_many); should that API move, the
 # scenario says so and keeps the own-process figures.
 INPROC = r"""
 import sys, time, json
@@ -29,7 +29,7 @@ from ipvsctl.netlink.encode import encode_request
 def lines(path):
     return open(path).read().split("\n")
 def reqs(path):
-    return [s for _, s in plan(lines(path))]
+    return plan(lines(path)).batch.requests
 singles, sdels = reqs(sys.argv[1]), reqs(sys.argv[2])
 be = NetlinkBackend(netns=None)
 one = []
@@ -43,7 +43,7 @@ for add_path, del_path in zip(sys.argv[3::2], sys.argv[4::2]):
     # ipvsctl's own work per add (parse + encode), then the kernel's round
     # (send, the kernel's work, reading the reports): apply_many's two halves.
     t0 = time.perf_counter()
-    adds = [s for _, s in plan(text)]
+    adds = plan(text).batch.requests
     msgs = [encode_request(be.family, r) for r in adds]
     t1 = time.perf_counter()
     e = be._t.batch(msgs)

@@ -48,12 +48,23 @@ class Run:
         return p.read_text(errors="replace") if p else ""
 
 
+TIME = "/usr/bin/time"  # GNU time: the peak RSS of a child it forks itself
+
+
 def spawn(argv, stdin: Path | None = None, out: Path | None = None,
-          err: Path | None = None, env=None) -> Run:
-    """Run argv to completion; time it from just before the spawn to reaping."""
+          err: Path | None = None, env=None, rss: Path | None = None) -> Run:
+    """Run argv to completion; time it from just before the spawn to reaping.
+
+    ``maxrss_kb``: with ``rss`` (a file for it), the peak RSS of the command
+    itself, as /usr/bin/time (``%M``) reports it for a child it forked; else
+    this child's ru_maxrss, which is at least this process's RSS at the fork
+    (Linux keeps the larger of the two across exec), so it overstates a small
+    command started by a big benchmark."""
     fin = open(stdin, "rb") if stdin else subprocess.DEVNULL
     fout = open(out, "wb") if out else subprocess.DEVNULL
     ferr = open(err, "wb") if err else subprocess.DEVNULL
+    if rss is not None:
+        argv = [TIME, "-f", "%M", "-o", str(rss), *argv]
     try:
         t0 = time.perf_counter()
         p = subprocess.Popen(argv, stdin=fin, stdout=fout, stderr=ferr, env=env)
@@ -64,7 +75,12 @@ def spawn(argv, stdin: Path | None = None, out: Path | None = None,
         for f in (fin, fout, ferr):
             if not isinstance(f, int):
                 f.close()
-    return Run(wall, p.returncode, ru.ru_maxrss, out, err)
+    maxrss = ru.ru_maxrss
+    if rss is not None:
+        # Its last line ("Command exited with non-zero status N" may come first).
+        maxrss = int(rss.read_text().split()[-1])
+        rss.unlink()
+    return Run(wall, p.returncode, maxrss, out, err)
 
 
 def check(argv, **kw) -> str:
@@ -99,11 +115,12 @@ class Tools:
                 self.work / f"{self.n:05d}-{stem}.err")
 
     def run(self, tool: str, args, stdin: Path | None = None,
-            keep: bool = False) -> Run:
+            keep: bool = False, rss: bool = False) -> Run:
+        """``rss``: measure the command's own peak RSS (through /usr/bin/time)."""
         argv = (self.adm if tool == "adm" else self.ctl) + list(args)
         out, err = self.files(tool)
         r = spawn(argv, stdin=stdin, out=out if keep else None, err=err,
-                  env=self.env)
+                  env=self.env, rss=self.work / "rss" if rss else None)
         return r
 
     def saved_state(self) -> tuple[str, int]:

@@ -30,6 +30,20 @@ class KernelError(Exception):
         return f"{self.op}: {os.strerror(self.errno)}" if self.op else os.strerror(self.errno)
 
 
+class BatchBroken(KernelError):
+    """A pipelined send broke off with ``cause`` (a KernelError: no answer
+    in time, a refused send): requests ``[start, done)`` have their
+    outcome in ``errors`` ({index: errno}), those in ``[done, unknown)`` were
+    sent but may or may not have been applied, the rest were not sent."""
+
+    def __init__(self, cause: KernelError, done: int, unknown: int, errors: dict[int, int]):
+        super().__init__(cause.errno, cause.op)
+        self.cause = cause
+        self.done = done
+        self.unknown = unknown
+        self.errors = errors
+
+
 # Operation names, shared by Request.op, KernelError.op and the message table.
 OP_ADD_SERVICE = "add_service"
 OP_EDIT_SERVICE = "edit_service"
@@ -76,6 +90,62 @@ class Request:
         return self
 
 
+#: Requests per apply_many call when a Batch sends through it: the
+#: transport's window, so that a signal is noticed at least that often.
+BATCH_CHUNK = 2048
+
+
+class Batch:
+    """Change requests held to be sent later in order, pipelined, with a
+    way to stop between two windows (what ``-R`` and ``restore`` hold
+    between checking their input and sending it).
+
+    This default keeps Request values and sends them through
+    ``apply_many`` a chunk at a time; a backend may hold them more
+    compactly (``Backend.batch()``: NetlinkBackend encodes them at once,
+    back to back in one buffer, ~160 bytes a real server).
+    """
+
+    def __init__(self, backend=None):
+        self.backend = backend
+        self.requests: list[Request] = []
+
+    def add(self, request: Request) -> None:
+        self.requests.append(request)
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+    def send(self, start: int, stop: int, should_stop=None) -> tuple[dict[int, int], int]:
+        """Send requests [start, stop); ({index: errno} of the failures,
+        the index of the first request not sent).  ``should_stop()`` is
+        asked before each window: once it is true nothing more is sent.
+        A fault of the conversation raises BatchBroken."""
+        errors: dict[int, int] = {}
+        i = start
+        while i < stop:
+            if should_stop is not None and should_stop():
+                return errors, i
+            j = min(stop, i + BATCH_CHUNK)
+            try:
+                failed = self.backend.apply_many(self.requests[i:j])
+            except BatchBroken as e:
+                errors.update((i + k, err) for k, err in e.errors.items())
+                raise BatchBroken(e.cause, i + e.done, i + e.unknown, errors) from None
+            except KernelError as e:
+                raise BatchBroken(e, i, j, errors) from None
+            for k, e in failed.items():
+                errors[i + k] = e.errno
+            i = j
+        return errors, stop
+
+
+def batch_for(backend) -> Batch:
+    """The backend's own Batch (``backend.batch()``), else the default."""
+    make = getattr(backend, "batch", None)
+    return make() if make is not None else Batch(backend)
+
+
 class Backend:
     """What ipvsctl asks of a kernel backend.  Structural, like a
     typing.Protocol (implementations need not inherit from it), but a plain
@@ -116,11 +186,17 @@ class Backend:
         it), exactly as if each had been applied alone in the same order.
         """
 
+    def batch(self) -> Batch:
+        """Optional: a Batch that holds requests in this backend's own form
+        (see ``batch_for``)."""
+
     def close(self) -> None: ...
 
 
 __all__ = [
     "Backend",
+    "Batch",
+    "BatchBroken",
     "KernelError",
     "Request",
 ]

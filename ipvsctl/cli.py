@@ -17,7 +17,7 @@ import sys
 
 from ipvsctl import session
 from ipvsctl.commands import SUBCOMMANDS
-from ipvsctl.vocab import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+from ipvsctl.vocab import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_SIGNALLED, EXIT_USAGE, EXIT_WRITE_FAILED
 
 
 def program_name() -> str:
@@ -101,7 +101,10 @@ def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") ->
         return failure.exit_code
     try:
         if cmd.name == "restore":
-            return _restore(stdin, stdout, stderr, backend, prog)
+            from ipvsctl import stdio
+
+            with stdio.held():  # failing output does not stop a restore half-way
+                return _restore(stdin, stdout, stderr, backend, prog)
         from ipvsctl.ops import execute
 
         outcome = execute(cmd, backend, as_json, pretty=as_json and getattr(stdout, "isatty", bool)())
@@ -119,23 +122,37 @@ def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") ->
 
 
 def _restore(stdin, stdout, stderr, backend, prog: str) -> int:
-    from ipvsctl.restore import RestoreLineError, apply, plan
+    """-R: the stream read and checked whole, then sent (ipvsctl.restore).
+    SIGINT and SIGTERM stop it at once while nothing is sent; then at the
+    next window, with an account of what was sent (exit 128 + signal)."""
+    from ipvsctl.backend import batch_for
+    from ipvsctl.interrupt import Guard, Interrupted, signal_name
+    from ipvsctl.restore import RestoreLineError, apply, plan, stream_lines
 
-    text = stdin.read()
-    try:
-        steps = plan(text.split("\n"))
-    except RestoreLineError as e:
-        what = try_help(prog).rstrip("\n") if e.error.try_help else e.error.message
-        stderr.write(f"line {e.line_no}: {what}\n"
-                     f"restore: nothing was applied (the kernel table is unchanged)\n")
-        if text.lstrip()[:1] in ("{", "["):
-            stderr.write(f"restore: the input is a JSON document: `{prog} restore --json` reads it\n")
-        return e.error.exit_code
-    result = apply(steps, backend)
-    if result.failed:
-        result.err.append(result.summary())
-    stdout.write("".join(result.out))
-    stderr.write("".join(result.err))
+    unchanged = "restore: nothing was applied (the kernel table is unchanged)\n"
+    with Guard() as guard:
+        try:
+            steps = plan(stream_lines(stdin), batch_for(backend))
+            guard.defer()
+        except RestoreLineError as e:
+            what = try_help(prog).rstrip("\n") if e.error.try_help else e.error.message
+            stderr.write(f"line {e.line_no}: {what}\n{unchanged}")
+            if e.first and e.line.lstrip()[:1] in ("{", "["):
+                stderr.write(f"restore: the input is a JSON document: `{prog} restore --json` reads it\n")
+            return e.error.exit_code
+        except OSError as e:  # closed (<&-), a directory, an I/O error: ipvsadm reads nothing, exit 0
+            stderr.write(f"{prog}: standard input: {e.strerror}\n{unchanged}")
+            return EXIT_INVALID
+        except Interrupted as e:
+            stderr.write(f"restore: interrupted by {signal_name(e.signum)} while reading and checking "
+                         f"the input: nothing was applied (the kernel table is unchanged)\n")
+            return EXIT_SIGNALLED + e.signum
+        result = apply(steps, backend, guard)
+        if result.failed and not result.account():
+            result.err.append(result.summary())
+        result.err.append(result.account())
+        stdout.write("".join(result.out))
+        stderr.write("".join(result.err))
     return result.status
 
 
@@ -211,21 +228,34 @@ def _run(args: list[str], prog: str) -> int:
     return run_compat(args, sys.stdin, sys.stdout, sys.stderr, prog)
 
 
+def _exit_code(code) -> int:
+    """SystemExit's code as a status (click's completion exits by itself)."""
+    if code is None:
+        return EXIT_OK
+    if isinstance(code, int):
+        return code
+    sys.stderr.write(f"{code}\n")
+    return EXIT_FAILED
+
+
 def main(argv: list[str] | None = None) -> None:
     """The one error boundary: whatever a command raises ends here, as its
-    line on standard error and its exit status (session.report); a reader
-    that left (``| head``) ends it quietly, as with ipvsadm."""
+    line on standard error and its exit status (session.report), never a
+    traceback; output errors follow coreutils (ipvsctl.stdio: a reader that
+    left ends the run as ipvsadm's ends, a write error is said once)."""
+    from ipvsctl import stdio
+
+    stdio.prepare()
     args = sys.argv[1:] if argv is None else list(argv)
     prog = program_name()
     try:
         status = _run(args, prog)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        status = 0
+    except stdio.OutputError:
+        status = EXIT_WRITE_FAILED  # said by finish()
+    except SystemExit as e:
+        status = _exit_code(e.code)
     except BaseException as e:
         status = session.report(e, prog, sys.stderr)
         if status is None:
             raise
-    sys.exit(status)
+    sys.exit(stdio.finish(status, prog))

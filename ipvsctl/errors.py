@@ -89,8 +89,10 @@ LOOPBACK_DOWN = ("the loopback interface (lo) is down in this network namespace,
 
 def loopback_hint(req, err: int, backend) -> str:
     """LOOPBACK_DOWN when the kernel's vague EINVAL for a real server comes
-    from a loopback interface that is down (a fresh namespace), else ''."""
-    if err != E.EINVAL or req.op not in (b.OP_ADD_DEST, b.OP_EDIT_DEST):
+    from a loopback interface that is down (a fresh namespace), else ''.
+    ``req``: the Request, or its operation's name."""
+    op = req if isinstance(req, str) else req.op
+    if err != E.EINVAL or op not in (b.OP_ADD_DEST, b.OP_EDIT_DEST):
         return ""
     return LOOPBACK_DOWN if loopback_is_down(getattr(backend, "netns", None)) else ""
 

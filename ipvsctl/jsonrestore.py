@@ -267,6 +267,11 @@ class Restored:
     services: int = 0
     destinations: int = 0
     refused: int = 0  # requests of the document the kernel refused
+    signum: int | None = None  # a signal came while sending
+    stopped: str | None = None  # ... and this request (a path) was the first not sent
+    last: str | None = None  # the last request sent (a path)
+    broken: b.BatchBroken | None = None  # the conversation broke off
+    unknown: tuple[str, str] | None = None  # ... and these requests (paths) may have been applied
 
     def failed(self) -> str:
         """'K of M requests failed' (the flush is no request of the document)."""
@@ -279,6 +284,16 @@ class Restored:
         if self.applied == 0:
             return f"restore: {self.failed()}; none was applied"
         return f"restore: {self.failed()}; the other {self.applied} were applied"
+
+    def account(self) -> str:
+        """The closing line of a restore that stopped early, or ''."""
+        from ipvsctl.sending import account
+
+        first, last = self.unknown or ("", "")
+        return account("request", f"{self.applied} applied, {self.refused} failed", self.signum,
+                       self.broken, self.stopped is not None, last=self.last or "",
+                       following=self.stopped or "", unknown_at=first,
+                       unknown=first if first == last else f"{first} to {last}")
 
 
 def requests(table, flush: bool = False) -> tuple[list[b.Request], list[str]]:
@@ -297,28 +312,40 @@ def requests(table, flush: bool = False) -> tuple[list[b.Request], list[str]]:
     return reqs, where
 
 
-def apply(backend, table, flush: bool = False) -> Restored:
-    """Send everything in one pipelined batch (sending.send, as -R does);
-    every refusal is reported, by its path in the document."""
+def apply(backend, table, flush: bool = False, guard=None) -> Restored:
+    """Send everything in pipelined windows (sending.send_held, as -R does);
+    every refusal is reported, by its path in the document.  ``guard``
+    (interrupt.Guard, noting): once it has noted a signal, nothing more is
+    sent after the window in flight."""
     from ipvsctl import sending
-    from ipvsctl.errors import kernel_message
 
     reqs, where = requests(table, flush)
     out = Restored(services=len(table), destinations=sum(len(d) for _, d in table))
-    try:
-        # The flush is no request of the document: where None, not counted.
-        sent = sending.send(backend, [(None if req.op == b.OP_FLUSH else w, req)
-                                      for w, req in zip(where, reqs)])
-    except b.KernelError as e:
-        out.failures.append(f"the batch failed, its outcome is unknown: {kernel_message(e.op, e.errno)}")
-        out.refused = out.services + out.destinations
-        return out
+    batch = b.batch_for(backend)
+    for req in reqs:
+        batch.add(req)
+    # The flush is no request of the document: not counted, no path.
+    sent = sending.send_held(backend, batch, where.__getitem__, lambda i: reqs[i].op,
+                             should_stop=guard.interrupted if guard is not None else None,
+                             counted_from=int(flush))
     out.applied = sent.applied
     for r in sent.refusals:
         if r.where is None:
             line = f"flush (flush): {r.message}"
         else:
             out.refused += 1
-            line = f"{r.where} ({sending.describe(r.request)}): {r.message}"
+            line = f"{r.where} ({sending.describe(reqs[r.index])}): {r.message}"
         out.failures.append(line + (f"\n  {r.hint}" if r.hint else ""))
+    reached, e = sent.reached, sent.broken
+    if reached and where[reached - 1] != "flush":
+        out.last = where[reached - 1]
+    if e is not None:
+        out.broken = e
+        out.unknown = (where[e.done], where[e.unknown - 1])
+        out.stopped = where[e.unknown] if e.unknown < len(reqs) else None
+    elif guard is not None and guard.signum is not None and reached < len(reqs):
+        out.stopped = where[reached]
+    if guard is not None:
+        out.signum = guard.signum
+    return out
     return out

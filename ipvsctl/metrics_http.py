@@ -151,6 +151,14 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def handle_error(self, request, client_address) -> None:
+        """One line, never socketserver's traceback: a scraper that hangs up
+        half-way is ordinary (its answer is dropped, the server goes on)."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):  # reset, broken pipe, aborted
+            return
+        sys.stderr.write(f"ipvsctl metrics: {client_address[0]}: {type(error).__name__}: {error}\n")
+
 
 def parse_listen(text: str) -> tuple[str, int, int]:
     """'ADDR:PORT', '[V6ADDR]:PORT' or ':PORT' -> (host, port, address family).

@@ -12,7 +12,7 @@ Imports nothing heavy: the ipvsadm path goes through here.
 
 from __future__ import annotations
 
-from ipvsctl.vocab import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_KERNEL, EXIT_READ_FAILED
+from ipvsctl.vocab import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_KERNEL, EXIT_READ_FAILED, EXIT_SIGNALLED
 
 
 class Failure(Exception):
@@ -96,7 +96,8 @@ def report(e: BaseException, prog: str, stderr) -> int | None:
 
         stderr.write(f"{prog}: {kernel_message(e.op, e.errno)}\n")
         return EXIT_KERNEL
-    if isinstance(e, KeyboardInterrupt):
+    if isinstance(e, KeyboardInterrupt):  # interrupt.Interrupted knows its signal (SIGTERM too)
         stderr.write("interrupted\n")
-        return EXIT_INTERRUPTED
+        signum = getattr(e, "signum", None)
+        return EXIT_INTERRUPTED if signum is None else EXIT_SIGNALLED + signum
     return None

@@ -53,8 +53,11 @@ def put_back(backend, snap: Snapshot) -> list[str]:
     from ipvsctl import sending
     from ipvsctl.errors import kernel_message
 
-    try:
-        sent = sending.send(backend, [(None, req) for req in requests(snap)])
-    except b.KernelError as e:
-        return [f"the undo failed as a whole: {kernel_message(e.op, e.errno)}"]
-    return [f"{sending.describe(r.request)}: {r.message}" for r in sent.refusals]
+    reqs = requests(snap)
+    sent = sending.send(backend, [(None, req) for req in reqs])
+    problems = [f"{sending.describe(reqs[r.index])}: {r.message}" for r in sent.refusals]
+    e = sent.broken
+    if e is not None:
+        problems.append(f"the undo broke off ({kernel_message(e.op, e.errno)}) after {e.done} of "
+                        f"its {len(reqs)} requests: the rest may be missing (read the table back)")
+    return problems

@@ -270,8 +270,10 @@ def run_list(tcp=None, udp=None, sctp=None, fwmark=None, ipv6=False, protocol=No
 def run_watch(tcp=None, udp=None, sctp=None, fwmark=None, ipv6=False, protocol=None, address=None,
               interval=2.0, once=False, iterations=None, width=None, no_color=False,
               netns=None) -> int:
-    """``ipvsctl watch``: see docs/usage-views.md."""
+    """``ipvsctl watch``: see docs/usage-views.md.  Ctrl-C is its normal
+    end (status 0); SIGTERM ends it the same way, quietly, with 143."""
     from ipvsctl import watch
+    from ipvsctl.interrupt import SIGINT, Guard
 
     key = selected_key(tcp, udp, sctp, fwmark, ipv6)
     address = address_filter(address)
@@ -279,10 +281,10 @@ def run_watch(tcp=None, udp=None, sctp=None, fwmark=None, ipv6=False, protocol=N
         iterations = 1
     out = output(width, no_color)
     title = f"netns {netns}: " if netns else ""
-    with opened(netns) as backend:
+    with opened(netns) as backend, Guard() as guard:
         watch.run(lambda: read_selected(backend, key, protocol, address), sys.stdout, out,
-                  interval=interval, iterations=iterations, title=title)
-    return 0
+                  interval=interval, iterations=iterations, title=title, guard=guard)
+    return 0 if guard.signum in (None, SIGINT) else guard.status
 
 
 VIEWS = {"list": (LIST_OPTIONS, run_list), "ls": (LIST_OPTIONS, run_list),

@@ -94,6 +94,8 @@ EXIT_PROBLEMS = 1  # doctor: a problem was found
 EXIT_INVALID = 2  # a value, option, line or file that is refused: nothing changed
 EXIT_USAGE = 255  # a malformed ipvsadm command line ("Try ... -h")
 EXIT_KERNEL = 255  # the kernel refused a change (ipvsadm returns -1)
+EXIT_WRITE_FAILED = 1  # standard output could not be written ("write error", as coreutils)
+EXIT_FAILED = 1  # any other failure that says only a message (Python's SystemExit("..."))
 EXIT_SIGNALLED = 128  # ended by signal N: 128 + N, as a shell reports it
 EXIT_INTERRUPTED = EXIT_SIGNALLED + 2  # Ctrl-C (SIGINT)
 

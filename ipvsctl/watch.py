@@ -186,16 +186,30 @@ class _Screen:
         self.file.flush()
 
 
+class _NoHold:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+_NO_HOLD = _NoHold()
+
+
 def run(read_table, file, out, interval: float = DEFAULT_INTERVAL, iterations: int | None = None,
         title: str = "", clock=time.monotonic, sleep=time.sleep, wall=time.strftime,
-        terminal: bool | None = None) -> int:
+        terminal: bool | None = None, guard=None) -> int:
     """Read, draw, wait, repeat: ``iterations`` frames (None: until Ctrl-C).
 
     The first frame is drawn at once.  ``read_table()`` returns the
     (filtered) table; it may raise, which ends the watch (the caller reports
     it).  On a terminal (``out.height`` known, more than one frame) frames
     are redrawn in place and hold only the rows that fit the screen.
-    Returns the number of frames drawn.
+    Ctrl-C (KeyboardInterrupt, or interrupt.Interrupted from ``guard``, which
+    also stands for SIGTERM) ends it quietly, the cursor shown again; with
+    ``guard`` a frame is never cut half-way (a signal that comes while it is
+    written ends the watch after it).  Returns the number of frames drawn.
     """
     if terminal is None:
         terminal = out.height is not None and iterations != 1
@@ -232,14 +246,15 @@ def run(read_table, file, out, interval: float = DEFAULT_INTERVAL, iterations: i
             next_at += interval
             if next_at < now:  # the frame took longer than an interval: do not race
                 next_at = now + interval
-            if screen is not None:
-                screen.draw(frame)
-            else:
-                if drawn:
-                    file.write("\n")
-                file.write("\n".join(frame) + "\n")
-                file.flush()
-            drawn += 1
+            with guard.hold() if guard is not None else _NO_HOLD:
+                if screen is not None:
+                    screen.draw(frame)
+                else:
+                    if drawn:
+                        file.write("\n")
+                    file.write("\n".join(frame) + "\n")
+                    file.flush()
+                drawn += 1
     except KeyboardInterrupt:
         pass
     finally:

@@ -38,26 +38,28 @@ def timed(fn, runs=3):
 
 
 def restore_stages(text: str):
-    from ipvsctl import backend as b
     from ipvsctl.grammar import split_restore_line
     from ipvsctl.netlink.backend import NetlinkBackend
     from ipvsctl.netlink.encode import encode_request
     from ipvsctl.netlink.transport import Transport
-    from ipvsctl.restore import apply, plan
+    from ipvsctl.restore import apply, lines_of, plan
 
     raw = text.split("\n")
     n = sum(1 for l in raw if l.strip())
-    steps = plan(raw)
-    reqs = [s for _, s in steps if isinstance(s, b.Request)]
+    reqs = plan(raw).batch.requests  # the default Batch: a list of Request values
     msgs = [encode_request(0x20, r) for r in reqs]
+
+    def whole():  # as -R does it: the stream read in chunks, each request encoded as it is checked
+        backend = NetlinkBackend(transport=Transport(sock=AckSocket(), family=0x20))
+        return apply(plan(lines_of([text]), backend.batch()), backend)
+
     stages = {
         "split lines (str.split of each line)": lambda: [split_restore_line(l) for l in raw],
         "plan: split + parse + validate + Request": lambda: plan(raw),
         "encode: Request -> netlink bytes": lambda: [encode_request(0x20, r) for r in reqs],
         "batch: windows over AckSocket (transport only)":
             lambda: Transport(sock=AckSocket(), family=0x20).batch(msgs),
-        "whole: plan + apply (as -R, no kernel)":
-            lambda: apply(plan(raw), NetlinkBackend(transport=Transport(sock=AckSocket(), family=0x20))),
+        "whole: plan + apply (as -R, no kernel)": whole,
     }
     print(f"restore of {n} lines: stages (median of 3, us per line)")
     for name, fn in stages.items():

@@ -38,11 +38,17 @@ def command(file, prune, scopes, drain, no_rollback, dry_run, fmt, interval, net
     (or nothing to do), 1: the table still differs, 2: bad input, 255: the
     kernel refused a step, 130/143: interrupted (rolled back).
     """
-    from ipvsctl.desired import render as R
-
     desired, scope = desired_table("apply", file, scopes)
     if dry_run:
         return _dry_run(desired, scope, prune, fmt, netns)
+    from ipvsctl import stdio
+
+    with stdio.held():  # output that fails stops neither the change nor its rollback
+        return _apply(desired, scope, prune, drain, no_rollback, fmt, interval, netns)
+
+
+def _apply(desired, scope, prune, drain, no_rollback, fmt, interval, netns):
+    from ipvsctl.desired import render as R
     from ipvsctl.desired import apply as A
     from ipvsctl.desired import drain as D
     from ipvsctl.desired import sysctls as S
@@ -116,10 +122,9 @@ def _dry_run(desired, scope, prune, fmt, netns):
 
 
 def _report_text(report, flush_applied) -> None:
-    import signal
-
     from ipvsctl.desired import drain as D
     from ipvsctl.desired import render as R
+    from ipvsctl.interrupt import signal_name
 
     out, err = sys.stdout, sys.stderr
     plan = report.plan
@@ -146,7 +151,7 @@ def _report_text(report, flush_applied) -> None:
     if len(report.failed) > len(shown):
         err.write(f"apply: ... and {len(report.failed) - len(shown)} more refused\n")
     if report.interrupted is not None:
-        err.write(f"apply: interrupted by {signal.Signals(report.interrupted).name}\n")
+        err.write(f"apply: interrupted by {signal_name(report.interrupted)}\n")
     if report.rolled_back:
         n = len(report.applied) + len(report.uncertain)
         if report.rollback_complete:

@@ -14,15 +14,16 @@ from ipvsctl.vocab import EXIT_INVALID
 
 
 def read_input(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
+    name = "standard input" if path == "-" else path
     try:
+        if path == "-":
+            return sys.stdin.read()
         with open(path, encoding="utf-8") as f:
             return f.read()
-    except OSError as e:
-        raise Failure(f"{path}: {e.strerror}", EXIT_INVALID) from None
+    except OSError as e:  # standard input closed (<&-) or unreadable, too
+        raise Failure(f"{name}: {e.strerror}", EXIT_INVALID) from None
     except UnicodeDecodeError as e:
-        raise Failure(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})", EXIT_INVALID) from None
+        raise Failure(f"{name}: not UTF-8 text ({e.reason} at byte {e.start})", EXIT_INVALID) from None
 
 
 def desired_table(command: str, path: str, scopes):

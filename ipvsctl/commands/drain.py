@@ -31,10 +31,11 @@ def command(tcp, udp, sctp, fwmark, ipv6, server, timeout, keep, interval, netns
     such service or real server, 255: the kernel refused, 130/143: interrupted
     (left at weight 0).
     """
+    from ipvsctl import stdio
     from ipvsctl.desired.drain_server import run
 
     key, dest = _drain_target(tcp, udp, sctp, fwmark, ipv6, server)
-    with opened(netns) as backend:
+    with stdio.held(), opened(netns) as backend:  # failing output does not stop the drain
         return run(backend, key, dest, timeout=timeout, keep=keep, interval=interval, netns=netns,
                    sysctl_values=sysctl_values(netns))
 

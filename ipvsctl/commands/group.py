@@ -11,13 +11,11 @@ module of this package adds its ``command``.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 
 import click
 
 from ipvsctl.commands import ALIASES, COMMANDS
-from ipvsctl.vocab import EXIT_INTERRUPTED
 
 COMPLETE_VAR = "_IPVSCTL_COMPLETE"
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -77,17 +75,11 @@ def run_app(args: list[str], prog: str = "ipvsctl") -> int:
     try:
         rv = group.main(args=list(args), prog_name=prog, complete_var=COMPLETE_VAR,
                         standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
-        return EXIT_INTERRUPTED
+    except click.exceptions.Abort as e:  # click's for a KeyboardInterrupt (interrupt.Interrupted too)
+        return session.report(e.__cause__ or KeyboardInterrupt(), prog, sys.stderr)
     except click.ClickException as e:
         e.show()
         return e.exit_code
-    except BrokenPipeError:
-        # `ipvsctl list | head`: the reader left; say nothing.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
     except Exception as e:
         status = session.report(e, prog, sys.stderr)
         if status is None:

@@ -117,6 +117,10 @@ def _serve(listen: str, wait: float, netns) -> int:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
+    # ipvsctl restores SIGPIPE's default action at start (ipvsctl.stdio), so
+    # that a listing whose reader left ends as ipvsadm's does; a server must
+    # outlive a scraper that hangs up half-way: its write fails, not the process.
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     host, port = server.server_address[:2]
     shown = f"[{host}]" if ":" in host else host
     where = f" (the table of network namespace {netns})" if netns else ""

@@ -6,6 +6,14 @@ sent; then ipvsctl.restore (lines) or ipvsctl.jsonrestore (documents) sends
 it in pipelined batches and reports every refusal, and a restore that
 clears the table (--flush, or a -C line) puts it back as it was
 (ipvsctl.undo) when anything fails.
+
+Lines are read a MiB at a time (``_Input``) and held encoded by the
+backend as they are checked (restore.Plan), so a million lines cost ~200
+MB, not the text and an object per line.  SIGINT and SIGTERM
+(interrupt.Guard) end the restore at once while nothing is sent; once
+sending has begun they stop it at the end of a window, with an account of
+which lines were sent, and a restore that clears puts the table back.
+Output that fails (stdio.held) stops neither the change nor the put-back.
 """
 
 from __future__ import annotations
@@ -16,21 +24,7 @@ import click
 
 from ipvsctl.commands.options import netns_option
 from ipvsctl.session import Failure, opened, read_failure
-from ipvsctl.vocab import EXIT_INVALID, EXIT_KERNEL, EXIT_READ_FAILED
-
-
-def _read_input(path: str) -> str:
-    name = "standard input" if path == "-" else path
-    try:
-        if path == "-":
-            stream = getattr(sys.stdin, "buffer", None)
-            return stream.read().decode("utf-8") if stream is not None else sys.stdin.read()
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except OSError as e:
-        raise Failure(f"{name}: {e.strerror}", EXIT_INVALID) from None
-    except UnicodeDecodeError as e:
-        raise Failure(f"{name}: not UTF-8 text ({e.reason} at byte {e.start})", EXIT_INVALID) from None
+from ipvsctl.vocab import EXIT_INVALID, EXIT_KERNEL, EXIT_OK, EXIT_READ_FAILED, EXIT_SIGNALLED
 
 
 @click.command("restore")
@@ -53,33 +47,128 @@ def command(file, as_json, flush, dry_run, netns):
     restore that clears the table (--flush, or a -C line) is all or
     nothing: the table is read first and put back if any request fails.
     """
-    return _restore(file, as_json, flush, dry_run, netns)
+    from ipvsctl import stdio
+
+    with stdio.held():  # failing output stops neither the change nor the put-back
+        return _restore(file, as_json, flush, dry_run, netns)
+
+
+class _Input:
+    """FILE or standard input, read a MiB at a time as UTF-8 (strict: a
+    byte that is not is named by its offset); ``head`` is the first chunk."""
+
+    def __init__(self, path: str):
+        import codecs
+
+        self.name = "standard input" if path == "-" else path
+        try:
+            if path == "-":
+                self.file = getattr(sys.stdin, "buffer", None) or sys.stdin  # text in some tests
+            else:
+                self.file = open(path, "rb")
+        except OSError as e:
+            raise Failure(f"{self.name}: {e.strerror}", EXIT_INVALID) from None
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+        self.offset = 0
+        self.head = self._chunk()
+
+    def _chunk(self) -> str:
+        from ipvsctl.restore import READ_SIZE
+
+        try:
+            data = self.file.read(READ_SIZE)
+        except OSError as e:
+            raise Failure(f"{self.name}: {e.strerror}", EXIT_INVALID) from None
+        if isinstance(data, str):
+            return data
+        held = len(self.decoder.getstate()[0])  # bytes of a character the last chunk cut
+        try:
+            text = self.decoder.decode(data, final=not data)
+        except UnicodeDecodeError as e:
+            raise Failure(f"{self.name}: not UTF-8 text ({e.reason} at byte "
+                          f"{self.offset - held + e.start})", EXIT_INVALID) from None
+        self.offset += len(data)
+        return text
+
+    def chunks(self):
+        chunk = self.head
+        while chunk:
+            yield chunk
+            chunk = self._chunk()
+
+    def text(self) -> str:
+        return "".join(self.chunks())
+
+    def looks_like_json(self) -> bool:
+        return self.head.lstrip()[:1] in ("{", "[")
 
 
 def _restore(file, as_json, flush, dry_run, netns) -> int:
+    """Checked whole, names included, then sent.  SIGINT and SIGTERM stop it
+    at once while nothing is sent; then at the next window, with an account
+    (and a restore that clears puts the table back)."""
+    from ipvsctl.interrupt import Guard, Interrupted, signal_name
+
+    with Guard() as guard:
+        try:
+            return _restore_guarded(file, as_json, flush, dry_run, netns, guard)
+        except Interrupted as e:
+            raise Failure(f"restore: interrupted by {signal_name(e.signum)} before anything was "
+                          "sent: nothing was changed", EXIT_SIGNALLED + e.signum) from None
+
+
+def _restore_guarded(file, as_json, flush, dry_run, netns, guard) -> int:
+    source = _Input(file)
+    if as_json:
+        job = _JsonJob(source.text(), flush)
+    elif source.looks_like_json():
+        raise Failure(f"restore: {source.name} holds a JSON document, not ipvsadm lines: "
+                      "use `restore --json` (nothing was changed)", EXIT_INVALID)
+    elif dry_run:
+        from ipvsctl.restore import Tally
+
+        job = _LinesJob(source, flush, Tally())
+    else:
+        # The lines are held encoded by the backend as they are checked.
+        from ipvsctl.backend import batch_for
+
+        with opened(netns) as backend:
+            job = _LinesJob(source, flush, batch_for(backend))
+            return _checked_and_sent(job, netns, guard, backend)
+    if dry_run:
+        report = _names(job)
+        click.echo(_dry_run_report(job, report))
+        return EXIT_OK
+    with opened(netns) as backend:
+        return _checked_and_sent(job, netns, guard, backend)
+
+
+def _names(job):
+    """The scheduler and engine names checked: Failure if any is missing."""
     from ipvsctl import schedulers
 
-    text = _read_input(file)
-    job = _JsonJob(text, flush) if as_json else _LinesJob(text, file, flush)
     report = schedulers.check_services(job.located)
     if report.refused:
         for line in report.refusals():
             click.echo(f"restore: {line}", err=True)
         raise Failure("restore: nothing was changed", EXIT_INVALID)
-    if dry_run:
-        click.echo(_dry_run_report(job, report))
-        return 0
-    with opened(netns) as backend:
-        snap = _snapshot(backend, job.changes_timeouts) if job.clears else None
-        failed, summary = job.run(backend)
-        if not failed:
-            return 0
-        if snap is None:
-            click.echo(summary, err=True)
-            return EXIT_KERNEL
-        from ipvsctl import undo
+    return report
 
-        problems = undo.put_back(backend, snap)
+
+def _checked_and_sent(job, netns, guard, backend) -> int:
+    _names(job)
+    snap = _snapshot(backend, job.changes_timeouts) if job.clears else None
+    guard.defer()  # from here a signal stops the sending at the end of a window
+    failed, summary = job.run(backend, guard)
+    if not failed:
+        return EXIT_OK
+    status = guard.status if guard.signum is not None else EXIT_KERNEL
+    if snap is None:
+        click.echo(summary, err=True)
+        return status
+    from ipvsctl import undo
+
+    problems = undo.put_back(backend, snap)
     services, dests = snap.size
     if problems:
         click.echo(f"{summary}; putting the table back as it was FAILED for:", err=True)
@@ -90,42 +179,42 @@ def _restore(file, as_json, flush, dry_run, netns) -> int:
     else:
         click.echo(f"{summary}; the table was put back as it was ({services} services, "
                    f"{dests} real servers; counters start again from zero)", err=True)
-    return EXIT_KERNEL
+    return status
 
 
 class _LinesJob:
-    """A restore of ipvsadm -R lines: every line parsed and checked at once."""
+    """A restore of ipvsadm -R lines: every line parsed and checked at once,
+    and held in ``batch`` (a backend's, or a Tally for a dry run)."""
 
     as_json = False
 
-    def __init__(self, text: str, file: str, flush: bool):
+    def __init__(self, source: _Input, flush: bool, batch):
         from ipvsctl import backend as b
-        from ipvsctl.restore import RestoreLineError, plan
+        from ipvsctl.restore import RestoreLineError, lines_of, plan
 
-        if _looks_like_json(text):
-            name = "standard input" if file == "-" else file
-            raise Failure(f"restore: {name} holds a JSON document, not ipvsadm lines: "
-                          "use `restore --json` (nothing was changed)", EXIT_INVALID)
         try:
-            self.steps = plan(text.split("\n"))
+            self.plan = plan(lines_of(source.chunks()), batch, flush=flush)
         except RestoreLineError as e:
             what = "bad command line (Try `ipvsctl -h')" if e.error.try_help else e.error.message
             raise Failure(f"restore: line {e.line_no}: {what.rstrip()} (nothing was changed)",
                           e.error.exit_code) from None
-        ops = [(n, s.op) for n, s in self.steps if isinstance(s, b.Request)]
+        p = self.plan
         self.flush = flush
-        self.clears = flush or any(op == b.OP_FLUSH for _, op in ops)
-        self.changes_timeouts = any(op == b.OP_SET_TIMEOUTS for _, op in ops)
-        self.located = [(f"line {n}", s.service) for n, s in self.steps
-                        if isinstance(s, b.Request) and s.op in (b.OP_ADD_SERVICE, b.OP_EDIT_SERVICE)]
-        self.what = f"{len(self.steps)} commands"
+        self.clears = flush or p.has(b.OP_FLUSH)
+        self.changes_timeouts = p.has(b.OP_SET_TIMEOUTS)
+        self.located = [(f"line {n}", svc) for n, svc in p.located()]
+        self.what = f"{p.commands} commands"
 
-    def run(self, backend) -> tuple[bool, str]:
+    def run(self, backend, guard=None) -> tuple[bool, str]:
+        """(whether anything failed or stopped, the closing line)."""
         from ipvsctl.restore import apply
 
-        result = apply(self.steps, backend, flush=self.flush)
+        result = apply(self.plan, backend, guard)
         sys.stdout.write("".join(result.out))
         sys.stderr.write("".join(result.err))
+        account = result.account().rstrip("\n")
+        if account:
+            return True, account
         if not result.failed:
             return bool(result.status), "restore: clearing the table failed"
         if self.clears:
@@ -154,19 +243,19 @@ class _JsonJob:
         self.what = (f"{len(self.table)} services, "
                      f"{sum(len(d) for _, d in self.table)} real servers")
 
-    def run(self, backend) -> tuple[bool, str]:
+    def run(self, backend, guard=None) -> tuple[bool, str]:
+        """(whether anything failed or stopped, the closing line)."""
         from ipvsctl import jsonrestore
 
-        outcome = jsonrestore.apply(backend, self.table, self.flush)
+        outcome = jsonrestore.apply(backend, self.table, self.flush, guard)
         for line in outcome.failures:
             click.echo(f"restore: {line}", err=True)
+        account = outcome.account()
+        if account:
+            return True, account
         if not outcome.failures:
             return False, ""
         return True, f"restore: {outcome.failed()}" if self.clears else outcome.summary()
-
-
-def _looks_like_json(text: str) -> bool:
-    return text.lstrip()[:1] in ("{", "[")
 
 
 def _snapshot(backend, with_timeouts: bool):

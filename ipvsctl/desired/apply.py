@@ -28,8 +28,6 @@ services that leave); then all of them are drained at once
 
 from __future__ import annotations
 
-import signal
-import threading
 from contextlib import nullcontext
 
 from ipvsctl import backend as b
@@ -38,11 +36,12 @@ from ipvsctl import model as m
 from ipvsctl.desired import drain as D
 from ipvsctl.desired import plan as P
 from ipvsctl.desired.lock import LockError, netns_lock
+from ipvsctl.interrupt import Guard, signal_name
 from ipvsctl.vocab import EXIT_DIFFERS, EXIT_KERNEL, EXIT_OK, EXIT_SIGNALLED
 
 #: Requests per apply_many call: one transport window, so that a signal is
 #: seen within one window's time (well under a second for 2048 requests).
-CHUNK = 2048
+CHUNK = b.BATCH_CHUNK
 
 
 
@@ -94,36 +93,6 @@ def request_step(req: b.Request) -> P.Step:
     if req.op in (P.ADD_SERVICE, P.EDIT_SERVICE):
         return P.Step(req.op, req.service.key, service=req.service)
     return P.Step(req.op, req.service, dest=req.dest)
-
-
-class SignalGuard:
-    """Catch SIGINT and SIGTERM while applying: note the first, carry on to a
-    safe point (between two chunks, or in the drain loop), then roll back.
-    Only the main thread can install handlers; elsewhere this does nothing."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.signum: int | None = None
-        self._old: dict = {}
-
-    def _handler(self, signum, frame):
-        if self.signum is None:
-            self.signum = signum
-
-    def __enter__(self) -> SignalGuard:
-        if threading.current_thread() is threading.main_thread():
-            for s in self.SIGNALS:
-                self._old[s] = signal.signal(s, self._handler)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for s, old in self._old.items():
-            signal.signal(s, old)
-        self._old.clear()
-
-    def interrupted(self) -> bool:
-        return self.signum is not None
 
 
 class Report:
@@ -188,7 +157,7 @@ class Report:
             "rollback_failed": [failure(s, msg) for s, msg in self.rollback_failed],
             "drained": [dr.doc() for dr in self.drained],
             "left_at_weight_zero": [dr.doc() for dr in self.left_at_zero],
-            "interrupted": signal.Signals(self.interrupted).name if self.interrupted else None,
+            "interrupted": signal_name(self.interrupted) if self.interrupted else None,
             "verified": self.verified if self.verify_plan is not None else None,
             "differences": R.plan_doc(self.verify_plan)
             if self.verify_plan is not None and not self.verify_plan.in_sync else None,
@@ -197,7 +166,7 @@ class Report:
 
 
 class Applier:
-    def __init__(self, backend, report: Report, guard: SignalGuard, rollback: bool, chunk: int):
+    def __init__(self, backend, report: Report, guard: Guard, rollback: bool, chunk: int):
         self.backend = backend
         self.report = report
         self.guard = guard
@@ -272,11 +241,11 @@ class Applier:
 def run(backend, desired, *, scope=None, prune: bool = False, drain: float | None = None,
         rollback: bool = True, netns: str | None = None, interval: float = 1.0,
         progress=None, on_wait=None, on_drain_start=None, lock: bool = True,
-        guard: SignalGuard | None = None, chunk: int = CHUNK, report: Report | None = None) -> Report:
+        guard: Guard | None = None, chunk: int = CHUNK, report: Report | None = None) -> Report:
     """Converge the live table to ``desired``; see the module's strategy.
     ``report``: fill this Report (callbacks may look at it while it runs)."""
     report = report if report is not None else Report()
-    with (guard or SignalGuard()) as g:
+    with (guard or Guard(deferred=True)) as g:  # signals noted, seen between chunks
         held = netns_lock(netns, on_wait, g.interrupted) if lock else nullcontext()
         try:
             with held:

@@ -16,9 +16,9 @@ import sys
 from ipvsctl import backend as b
 from ipvsctl.desired import drain as D
 from ipvsctl.desired import sysctls as S
-from ipvsctl.desired.apply import SignalGuard
 from ipvsctl.labels import server_label, service_label
 from ipvsctl.desired.lock import netns_lock
+from ipvsctl.interrupt import Guard, signal_name
 from ipvsctl.vocab import EXIT_INVALID, EXIT_KERNEL, EXIT_OK, EXIT_SIGNALLED, EXIT_TIMED_OUT
 
 
@@ -50,7 +50,7 @@ def run(backend, key, named, *, timeout: float, keep: bool, interval: float = 1.
 
     out = out or sys.stdout
     err = err or sys.stderr
-    with SignalGuard() as guard:
+    with Guard(deferred=True) as guard:
         try:
             return _run(backend, key, named, timeout, keep, interval, netns, sysctl_values, out, err,
                         guard)
@@ -96,9 +96,7 @@ def _run(backend, key, named, timeout, keep, interval, netns, sysctl_values, out
     if dr.state == D.REWEIGHTED:
         return _fail(f"{dr.label} was given a weight by someone else while draining: "
                      "drain abandoned, not removed", EXIT_TIMED_OUT)
-    import signal
-
-    err.write(f"drain: interrupted by {signal.Signals(guard.signum).name}: {dr.label} left at "
+    err.write(f"drain: interrupted by {signal_name(guard.signum)}: {dr.label} left at "
               f"weight 0 with {dr.counts_text()}\n")
     return EXIT_SIGNALLED + guard.signum
 

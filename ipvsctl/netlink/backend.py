@@ -32,6 +32,7 @@ from ipvsctl.backend import (
     OP_GET_SERVICE,
     OP_GET_SERVICES,
     OP_GET_TIMEOUTS,
+    Batch,
     KernelError,
     Request,
 )
@@ -125,6 +126,34 @@ class _GCPaused:
     def __exit__(self, *exc) -> None:
         if self.was:
             gc.enable()
+
+
+class EncodedBatch(Batch):
+    """Requests encoded as they are added, back to back in one bytearray,
+    with the end of each in an array: what a restore holds between checking
+    its input and sending it.  A real server's request is 164 bytes, so a
+    million lines hold ~165 MB here, where Request values would take ~250
+    bytes a line more; and sending is slicing, each request encoded once."""
+
+    def __init__(self, backend: NetlinkBackend):
+        from array import array
+
+        self.backend = backend
+        self.family = backend.family
+        self.idents = backend._codec.idents
+        self.data = bytearray()
+        self.ends = array("L")
+
+    def add(self, request: Request) -> None:
+        data = self.data
+        data += encode.encode_request(self.family, request, self.idents)
+        self.ends.append(len(data))
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def send(self, start: int, stop: int, should_stop=None) -> tuple[dict[int, int], int]:
+        return self.backend._t.send_packed(self.data, self.ends, start, stop, should_stop)
 
 
 class NetlinkBackend:
@@ -271,6 +300,10 @@ class NetlinkBackend:
         fam, encode_request, idents = self.family, encode.encode_request, self._codec.idents
         msgs = [encode_request(fam, r, idents) for r in reqs]
         return {i: KernelError(err, reqs[i].op) for i, err in self._t.batch(msgs).items()}
+
+    def batch(self) -> EncodedBatch:
+        """A Batch that encodes each request as it is added (see EncodedBatch)."""
+        return EncodedBatch(self)
 
     def read_proc_net(self, name: str) -> str:
         """/proc/net/NAME of this backend's namespace (connections have no

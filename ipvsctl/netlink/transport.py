@@ -18,7 +18,9 @@ process and namespace.  Three ways to talk:
   failing message's sequence number.  So: pack a window of requests into one
   buffer, none asking for an ACK, end it with a barrier, send, then read
   error reports until the barrier's ACK arrives; the result is exactly what
-  applying each request alone, in order, would give.
+  applying each request alone, in order, would give.  ``send_packed`` is
+  the same over requests held encoded back to back (a restore's), and can
+  stop between two windows, where the outcome of everything sent is known.
 
 The barrier is an NLMSG_NOOP with NLM_F_ACK: ``netlink_rcv_skb`` acks
 control messages without handing them to any family, so it is always
@@ -39,8 +41,8 @@ sk_sndbuf - 32).  NETLINK_CAP_ACK keeps each error report to its header, and
 SO_RCVBUFFORCE/SO_SNDBUFFORCE (root) or SO_RCVBUF/SO_SNDBUF (others, capped by
 net.core.[rw]mem_max) make the buffers large.
 
-Faults, and what each becomes (tests/unit/test_netlink_faults.py injects
-every one):
+Faults, and what each becomes (tests/unit/netlink/test_transport_faults.py
+injects every one):
 
 * replies lost (ENOBUFS on receive: the kernel dropped messages for want of
   room) or cut (MSG_TRUNC: a datagram longer than the buffer, which then
@@ -64,17 +66,22 @@ every one):
   (``ipvsctl.netlink.consistency``), so a part lost, repeated or out of
   place in a dump is caught there.
 * an error report in the middle of a dump ends it with that error.
+
+Size: one piece because requests, dumps and batches share one conversation
+(the socket, its sequence numbers, the receive loop and every fault above);
+the framing it stands on is wire.py's, the namespaces netns.py's.
 """
 
 from __future__ import annotations
 
+import _signal
 import errno as _errno
 import os
 import struct
 import time
 import _socket as socket  # the C module: socket.py's enum classes cost ~6 ms of start-up
 
-from ipvsctl.backend import KernelError
+from ipvsctl.backend import BatchBroken, KernelError
 from ipvsctl.cache import BoundedCache
 from ipvsctl.netlink import constants as C
 from ipvsctl.netlink.consistency import DumpShape
@@ -104,6 +111,8 @@ WINDOW_MSGS = 2048
 #: Receive-buffer cost of one queued error report (skb truesize of a
 #: 36-byte NLMSG_ERROR is ~768 bytes on x86-64; rounded up generously).
 ERROR_REPORT_COST = 2048
+#: Blocked while a window is sent, when the caller stops on them (send_packed).
+_STOP_SIGNALS = (_signal.SIGINT, _signal.SIGTERM)
 
 
 class IPVSUnavailable(KernelError):
@@ -527,36 +536,81 @@ class Transport:
 
     def batch(self, msgs: Sequence[bytes]) -> dict[int, int]:
         """Apply ``msgs`` in order, pipelined; return {index: errno} of the failures."""
+        if not msgs:
+            return {}
+        from array import array
+        from itertools import accumulate
+
+        return self.send_packed(b"".join(msgs), array("L", accumulate(map(len, msgs))))[0]
+
+    def send_packed(self, data, ends, start: int = 0, stop: int | None = None,
+                    should_stop=None) -> tuple[dict[int, int], int]:
+        """Apply messages [start, stop) of ``data`` in order, pipelined: message
+        k is ``data[ends[k-1]:ends[k]]`` (from 0 for the first).  Returns
+        ({index: errno} of the failures, the index of the first message not
+        sent).
+
+        ``should_stop()`` is asked before each window; once it is true,
+        nothing more is sent.  The kernel runs a whole window inside the one
+        send, so every window sent is read to its barrier first and the
+        boundary is exact: before the returned index every message has its
+        outcome, from it on none was sent.  With ``should_stop``, SIGINT and
+        SIGTERM are blocked during each send: a handler may then only run
+        between windows, and no kernel call can see a signal pending (an
+        interruptible wait there would end its message with -EINTR, which
+        netlink answers with no report at all, i.e. as if it succeeded).
+
+        A fault that ends the conversation raises BatchBroken: the messages
+        of the window it hit are of unknown outcome."""
+        from bisect import bisect_right
+
+        stop = len(ends) if stop is None else stop
         errors: dict[int, int] = {}
-        total = len(msgs)
-        if not total:
-            return errors
-        base = self._next_seq(total)
+        if start >= stop:
+            return errors, start
+        base = (self._next_seq(stop - start) - start) & _SEQ_MASK  # message k has seq base + k
+        view = memoryview(data)
         pack_into = wire.FLAGS_SEQ.pack_into
         off_fs = wire.FLAGS_SEQ_OFFSET
         request_flag = C.NLM_F_REQUEST
         max_bytes = self.window_bytes - wire.BARRIER_LEN
         max_msgs = self.window_msgs
-        i = 0
-        while i < total:
-            start = i
-            buf = bytearray()
-            while i < total and i - start < max_msgs:
-                m = msgs[i]
-                if buf and len(buf) + len(m) > max_bytes:
-                    break
-                off = len(buf)
-                buf += m
-                pack_into(buf, off + off_fs, request_flag, (base + i) & _SEQ_MASK)
-                i += 1
+        i = start
+        while i < stop:
+            if should_stop is not None and should_stop():
+                return errors, i
+            first = ends[i - 1] if i else 0
+            j = min(stop, i + max_msgs)
+            if ends[j - 1] - first > max_bytes:
+                j = max(i + 1, bisect_right(ends, first + max_bytes, i, j))
+            buf = bytearray(view[first:ends[j - 1]])
+            at = off_fs - first  # + where message k starts in data: its flags and seq in buf
+            prev = first
+            for k in range(i, j):
+                pack_into(buf, prev + at, request_flag, (base + k) & _SEQ_MASK)
+                prev = ends[k]
             barrier = self._next_seq()
             buf += wire.encode_barrier(barrier)
-            self._send(buf, "batch")
-            self._collect(base, start, i, barrier, errors)
-        return errors
+            try:
+                if should_stop is None:
+                    self._send(buf, "batch")
+                else:
+                    mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, _STOP_SIGNALS)
+                    try:
+                        self._send(buf, "batch")
+                    finally:
+                        _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
+                self._collect(base, start, j, barrier, errors, i)
+            except KernelError as e:
+                raise BatchBroken(e, i, j, errors) from None
+            i = j
+        return errors, stop
 
-    def _collect(self, base: int, start: int, stop: int, barrier: int, errors: dict[int, int]) -> None:
-        """Read the error reports of messages [start, stop) up to the barrier's ACK.
+    def _collect(self, base: int, lo: int, stop: int, barrier: int, errors: dict[int, int],
+                 start: int) -> None:
+        """Read the error reports of messages [start, stop) up to the barrier's ACK
+        (message k has seq base + k; a late report of an earlier window of the
+        same batch, lo <= k < start, still counts).
 
         Reports lost or garbled: every request of the window without a report
         gets ENOBUFS (its outcome is unknown), the socket is replaced, and
@@ -571,7 +625,7 @@ class Transport:
                     if mseq == barrier:
                         return
                     idx = (mseq - base) & _SEQ_MASK
-                    if idx >= stop:
+                    if not lo <= idx < stop:
                         continue  # stale: of another exchange
                     err = self._error_of(payload, "batch")
                     if err:

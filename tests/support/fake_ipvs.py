@@ -258,6 +258,19 @@ class KernelSocket:
                 return errno.EEXIST, []
             self.table.add_service(svc)
             return 0, []
+        if cmd == C.IPVS_CMD_NEW_DEST:
+            key = request_key(payload)
+            if self.table.find(key) is None:
+                return errno.ESRCH, []
+            d = decode.decode_dest(payload, key.af)
+            if any((x.addr, x.port) == (d.addr, d.port) for x in self.table.dests[key]):
+                return errno.EEXIST, []
+            self.table.add_dest(key, d)
+            return 0, []
+        if cmd == C.IPVS_CMD_FLUSH:
+            for svc in list(self.table.services):
+                self.table.del_service(svc.key)
+            return 0, []
         if cmd == C.IPVS_CMD_GET_INFO:
             return 0, [bytes([C.IPVS_CMD_SET_INFO, 1, 0, 0]) + wire.nla_u32(C.IPVS_INFO_ATTR_VERSION, 0x010201)
                        + wire.nla_u32(C.IPVS_INFO_ATTR_CONN_TAB_SIZE, 4096)]

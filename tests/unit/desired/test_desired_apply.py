@@ -106,22 +106,24 @@ def test_undo_of_a_removed_service_brings_back_its_servers():
     assert r.rolled_back and r.rollback_complete and state(kernel) == before
 
 
-def test_a_signal_between_chunks_rolls_back():
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_between_chunks_rolls_back(signum):
     kernel = MemoryIPVS(LIVE)
     before = state(kernel)
     calls = []
+    handler = signal.getsignal(signum)
 
     def hook(k, reqs):
         calls.append(len(reqs))
         if len(calls) == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signum)
 
     kernel.before_batch = hook
     r = A.run(kernel, desired_table(), chunk=2)
-    assert r.interrupted == signal.SIGTERM and r.status == 128 + signal.SIGTERM
+    assert r.interrupted == signum and r.status == 128 + signum
     assert r.rolled_back and r.rollback_complete and state(kernel) == before
     assert calls[:3] == [2, 2, 4]  # two chunks sent, then the undo of both in one batch
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handlers restored
+    assert signal.getsignal(signum) == handler  # handlers restored
 
 
 def test_a_signal_after_the_last_request_changes_nothing_more():

@@ -13,7 +13,9 @@ errors back to request indices, dumps and their draining, family resolution.
 from __future__ import annotations
 
 import errno
+import signal
 
+import _signal
 import pytest
 
 from ipvsctl.backend import OP_ADD_DEST, OP_DEL_SERVICE, KernelError, Request
@@ -24,7 +26,7 @@ from ipvsctl.netlink import constants as C
 from ipvsctl.netlink import netns
 from ipvsctl.netlink import transport as T
 from ipvsctl.netlink.backend import NetlinkBackend
-from support.fake_ipvs import ScriptedKernel, error_report, transport
+from support.fake_ipvs import KernelSocket, ScriptedKernel, Table, backend_over, error_report, transport
 from support.kernel_entries import FAMILY
 
 CODEC = Codec()  # one backend's memos (learned layouts), shared as a dump's entries share them
@@ -329,3 +331,28 @@ def test_the_netlink_backend_imports_nothing_heavy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""
+
+
+def test_signals_are_blocked_while_a_window_is_sent():
+    """So that no kernel call sees a signal pending, and the window is whole."""
+    from support.signalling import lines
+
+    seen = []
+
+    class Watching(KernelSocket):
+        def send(self, buf):
+            seen.append(signal.SIGTERM in _signal.pthread_sigmask(_signal.SIG_BLOCK, []))
+            return KernelSocket.send(self, buf)
+
+    table = Table()
+    backend, _, _ = backend_over(table)
+    backend._t.sock = Watching(table)
+    from ipvsctl.fastline import request
+
+    batch = backend.batch()
+    for line in lines(1200):
+        batch.add(request(line.split()))
+    assert batch.send(0, 600, lambda: False) == ({}, 600)
+    assert batch.send(600, 1200) == ({}, 1200)  # nobody to stop: nothing blocked
+    assert seen == [True, True, False, False]
+    assert signal.SIGTERM not in _signal.pthread_sigmask(_signal.SIG_BLOCK, [])  # unblocked after
