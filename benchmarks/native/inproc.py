@@ -33,13 +33,13 @@ from native.replay import AckSocket, Recording, ReplaySocket  # noqa: E402
 def restore_once(path: str):
     from ipvsctl.netlink.backend import NetlinkBackend
     from ipvsctl.netlink.transport import Transport
-    from ipvsctl.restore import apply, plan, stream_lines
+    from ipvsctl.restore import apply, plan_chunks, stream_chunks
 
     sock = AckSocket()
     with open(path) as f:
         t0 = time.perf_counter()
         backend = NetlinkBackend(transport=Transport(sock=sock, family=0x20))
-        steps = plan(stream_lines(f), backend.batch())  # as -R: read in chunks, encoded as checked
+        steps = plan_chunks(stream_chunks(f), backend.batch())  # as -R: read in chunks, encoded as checked
         result = apply(steps, backend)
         t = time.perf_counter() - t0
     assert result.status == 0 and not result.failed, result.err[:3]

@@ -125,9 +125,11 @@ def _restore_guarded(file, as_json, flush, dry_run, netns, guard) -> int:
         raise Failure(f"restore: {source.name} holds a JSON document, not ipvsadm lines: "
                       "use `restore --json` (nothing was changed)", EXIT_INVALID)
     elif dry_run:
-        from ipvsctl.restore import Tally
+        # Every step of -R but the sending: encoded as the netlink backend
+        # would, and held so, as -R holds it.
+        from ipvsctl.netlink.backend import EncodedBatch
 
-        job = _LinesJob(source, flush, Tally())
+        job = _LinesJob(source, flush, EncodedBatch.unsent())
     else:
         # The lines are held encoded by the backend as they are checked.
         from ipvsctl.backend import batch_for
@@ -184,16 +186,16 @@ def _checked_and_sent(job, netns, guard, backend) -> int:
 
 class _LinesJob:
     """A restore of ipvsadm -R lines: every line parsed and checked at once,
-    and held in ``batch`` (a backend's, or a Tally for a dry run)."""
+    and held in ``batch`` (a backend's; a dry run's encoded, never sent)."""
 
     as_json = False
 
     def __init__(self, source: _Input, flush: bool, batch):
         from ipvsctl import backend as b
-        from ipvsctl.restore import RestoreLineError, lines_of, plan
+        from ipvsctl.restore import RestoreLineError, plan_chunks
 
         try:
-            self.plan = plan(lines_of(source.chunks()), batch, flush=flush)
+            self.plan = plan_chunks(source.chunks(), batch, flush=flush)
         except RestoreLineError as e:
             what = "bad command line (Try `ipvsctl -h')" if e.error.try_help else e.error.message
             raise Failure(f"restore: line {e.line_no}: {what.rstrip()} (nothing was changed)",

@@ -224,6 +224,48 @@ def _encode_dest_full(family: int, cmd: int, key: ServiceKey, d: Destination, fl
     )
 
 
+# An IPv4 real server added by a restore's common line, encoded from its
+# parts alone (restore_stream.py): the message is a prefix fixed per service
+# (header, genlmsghdr, the service nest, the dest nest's head up to the
+# address), the variable middle, and a constant tail (tunnel fields and
+# thresholds 0).  Byte for byte what _encode_dest_full makes for the same
+# Destination (tests/unit/netlink/test_encode.py holds them together).
+_DEST_V4_MID = struct.Struct("=4s12xIH2xIIIi")  # ADDR, PORT, FWD_METHOD, WEIGHT
+_DEST_V4_TAIL = struct.Struct("=IB3xIH2xIH2xIIII").pack(
+    _W_D_TUN_TYPE, 0, _W_D_TUN_PORT, 0, _W_D_TUN_FLAGS, 0, _W_D_U_THRESH, 0, _W_D_L_THRESH, 0)
+
+
+class V4Dests:
+    """IPv4 real servers added to ``data``/``ends`` from their parts:
+    ``prefix(key)`` once per service, then ``add(prefix, addr4, port, fwd,
+    weight)`` per real server (``addr4``: 4 packed bytes) appends its
+    IPVS_CMD_NEW_DEST message and its end."""
+
+    def __init__(self, family: int, idents, data: bytearray, ends, flags: int = FLAGS_ACK):
+        self.family, self.idents, self.flags = family, idents, flags
+        self.add = self._adder(data, ends)
+
+    def prefix(self, key: ServiceKey) -> bytes:
+        nest = _ident(key, self.idents)[1]
+        return (struct.pack("=IHHIII", _DEST_MSG_ADDR.size, self.family, self.flags, 0, 0,
+                            _W_GENL[C.IPVS_CMD_NEW_DEST])
+                + nest + struct.pack("=IIH2xI", _W_DEST, _W_D_AF, AF_INET, _W_D_ADDR))
+
+    @staticmethod
+    def _adder(data: bytearray, ends):
+        pack, tail, append_end = _DEST_V4_MID.pack, _DEST_V4_TAIL, ends.append
+        w_port, w_fwd, w_weight = _W_D_PORT, _W_D_FWD, _W_D_WEIGHT
+
+        def add(prefix: bytes, addr4: bytes, port: int, fwd: int, weight: int) -> None:
+            nonlocal data
+            data += prefix
+            data += pack(addr4, w_port, htons(port), w_fwd, fwd, w_weight, weight)
+            data += tail
+            append_end(len(data))
+
+        return add
+
+
 def encode_new_dest(family: int, key: ServiceKey, dest: Destination, *, seq: int = 0,
                     flags: int = FLAGS_ACK, idents=None) -> bytes:
     return _encode_dest_full(family, C.IPVS_CMD_NEW_DEST, key, dest, flags, seq, idents)
