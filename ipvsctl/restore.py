@@ -119,18 +119,24 @@ def plan(lines, batch=None, flush: bool = False) -> Plan:
 
 def plan_chunks(chunks, batch=None, flush: bool = False) -> Plan:
     """``plan`` of the text arriving in ``chunks``, read whole blocks at a
-    time: the lines ipvsadm -S writes by one pattern (restore_stream), every
-    other line as ``plan`` reads it.  The same Plan, the same errors."""
-    from ipvsctl.restore_stream import blocks_of, plan_block, v4_dests
+    time into a backend's EncodedBatch: the lines ipvsadm -S writes by one
+    pattern (restore_stream), every other line as ``plan`` reads it.  The
+    same Plan, the same errors."""
+    from ipvsctl.restore_stream import blocks_of, plan_block
 
     planner = _Planner(batch, flush)
-    dests = v4_dests(planner.p.batch)
-    dest_code = OP_CODES[b.OP_ADD_DEST]
-    services: dict = {}
-    line_no = 1
+    v4_dests = getattr(planner.p.batch, "v4_dests", None)
     with _collector_paused():
-        for block in blocks_of(chunks):
-            line_no = plan_block(block, line_no, planner, dests, dest_code, services)
+        if v4_dests is None:  # a batch of Requests (tests): line by line
+            for line_no, text in enumerate(lines_of(chunks), 1):
+                planner.line(line_no, text)
+        else:
+            dests = v4_dests()
+            dest_code = OP_CODES[b.OP_ADD_DEST]
+            services: dict = {}
+            line_no = 1
+            for block in blocks_of(chunks):
+                line_no = plan_block(block, line_no, planner, dests, dest_code, services)
     return planner.done()
 
 

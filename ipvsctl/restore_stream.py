@@ -40,13 +40,12 @@ _PORT = r"[1-9]\d{0,4}"
 LINES = re.compile(
     rf"-a -([tu] {_ADDR}:{_PORT}) -r ({_ADDR}):({_PORT}) -([mgi]) -w (0|[1-9]\d{{0,9}})\n"
     rf"|-A -([tu] {_ADDR}:{_PORT}) -s ([a-z]{{1,15}})(?: -p ([1-9]\d{{0,9}}))?\n"
-    r"|([^\n]*)\n")
+    r"|([^\n]*)\n", re.ASCII)  # ASCII: \d is 0-9 only, not every script's digits
 #: Services' prefixes kept at most (then forgotten, made again when named):
 #: a dump names each service again on every real server's line.
 SERVICES_KEPT = 1 << 16
 _FWD = {"m": m.FWD_MASQ, "g": m.FWD_ROUTE, "i": m.FWD_TUNNEL}
 _inet_aton = _socket.inet_aton
-_ntoa = _socket.inet_ntoa
 
 
 def blocks_of(chunks):
@@ -65,36 +64,19 @@ def blocks_of(chunks):
         yield rest + "\n"
 
 
-class _RequestDests:
-    """``V4Dests`` for a batch that holds Requests, not bytes."""
-
-    def __init__(self, batch):
-        self.batch_add = batch.add
-
-    def prefix(self, key):
-        return key
-
-    def add(self, key, addr4, port, fwd, weight):
-        self.batch_add(b.Request(b.OP_ADD_DEST, service=key,
-                                 dest=m.Destination(m.AF_INET, _ntoa(addr4), port, fwd, weight)))
-
-
-def v4_dests(batch):
-    """The batch's own ``v4_dests()`` (encoded templates), else Requests."""
-    make = getattr(batch, "v4_dests", None)
-    return make() if make is not None else _RequestDests(batch)
-
-
 def plan_block(text: str, first_no: int, planner, dests, dest_code: int, services: dict) -> int:
     """Plan the lines of ``text``, numbered from ``first_no``: the two shapes
     here, every other line by ``planner.line(line_no, line)``; a service's
-    Request by ``planner.request``, a real server's by ``dests`` (a
-    ``V4Dests``) with its line and ``dest_code`` in ``planner.p``.
+    Request by ``planner.request``, a real server's packed by ``dests`` (an
+    EncodedBatch's ``V4Dests``) with its line and ``dest_code`` in
+    ``planner.p``.
     ``services``: what this stream's services' text gave so far (kept
     between blocks).  Returns the next line number."""
     p = planner.p
-    add_line, add_op, add_dest = p.lines.append, p.ops.append, dests.add
-    fwds, aton, masq = _FWD, _inet_aton, m.FWD_MASQ
+    add_line, add_op = p.lines.append, p.ops.append
+    data, add_end, pack, tail = dests.data, dests.ends.append, dests.pack, dests.tail
+    w_port, w_fwd, w_weight = dests.words
+    fwds, aton, masq, htons = _FWD, _inet_aton, m.FWD_MASQ, _socket.htons
     no = first_no - 1
     for no, (svc, addr, port, fwd, weight, s_svc, sched, timeout, other) in \
             enumerate(LINES.findall(text), first_no):
@@ -107,13 +89,16 @@ def plan_block(text: str, first_no: int, planner, dests, dest_code: int, service
             w = int(weight)
             d_port = int(port)
             if known and w <= INT_MAX and d_port <= PORT_MAX:
+                d_port = htons(d_port)
                 try:
                     addr4 = aton(addr)
                 except OSError:
                     addr4 = None
                 if addr4 is not None:
                     f = fwds[fwd]
-                    add_dest(known[0], addr4, d_port if f == masq else known[1], f, w)
+                    data += pack(known[0], addr4, w_port, d_port if f == masq else known[1], w_fwd, f,
+                                 w_weight, w, tail)
+                    add_end(len(data))
                     add_line(no)
                     add_op(dest_code)
                     continue
@@ -136,4 +121,4 @@ def _service(svc: str, dests):
     """(``dests``' prefix for the service "t 10.0.0.1:80", its port), or
     () when fastline does not take it either."""
     key = service_key_of_text("-" + svc[0], svc[2:])
-    return () if key is None else (dests.prefix(key), key.port)
+    return () if key is None else (dests.prefix(key), _socket.htons(key.port))

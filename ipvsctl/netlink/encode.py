@@ -236,14 +236,23 @@ _DEST_V4_TAIL = struct.Struct("=IB3xIH2xIH2xIIII").pack(
 
 
 class V4Dests:
-    """IPv4 real servers added to ``data``/``ends`` from their parts:
-    ``prefix(key)`` once per service, then ``add(prefix, addr4, port, fwd,
-    weight)`` per real server (``addr4``: 4 packed bytes) appends its
-    IPVS_CMD_NEW_DEST message and its end."""
+    """IPv4 real servers added to ``data``/``ends`` from their parts, each
+    message one ``pack`` into ``data``: ``prefix(key)`` once per service (the
+    headers, the service nest and the dest nest's head), then per real
+    server ``pack(prefix, addr4, *words, ...)``, spelt out in
+    restore_stream.plan_block: ``addr4`` 4 packed bytes, then the PORT
+    header word, the port (network order), the FWD_METHOD word, the
+    method, the WEIGHT word, the weight, and ``tail``."""
+
+    #: PORT, FWD_METHOD and WEIGHT attribute headers, as native u32 words
+    words = (_W_D_PORT, _W_D_FWD, _W_D_WEIGHT)
+    tail = _DEST_V4_TAIL
 
     def __init__(self, family: int, idents, data: bytearray, ends, flags: int = FLAGS_ACK):
         self.family, self.idents, self.flags = family, idents, flags
-        self.add = self._adder(data, ends)
+        self.data, self.ends = data, ends
+        self.pack = struct.Struct(f"={_DEST_V4_PREFIX_LEN}s" + _DEST_V4_MID.format[1:]
+                                  + f"{len(_DEST_V4_TAIL)}s").pack
 
     def prefix(self, key: ServiceKey) -> bytes:
         nest = _ident(key, self.idents)[1]
@@ -251,19 +260,8 @@ class V4Dests:
                             _W_GENL[C.IPVS_CMD_NEW_DEST])
                 + nest + struct.pack("=IIH2xI", _W_DEST, _W_D_AF, AF_INET, _W_D_ADDR))
 
-    @staticmethod
-    def _adder(data: bytearray, ends):
-        pack, tail, append_end = _DEST_V4_MID.pack, _DEST_V4_TAIL, ends.append
-        w_port, w_fwd, w_weight = _W_D_PORT, _W_D_FWD, _W_D_WEIGHT
 
-        def add(prefix: bytes, addr4: bytes, port: int, fwd: int, weight: int) -> None:
-            nonlocal data
-            data += prefix
-            data += pack(addr4, w_port, htons(port), w_fwd, fwd, w_weight, weight)
-            data += tail
-            append_end(len(data))
-
-        return add
+_DEST_V4_PREFIX_LEN = 20 + _SVC_ID_ADDR_LEN + 4 + 16  # headers, service nest, dest nest to ADDR's header
 
 
 def encode_new_dest(family: int, key: ServiceKey, dest: Destination, *, seq: int = 0,

@@ -34,6 +34,10 @@ BAD = [
     "-a -t 10.0.0.1:80 -r 10.1.0.256:80 -m -w 1", "-a -t 10.0.0.1:99999 -r 10.1.0.1:80 -m -w 1",
     "-A -t 10.0.0.1:80 -s rr -p 2678401", "-A -t 10.0.0.1:0 -s rr", "-A -t 10.0.0.1:80 -s rr -s wlc",
     "-R", "-x", "{", "-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w x",
+    # digits of other scripts (int() reads them; ipvsadm does not)
+    "-a -t 10.0.0.1:80 -r 10.1.0.1:8\u0660 -m -w 1", "-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 1\u0660",
+    "-A -t 10.0.0.1:80 -s rr -p 3\u0660\u0660", "-a -t 10.0.0.1:8\u0660 -r 10.1.0.1:80 -m -w 1",
+    "-a -t 10.0.0.1:80 -r 10.1.0.1\u0660:80 -m -w 1",
 ]
 
 
@@ -65,7 +69,7 @@ def _held(p) -> tuple:
 
 @pytest.mark.parametrize("size", [1, 7, 64, 1 << 20])
 @pytest.mark.parametrize("flush", [False, True])
-@pytest.mark.parametrize("encoded", [True, False])
+@pytest.mark.parametrize("encoded", [True, False])  # False: a batch of Requests, line by line
 def test_the_whole_stream_holds_what_line_by_line_holds(size, flush, encoded):
     lines = _accepted(_corpus())
     random.Random(size).shuffle(lines)
