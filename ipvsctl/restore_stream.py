@@ -42,8 +42,12 @@ LINES = re.compile(
     rf"|-A -([tu] {_ADDR}:{_PORT}) -s ([a-z]{{1,15}})(?: -p ([1-9]\d{{0,9}}))?\n"
     r"|([^\n]*)\n", re.ASCII)  # ASCII: \d is 0-9 only, not every script's digits
 #: Services' prefixes kept at most (then forgotten, made again when named):
-#: a dump names each service again on every real server's line.
-SERVICES_KEPT = 1 << 16
+#: a dump names a service on its real servers' lines, one after the other.
+SERVICES_KEPT = 1 << 10
+#: Characters read by one findall: its list holds ~300 bytes a line, so a
+#: block of ~3,000 lines keeps that under a MiB (a million-line restore
+#: holds ~160 MB of requests already).
+BLOCK = 1 << 17
 _FWD = {"m": m.FWD_MASQ, "g": m.FWD_ROUTE, "i": m.FWD_TUNNEL}
 _inet_aton = _socket.inet_aton
 
@@ -56,10 +60,17 @@ def blocks_of(chunks):
     rest = ""
     for chunk in chunks:
         text = rest + chunk if rest else chunk
-        cut = text.rfind("\n") + 1
-        if cut:
-            yield text[:cut]
-        rest = text[cut:]
+        start, end = 0, len(text)
+        while True:
+            cut = text.rfind("\n", start, start + BLOCK) + 1 if end - start > BLOCK else 0
+            if not cut:  # the rest of the chunk, up to its last newline
+                cut = text.rfind("\n", start) + 1
+                if cut:
+                    yield text[start:cut]
+                break
+            yield text[start:cut]
+            start = cut
+        rest = text[cut or start:]
     if rest:
         yield rest + "\n"
 

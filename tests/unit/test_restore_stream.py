@@ -13,7 +13,7 @@ import pytest
 from test_fastline import CORPUS, SERVERS, SERVICES
 
 from ipvsctl import backend as b
-from ipvsctl import restore
+from ipvsctl import restore, restore_stream
 from ipvsctl.netlink.backend import EncodedBatch
 from ipvsctl.restore import RestoreLineError, plan, plan_chunks
 
@@ -70,7 +70,9 @@ def _held(p) -> tuple:
 @pytest.mark.parametrize("size", [1, 7, 64, 1 << 20])
 @pytest.mark.parametrize("flush", [False, True])
 @pytest.mark.parametrize("encoded", [True, False])  # False: a batch of Requests, line by line
-def test_the_whole_stream_holds_what_line_by_line_holds(size, flush, encoded):
+@pytest.mark.parametrize("block", [20, 1000, restore_stream.BLOCK])
+def test_the_whole_stream_holds_what_line_by_line_holds(size, flush, encoded, block, monkeypatch):
+    monkeypatch.setattr(restore_stream, "BLOCK", block)
     lines = _accepted(_corpus())
     random.Random(size).shuffle(lines)
     text = "\n".join(lines)
