@@ -10,7 +10,10 @@ Strategy, and where it parts from ipvsadm on purpose (docs/compat.md):
    (NetlinkBackend encodes it there, back to back with the others), and its
    line number and operation into two arrays.  The input is read a MiB at
    a time and never held whole, so a million-line stream costs ~175 bytes
-   a line, not a list of objects per line (docs/performance.md).
+   a line, not a list of objects per line (docs/performance.md).  Into a
+   backend's EncodedBatch (``plan_chunks``), the lines ipvsadm -S writes
+   are read a block at a time by one pattern and packed from templates
+   (restore_stream); every other line goes the per-line way (``plan``).
 3. Consecutive change commands are sent as one pipelined batch
    (``sending.send_held``, as ``restore --json`` and the put-back send),
    which keeps going past kernel errors exactly as ipvsadm does line by
@@ -31,9 +34,14 @@ from __future__ import annotations
 
 from array import array
 
+# Everything planning uses is imported here, before the caller's
+# interrupt.Guard can raise: a signal raised inside an import (importlib's
+# lock callbacks) is printed as "Exception ignored" and swallowed.
 from ipvsctl import backend as b
-from ipvsctl import sending
+from ipvsctl import ops, sending
+from ipvsctl.fastline import request as fast_request
 from ipvsctl.grammar import ParseError, parse, split_restore_line
+from ipvsctl.restore_stream import blocks_of, plan_block
 from ipvsctl.vocab import EXIT_KERNEL, EXIT_OK, EXIT_SIGNALLED, EXIT_USAGE
 
 #: Every change operation, by the code Plan.ops holds for it.
@@ -122,8 +130,6 @@ def plan_chunks(chunks, batch=None, flush: bool = False) -> Plan:
     time into a backend's EncodedBatch: the lines ipvsadm -S writes by one
     pattern (restore_stream), every other line as ``plan`` reads it.  The
     same Plan, the same errors."""
-    from ipvsctl.restore_stream import blocks_of, plan_block
-
     planner = _Planner(batch, flush)
     v4_dests = getattr(planner.p.batch, "v4_dests", None)
     with _collector_paused():
@@ -164,10 +170,7 @@ class _Planner:
     """A Plan filled a line at a time (see ``plan``)."""
 
     def __init__(self, batch, flush: bool):
-        from ipvsctl.fastline import request
-        from ipvsctl.ops import is_change, to_request
-
-        self.fast_request, self.is_change, self.to_request = request, is_change, to_request
+        self.fast_request, self.is_change, self.to_request = fast_request, ops.is_change, ops.to_request
         self.p = p = Plan(batch if batch is not None else b.Batch())
         self.flush = flush
         if flush:
@@ -280,8 +283,7 @@ def apply(p: Plan, backend: b.Backend, guard=None) -> RestoreResult:
     """Send the plan's requests, running its list lines in their place.
     ``guard`` (interrupt.Guard, noting): once it has noted a signal, nothing
     more is sent after the window in flight (see the module's strategy)."""
-    from ipvsctl.ops import execute
-
+    execute = ops.execute
     if isinstance(p.batch, b.Batch) and p.batch.backend is None:
         p.batch.backend = backend  # planned without one (tests, benchmarks): send it here
     result = RestoreResult()

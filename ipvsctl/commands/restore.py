@@ -9,7 +9,8 @@ clears the table (--flush, or a -C line) puts it back as it was
 
 Lines are read a MiB at a time (``_Input``) and held encoded by the
 backend as they are checked (restore.Plan), so a million lines cost ~200
-MB, not the text and an object per line.  SIGINT and SIGTERM
+MB, not the text and an object per line.  --dry-run does the same, into a
+batch that is never sent, and then checks the names.  SIGINT and SIGTERM
 (interrupt.Guard) end the restore at once while nothing is sent; once
 sending has begun they stop it at the end of a window, with an account of
 which lines were sent, and a restore that clears puts the table back.
@@ -107,8 +108,15 @@ def _restore(file, as_json, flush, dry_run, netns) -> int:
     """Checked whole, names included, then sent.  SIGINT and SIGTERM stop it
     at once while nothing is sent; then at the next window, with an account
     (and a restore that clears puts the table back)."""
+    import codecs  # noqa: F401 (for _Input)
+
+    from ipvsctl import restore, schedulers  # noqa: F401 (what checking the input uses)
     from ipvsctl.interrupt import Guard, Interrupted, signal_name
 
+    if dry_run:
+        from ipvsctl.netlink import backend  # noqa: F401 (the dry run's batch)
+    # Imported before the Guard: a signal raised inside an import (importlib's
+    # lock callbacks) is printed as "Exception ignored" and swallowed.
     with Guard() as guard:
         try:
             return _restore_guarded(file, as_json, flush, dry_run, netns, guard)

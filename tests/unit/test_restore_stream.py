@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gc
 import random
+import subprocess
+import sys
 
 import pytest
 from test_fastline import CORPUS, SERVERS, SERVICES
@@ -126,3 +128,25 @@ def test_the_collector_runs_again_afterwards_even_after_an_error():
         assert not gc.isenabled()  # left as it was
     finally:
         gc.enable()
+
+
+def test_planning_imports_nothing_once_restore_is_imported():
+    """-R and `restore` install a raising interrupt.Guard before planning; a
+    signal that lands inside an import (importlib's lock callbacks) is printed
+    as "Exception ignored in ..." with a traceback, and swallowed.  So every
+    module planning uses is imported with ipvsctl.restore, before the Guard."""
+    code = (
+        "import sys\n"
+        "from ipvsctl import restore\n"
+        "from ipvsctl.netlink.backend import EncodedBatch\n"
+        "before = set(sys.modules)\n"
+        f"restore.plan_chunks([{STREAM!r}], EncodedBatch.unsent())\n"
+        "restore.plan_chunks([], None)\n"
+        "print(sorted(set(sys.modules) - before))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+STREAM = ("-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 1\n-E -t 10.0.0.1:80 -s wrr\n"
+          "-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 1 -x 5\n# c\n-A -u 10.0.0.2:53 -s wlc -p\n-C\n"
+          "--set 1 2 3\n-d -t 10.0.0.1:80 -r 10.1.0.2:80\n")
