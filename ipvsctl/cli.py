@@ -127,12 +127,12 @@ def _restore(stdin, stdout, stderr, backend, prog: str) -> int:
     next window, with an account of what was sent (exit 128 + signal)."""
     from ipvsctl.backend import batch_for
     from ipvsctl.interrupt import Guard, Interrupted, signal_name
-    from ipvsctl.restore import RestoreLineError, apply, plan, stream_lines
+    from ipvsctl.restore import RestoreLineError, apply, plan_chunks, stream_chunks
 
     unchanged = "restore: nothing was applied (the kernel table is unchanged)\n"
     with Guard() as guard:
         try:
-            steps = plan(stream_lines(stdin), batch_for(backend))
+            steps = plan_chunks(stream_chunks(stdin), batch_for(backend))
             guard.defer()
         except RestoreLineError as e:
             what = try_help(prog).rstrip("\n") if e.error.try_help else e.error.message

@@ -68,7 +68,8 @@ def _key_of_text(switch_text: tuple[str, str]) -> m.ServiceKey | None:
 _KEYS_BY_TEXT = BoundedCache(1 << 16, _key_of_text)
 
 
-def _service_key_of(switch: str, text: str) -> m.ServiceKey | None:
+def service_key_of_text(switch: str, text: str) -> m.ServiceKey | None:
+    """The ServiceKey of ("-t", "10.0.0.1:80"), or None: not a shape this module takes."""
     return _KEYS_BY_TEXT[(switch, text)]
 
 
@@ -130,7 +131,7 @@ def _dest_line(words, op):
     # loop's cost.  Anything else about it goes through the loop below.
     if (len(words) == 8 and words[3] == "-r" and words[6] == "-w" and words[1] in _PROTOCOLS
             and words[5] in _FWD):
-        key = _service_key_of(words[1], words[2])
+        key = service_key_of_text(words[1], words[2])
         dest = _v4_addr_port(words[4])
         weight = _number(words[7], INT_MAX)
         if key is not None and dest is not None and weight is not None:

@@ -10,7 +10,10 @@ Strategy, and where it parts from ipvsadm on purpose (docs/compat.md):
    (NetlinkBackend encodes it there, back to back with the others), and its
    line number and operation into two arrays.  The input is read a MiB at
    a time and never held whole, so a million-line stream costs ~175 bytes
-   a line, not a list of objects per line (docs/performance.md).
+   a line, not a list of objects per line (docs/performance.md).  Into a
+   backend's EncodedBatch (``plan_chunks``), the lines ipvsadm -S writes
+   are read a block at a time by one pattern and packed from templates
+   (restore_stream); every other line goes the per-line way (``plan``).
 3. Consecutive change commands are sent as one pipelined batch
    (``sending.send_held``, as ``restore --json`` and the put-back send),
    which keeps going past kernel errors exactly as ipvsadm does line by
@@ -31,9 +34,14 @@ from __future__ import annotations
 
 from array import array
 
+# Everything planning uses is imported here, before the caller's
+# interrupt.Guard can raise: a signal raised inside an import (importlib's
+# lock callbacks) is printed as "Exception ignored" and swallowed.
 from ipvsctl import backend as b
-from ipvsctl import sending
+from ipvsctl import ops, sending
+from ipvsctl.fastline import request as fast_request
 from ipvsctl.grammar import ParseError, parse, split_restore_line
+from ipvsctl.restore_stream import blocks_of, plan_block
 from ipvsctl.vocab import EXIT_KERNEL, EXIT_OK, EXIT_SIGNALLED, EXIT_USAGE
 
 #: Every change operation, by the code Plan.ops holds for it.
@@ -57,22 +65,14 @@ def lines_of(chunks):
     yield rest
 
 
+def stream_chunks(stream, size: int = READ_SIZE):
+    """A text stream read ``size`` characters at a time."""
+    return iter(lambda: stream.read(size), "")
+
+
 def stream_lines(stream, size: int = READ_SIZE):
     """The lines of a text stream (see ``lines_of``), read ``size`` characters at a time."""
-    return lines_of(iter(lambda: stream.read(size), ""))
-
-
-class Tally:
-    """A Batch that only counts (a dry run sends nothing)."""
-
-    def __init__(self):
-        self.count = 0
-
-    def add(self, request) -> None:
-        self.count += 1
-
-    def __len__(self) -> int:
-        return self.count
+    return lines_of(stream_chunks(stream, size))
 
 
 class Plan:
@@ -117,29 +117,77 @@ def plan(lines, batch=None, flush: bool = False) -> Plan:
 
     Raises RestoreLineError for the first line that does not parse.
     """
-    from ipvsctl.fastline import request as fast_request
-    from ipvsctl.ops import is_change, to_request
+    planner = _Planner(batch, flush)
+    line = planner.line
+    with _collector_paused():
+        for line_no, text in enumerate(lines, 1):
+            line(line_no, text)
+    return planner.done()
 
-    p = Plan(batch if batch is not None else b.Batch())
-    add = p.batch.add
-    add_line = p.lines.append
-    add_op = p.ops.append
-    codes = OP_CODES
-    names = p.names
-    service_ops = (b.OP_ADD_SERVICE, b.OP_EDIT_SERVICE)
-    if flush:
-        add(b.Request(b.OP_FLUSH))
-        add_line(0)
-        add_op(codes[b.OP_FLUSH])
-    listings = p.listings
-    for line_no, line in enumerate(lines, 1):
+
+def plan_chunks(chunks, batch=None, flush: bool = False) -> Plan:
+    """``plan`` of the text arriving in ``chunks``, read whole blocks at a
+    time into a backend's EncodedBatch: the lines ipvsadm -S writes by one
+    pattern (restore_stream), every other line as ``plan`` reads it.  The
+    same Plan, the same errors."""
+    planner = _Planner(batch, flush)
+    v4_dests = getattr(planner.p.batch, "v4_dests", None)
+    with _collector_paused():
+        if v4_dests is None:  # a batch of Requests (tests): line by line
+            for line_no, text in enumerate(lines_of(chunks), 1):
+                planner.line(line_no, text)
+        else:
+            dests = v4_dests()
+            dest_code = OP_CODES[b.OP_ADD_DEST]
+            services: dict = {}
+            line_no = 1
+            for block in blocks_of(chunks):
+                line_no = plan_block(block, line_no, planner, dests, dest_code, services)
+    return planner.done()
+
+
+class _collector_paused:
+    """The cyclic garbage collector paused: planning makes a few objects a
+    line and no cycles, and a collection every 700 allocations (each walking
+    everything planned so far) cost ~40% of the time (docs/performance.md).
+    Reference counting still frees everything at once, so memory stays as
+    bounded as with it on; it runs again as it was afterwards."""
+
+    def __enter__(self):
+        import gc
+
+        self.was = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc):
+        if self.was:
+            import gc
+
+            gc.enable()
+
+
+class _Planner:
+    """A Plan filled a line at a time (see ``plan``)."""
+
+    def __init__(self, batch, flush: bool):
+        self.fast_request, self.is_change, self.to_request = fast_request, ops.is_change, ops.to_request
+        self.p = p = Plan(batch if batch is not None else b.Batch())
+        self.flush = flush
+        if flush:
+            p.batch.add(b.Request(b.OP_FLUSH))
+            p.lines.append(0)
+            p.ops.append(OP_CODES[b.OP_FLUSH])
+
+    def line(self, line_no: int, line: str) -> None:
+        """Plan one line of any shape (blank, comment, command)."""
         words = split_restore_line(line)
         if not words or words[0].startswith("#"):
-            continue
+            return
         # popt's "!#:+" takes a later word as an option's value: only the
         # grammar knows that.
-        req = fast_request(words) if "!#:+" not in line else None
+        req = self.fast_request(words) if "!#:+" not in line else None
         if req is None:
+            p = self.p
             try:
                 cmd = parse(words)
                 if cmd.name in ("restore", "help", "version"):
@@ -147,23 +195,34 @@ def plan(lines, batch=None, flush: bool = False) -> Plan:
                     # the stream half-way, so they are refused here too.
                     raise ParseError("", EXIT_USAGE, try_help=True)
             except ParseError as e:
-                first = len(p.lines) == int(flush) and not listings
+                first = len(p.lines) == int(self.flush) and not p.listings
                 raise RestoreLineError(line_no, e, first, line) from None
-            if not is_change(cmd):
-                listings.append((len(p.lines), line_no, cmd))
-                continue
-            req = to_request(cmd)
-        add(req)
-        add_line(line_no)
+            if not self.is_change(cmd):
+                p.listings.append((len(p.lines), line_no, cmd))
+                return
+            req = self.to_request(cmd)
+        self.request(line_no, req)
+
+    def request(self, line_no: int, req: b.Request) -> None:
+        """Hold line ``line_no``'s checked request."""
+        p = self.p
+        p.batch.add(req)
+        p.lines.append(line_no)
         op = req.op
-        add_op(codes[op])
-        if op in service_ops:
+        p.ops.append(OP_CODES[op])
+        if op in _SERVICE_OPS:
             svc = req.service
-            kept = names.setdefault((svc.scheduler, svc.pe_name), [])
+            kept = p.names.setdefault((svc.scheduler, svc.pe_name), [])
             if len(kept) < NAMES_KEPT:
                 kept.append((line_no, svc))
-    p.commands = len(p.lines) - int(flush) + len(listings)
-    return p
+
+    def done(self) -> Plan:
+        p = self.p
+        p.commands = len(p.lines) - int(self.flush) + len(p.listings)
+        return p
+
+
+_SERVICE_OPS = (b.OP_ADD_SERVICE, b.OP_EDIT_SERVICE)
 
 
 class RestoreResult:
@@ -224,8 +283,7 @@ def apply(p: Plan, backend: b.Backend, guard=None) -> RestoreResult:
     """Send the plan's requests, running its list lines in their place.
     ``guard`` (interrupt.Guard, noting): once it has noted a signal, nothing
     more is sent after the window in flight (see the module's strategy)."""
-    from ipvsctl.ops import execute
-
+    execute = ops.execute
     if isinstance(p.batch, b.Batch) and p.batch.backend is None:
         p.batch.backend = backend  # planned without one (tests, benchmarks): send it here
     result = RestoreResult()

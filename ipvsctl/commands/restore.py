@@ -9,7 +9,8 @@ clears the table (--flush, or a -C line) puts it back as it was
 
 Lines are read a MiB at a time (``_Input``) and held encoded by the
 backend as they are checked (restore.Plan), so a million lines cost ~200
-MB, not the text and an object per line.  SIGINT and SIGTERM
+MB, not the text and an object per line.  --dry-run does the same, into a
+batch that is never sent, and then checks the names.  SIGINT and SIGTERM
 (interrupt.Guard) end the restore at once while nothing is sent; once
 sending has begun they stop it at the end of a window, with an account of
 which lines were sent, and a restore that clears puts the table back.
@@ -107,8 +108,15 @@ def _restore(file, as_json, flush, dry_run, netns) -> int:
     """Checked whole, names included, then sent.  SIGINT and SIGTERM stop it
     at once while nothing is sent; then at the next window, with an account
     (and a restore that clears puts the table back)."""
+    import codecs  # noqa: F401 (for _Input)
+
+    from ipvsctl import restore, schedulers  # noqa: F401 (what checking the input uses)
     from ipvsctl.interrupt import Guard, Interrupted, signal_name
 
+    if dry_run:
+        from ipvsctl.netlink import backend  # noqa: F401 (the dry run's batch)
+    # Imported before the Guard: a signal raised inside an import (importlib's
+    # lock callbacks) is printed as "Exception ignored" and swallowed.
     with Guard() as guard:
         try:
             return _restore_guarded(file, as_json, flush, dry_run, netns, guard)
@@ -125,9 +133,11 @@ def _restore_guarded(file, as_json, flush, dry_run, netns, guard) -> int:
         raise Failure(f"restore: {source.name} holds a JSON document, not ipvsadm lines: "
                       "use `restore --json` (nothing was changed)", EXIT_INVALID)
     elif dry_run:
-        from ipvsctl.restore import Tally
+        # Every step of -R but the sending: encoded as the netlink backend
+        # would, and held so, as -R holds it.
+        from ipvsctl.netlink.backend import EncodedBatch
 
-        job = _LinesJob(source, flush, Tally())
+        job = _LinesJob(source, flush, EncodedBatch.unsent())
     else:
         # The lines are held encoded by the backend as they are checked.
         from ipvsctl.backend import batch_for
@@ -184,16 +194,16 @@ def _checked_and_sent(job, netns, guard, backend) -> int:
 
 class _LinesJob:
     """A restore of ipvsadm -R lines: every line parsed and checked at once,
-    and held in ``batch`` (a backend's, or a Tally for a dry run)."""
+    and held in ``batch`` (a backend's; a dry run's encoded, never sent)."""
 
     as_json = False
 
     def __init__(self, source: _Input, flush: bool, batch):
         from ipvsctl import backend as b
-        from ipvsctl.restore import RestoreLineError, lines_of, plan
+        from ipvsctl.restore import RestoreLineError, plan_chunks
 
         try:
-            self.plan = plan(lines_of(source.chunks()), batch, flush=flush)
+            self.plan = plan_chunks(source.chunks(), batch, flush=flush)
         except RestoreLineError as e:
             what = "bad command line (Try `ipvsctl -h')" if e.error.try_help else e.error.message
             raise Failure(f"restore: line {e.line_no}: {what.rstrip()} (nothing was changed)",

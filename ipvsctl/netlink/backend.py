@@ -135,14 +135,24 @@ class EncodedBatch(Batch):
     million lines hold ~165 MB here, where Request values would take ~250
     bytes a line more; and sending is slicing, each request encoded once."""
 
-    def __init__(self, backend: NetlinkBackend):
+    def __init__(self, backend: NetlinkBackend | None, family: int = 0):
         from array import array
 
         self.backend = backend
-        self.family = backend.family
-        self.idents = backend._codec.idents
+        self.family = backend.family if backend is not None else family
+        self.idents = backend._codec.idents if backend is not None else Codec().idents
         self.data = bytearray()
         self.ends = array("L")
+
+    @classmethod
+    def unsent(cls) -> EncodedBatch:
+        """A batch encoded as a backend's would be (family id 0: there is
+        no conversation to ask it of) and never sent: a dry run's."""
+        return cls(None)
+
+    def v4_dests(self) -> encode.V4Dests:
+        """IPv4 real servers added from their parts (restore_stream)."""
+        return encode.V4Dests(self.family, self.idents, self.data, self.ends)
 
     def add(self, request: Request) -> None:
         data = self.data

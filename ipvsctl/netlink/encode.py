@@ -224,6 +224,46 @@ def _encode_dest_full(family: int, cmd: int, key: ServiceKey, d: Destination, fl
     )
 
 
+# An IPv4 real server added by a restore's common line, encoded from its
+# parts alone (restore_stream.py): the message is a prefix fixed per service
+# (header, genlmsghdr, the service nest, the dest nest's head up to the
+# address), the variable middle, and a constant tail (tunnel fields and
+# thresholds 0).  Byte for byte what _encode_dest_full makes for the same
+# Destination (tests/unit/netlink/test_encode.py holds them together).
+_DEST_V4_MID = struct.Struct("=4s12xIH2xIIIi")  # ADDR, PORT, FWD_METHOD, WEIGHT
+_DEST_V4_TAIL = struct.Struct("=IB3xIH2xIH2xIIII").pack(
+    _W_D_TUN_TYPE, 0, _W_D_TUN_PORT, 0, _W_D_TUN_FLAGS, 0, _W_D_U_THRESH, 0, _W_D_L_THRESH, 0)
+
+
+class V4Dests:
+    """IPv4 real servers added to ``data``/``ends`` from their parts, each
+    message one ``pack`` into ``data``: ``prefix(key)`` once per service (the
+    headers, the service nest and the dest nest's head), then per real
+    server ``pack(prefix, addr4, *words, ...)``, spelt out in
+    restore_stream.plan_block: ``addr4`` 4 packed bytes, then the PORT
+    header word, the port (network order), the FWD_METHOD word, the
+    method, the WEIGHT word, the weight, and ``tail``."""
+
+    #: PORT, FWD_METHOD and WEIGHT attribute headers, as native u32 words
+    words = (_W_D_PORT, _W_D_FWD, _W_D_WEIGHT)
+    tail = _DEST_V4_TAIL
+
+    def __init__(self, family: int, idents, data: bytearray, ends, flags: int = FLAGS_ACK):
+        self.family, self.idents, self.flags = family, idents, flags
+        self.data, self.ends = data, ends
+        self.pack = struct.Struct(f"={_DEST_V4_PREFIX_LEN}s" + _DEST_V4_MID.format[1:]
+                                  + f"{len(_DEST_V4_TAIL)}s").pack
+
+    def prefix(self, key: ServiceKey) -> bytes:
+        nest = _ident(key, self.idents)[1]
+        return (struct.pack("=IHHIII", _DEST_MSG_ADDR.size, self.family, self.flags, 0, 0,
+                            _W_GENL[C.IPVS_CMD_NEW_DEST])
+                + nest + struct.pack("=IIH2xI", _W_DEST, _W_D_AF, AF_INET, _W_D_ADDR))
+
+
+_DEST_V4_PREFIX_LEN = 20 + _SVC_ID_ADDR_LEN + 4 + 16  # headers, service nest, dest nest to ADDR's header
+
+
 def encode_new_dest(family: int, key: ServiceKey, dest: Destination, *, seq: int = 0,
                     flags: int = FLAGS_ACK, idents=None) -> bytes:
     return _encode_dest_full(family, C.IPVS_CMD_NEW_DEST, key, dest, flags, seq, idents)
