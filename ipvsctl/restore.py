@@ -38,9 +38,10 @@ from array import array
 # interrupt.Guard can raise: a signal raised inside an import (importlib's
 # lock callbacks) is printed as "Exception ignored" and swallowed.
 from ipvsctl import backend as b
-from ipvsctl import ops, sending
+from ipvsctl import sending
 from ipvsctl.fastline import request as fast_request
 from ipvsctl.grammar import ParseError, parse, split_restore_line
+from ipvsctl.ops import execute, is_change, to_request
 from ipvsctl.restore_stream import blocks_of, plan_block
 from ipvsctl.vocab import EXIT_KERNEL, EXIT_OK, EXIT_SIGNALLED, EXIT_USAGE
 
@@ -170,7 +171,7 @@ class _Planner:
     """A Plan filled a line at a time (see ``plan``)."""
 
     def __init__(self, batch, flush: bool):
-        self.fast_request, self.is_change, self.to_request = fast_request, ops.is_change, ops.to_request
+        self.fast_request, self.is_change, self.to_request = fast_request, is_change, to_request
         self.p = p = Plan(batch if batch is not None else b.Batch())
         self.flush = flush
         if flush:
@@ -283,7 +284,6 @@ def apply(p: Plan, backend: b.Backend, guard=None) -> RestoreResult:
     """Send the plan's requests, running its list lines in their place.
     ``guard`` (interrupt.Guard, noting): once it has noted a signal, nothing
     more is sent after the window in flight (see the module's strategy)."""
-    execute = ops.execute
     if isinstance(p.batch, b.Batch) and p.batch.backend is None:
         p.batch.backend = backend  # planned without one (tests, benchmarks): send it here
     result = RestoreResult()
