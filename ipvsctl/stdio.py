@@ -156,7 +156,21 @@ def _flush(stream) -> None:
 
 def finish(status: int, prog: str = "ipvsctl") -> int:
     """The exit status, once standard output is flushed: a write error is
-    reported (or, for a gone reader, ipvsctl dies of SIGPIPE here)."""
+    reported (or, for a gone reader, ipvsctl dies of SIGPIPE here).
+
+    A Ctrl-C that comes now, when the command's work is done and its own
+    signal handling gone, ends ipvsctl by SIGINT, silently, as a program
+    without a handler ends: Python's default handler would raise it here
+    and print a traceback (seen: a restore signalled as it finished)."""
+    try:
+        return _finish(status, prog)
+    except KeyboardInterrupt:
+        _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+        _signal.raise_signal(_signal.SIGINT)
+        raise  # not reached: SIGINT's default action ends the process
+
+
+def _finish(status: int, prog: str) -> int:
     if _out is None:
         return status
     _flush(sys.stdout)

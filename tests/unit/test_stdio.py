@@ -20,6 +20,7 @@ tests/kernel/test_write_errors.py runs the same against the real kernel.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -294,3 +295,21 @@ def test_a_metrics_server_outlives_a_client_that_leaves_mid_answer(files):
         proc.terminate()
         proc.wait(timeout=30)
     assert "Traceback" not in proc.stderr.read()
+
+
+def test_a_ctrl_c_as_the_output_is_flushed_ends_by_sigint_silently():
+    """The work is done and the command's own handlers are gone: a SIGINT
+    now (seen in the kernel tier: a restore signalled as it finished) ends
+    ipvsctl as the signal ends a program without a handler, no traceback."""
+    code = (
+        "import sys\n"
+        "from ipvsctl import stdio\n"
+        "stdio.prepare()\n"
+        "sys.stdout.write('done\\n')\n"
+        "def interrupted(stream):\n"
+        "    raise KeyboardInterrupt\n"
+        "stdio._flush = interrupted\n"
+        "sys.exit(stdio.finish(0))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert (r.returncode, r.stderr) == (-signal.SIGINT, "")
