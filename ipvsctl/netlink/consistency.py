@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import os
 from _socket import inet_aton
-from operator import attrgetter, eq
+from operator import attrgetter, eq, itemgetter
 
 from ipvsctl.model import AF_INET, Destination, ServiceKey
+from ipvsctl.netlink.encode import identity_family
 from ipvsctl.netlink.rows import DestinationRows
 
 TYPE_CHECKING = False
@@ -198,34 +199,47 @@ _service_key = attrgetter("key")
 class ServiceSnapshot:
     """The service keys of one moment: ``ipv4`` from the atomic socket-option
     read (None when it could not be made); ``other`` the keys of a netlink
-    dump (any iterable of ServiceKey, kept as their values), of the other
-    families when ``ipv4`` is there, else of all (None when not taken), and
-    whether that dump was one pass (then atomic)."""
+    dump (any iterable of ServiceKey, kept as their values; or, with
+    ``by_identity``, the entries' identities as the kernel wrote them,
+    encode.entry_identity), of the other families when ``ipv4`` is there,
+    else of all (None when not taken), and whether that dump was one pass
+    (then atomic)."""
 
-    __slots__ = ("ipv4", "other", "other_atomic")
+    __slots__ = ("ipv4", "other", "other_atomic", "by_identity")
 
-    def __init__(self, ipv4: set | None, other: Iterable[ServiceKey] | None, other_atomic: bool = False):
+    def __init__(self, ipv4: set | None, other: Iterable | None, other_atomic: bool = False,
+                 by_identity: bool = False):
         self.ipv4 = ipv4
-        self.other = None if other is None else set(map(_key_values, other))
+        self.by_identity = by_identity
+        if other is not None:
+            other = set(other) if by_identity else set(map(_key_values, other))
+        self.other = other
         self.other_atomic = other_atomic
 
-    def holds(self, key: ServiceKey) -> bool | None:
+    def holds(self, key: ServiceKey, ident: bytes | None = None) -> bool | None:
         """Whether the service existed at this moment; None when this
-        snapshot cannot say for sure (not atomic for its family)."""
+        snapshot cannot say for sure (not atomic for its family, or held by
+        identity and ``ident``, the service's, not given)."""
         if key.af == AF_INET and self.ipv4 is not None:
             return legacy_service_key(key) in self.ipv4
         if self.other is None or not self.other_atomic:
             return None
+        if self.by_identity:
+            return None if ident is None else ident in self.other
         return _key_values(key) in self.other
 
 
-def covers_services(services: list, before: ServiceSnapshot, after: ServiceSnapshot) -> bool:
+def covers_services(services: list, before: ServiceSnapshot, after: ServiceSnapshot,
+                    idents: list[bytes] | None = None) -> bool:
     """Does the listing hold every service that is in both snapshots?
 
     Where ``before`` has no keys of the other families (the listing had
     none, so none were looked for), every one ``after`` holds is required:
     it either came during the read or was skipped by it, and only a new
-    read tells which."""
+    read tells which.  Snapshots held by identity are compared with
+    ``idents`` (the listed services', in order); two snapshots held
+    differently, or by identity without ``idents``, cannot be compared:
+    False (read again)."""
     keys = list(map(_service_key, services))
     by_ipv4 = before.ipv4 is not None and after.ipv4 is not None
     if by_ipv4:
@@ -233,9 +247,17 @@ def covers_services(services: list, before: ServiceSnapshot, after: ServiceSnaps
         if not (before.ipv4 & after.ipv4) <= have_ipv4:
             return False
     if after.other is not None:
+        if before.other is not None and before.by_identity != after.by_identity:
+            return False
+        if after.by_identity:
+            if idents is None:
+                return False
+            listed, family_of = idents, identity_family
+        else:
+            listed, family_of = map(_key_values, keys), itemgetter(0)
         required = after.other if before.other is None else before.other & after.other
-        missing = required.difference(map(_key_values, keys))
+        missing = required.difference(listed)
         if by_ipv4:  # the IPv4 ones were checked against the atomic snapshots
-            return all(values[0] == AF_INET for values in missing)
+            return all(family_of(values) == AF_INET for values in missing)
         return not missing
     return True

@@ -45,7 +45,7 @@ from _socket import AF_INET, AF_INET6, htonl, htons, inet_pton
 from ipvsctl import backend as b
 from ipvsctl.model import Daemon, Destination, Service, ServiceKey, Timeouts
 from ipvsctl.netlink import constants as C
-from ipvsctl.netlink.wire import FLAGS_ACK, FLAGS_DUMP, NLA, genl_word, hdr_word, message, nest, nla, \
+from ipvsctl.netlink.wire import FLAGS_ACK, FLAGS_DUMP, NLA, U16, genl_word, hdr_word, message, nest, nla, \
     nla_str, nla_u8, nla_u16, nla_u32
 
 TYPE_CHECKING = False
@@ -92,6 +92,46 @@ def service_ident(key: ServiceKey) -> tuple[bytes, bytes]:
             6, C.IPVS_SVC_ATTR_PORT, htons(key.port),
         )
     return ident, NLA.pack(len(ident) + 4, C.IPVS_CMD_ATTR_SERVICE) + ident
+
+
+# Where a service entry's identity attributes sit, as the kernel writes them
+# (ip_vs_genl_fill_service: AF first, then PROTOCOL, ADDR, PORT or FWMARK):
+# right after the genlmsghdr and the IPVS_CMD_ATTR_SERVICE nest's header,
+# in exactly service_ident's layout.  Their headers, read as native words.
+_ENTRY_IDENT = C.GENL_HDRLEN + 4
+_IDENT_HDRS_ADDR = struct.Struct("=I4xI4xI16xI")  # AF, PROTOCOL, ADDR, PORT
+_IDENT_HDRS_ADDR_WANT = (hdr_word(6, C.IPVS_SVC_ATTR_AF), hdr_word(6, C.IPVS_SVC_ATTR_PROTOCOL),
+                         hdr_word(20, C.IPVS_SVC_ATTR_ADDR), hdr_word(6, C.IPVS_SVC_ATTR_PORT))
+_IDENT_HDRS_FWM = struct.Struct("=I4xI")  # AF, FWMARK
+_IDENT_HDRS_FWM_WANT = (hdr_word(6, C.IPVS_SVC_ATTR_AF), hdr_word(8, C.IPVS_SVC_ATTR_FWMARK))
+
+
+def entry_identity(payload) -> bytes | None:
+    """A service entry's identity attributes (payload after the nlmsghdr of
+    a dump entry), byte for byte as the kernel wrote them: what names the
+    service in a request (service_ident's first value, for the entries the
+    kernel writes) and what tells two entries apart.  None for an entry of
+    another shape (then the decoded key has to do)."""
+    n = len(payload)
+    if n >= _ENTRY_IDENT + _SVC_ID_ADDR_LEN and _IDENT_HDRS_ADDR.unpack_from(payload, _ENTRY_IDENT) \
+            == _IDENT_HDRS_ADDR_WANT:
+        return bytes(payload[_ENTRY_IDENT:_ENTRY_IDENT + _SVC_ID_ADDR_LEN])
+    if n >= _ENTRY_IDENT + _SVC_ID_FWM_LEN and _IDENT_HDRS_FWM.unpack_from(payload, _ENTRY_IDENT) \
+            == _IDENT_HDRS_FWM_WANT:
+        return bytes(payload[_ENTRY_IDENT:_ENTRY_IDENT + _SVC_ID_FWM_LEN])
+    return None
+
+
+def identity_family(ident: bytes) -> int:
+    """The address family an identity (entry_identity) names."""
+    return U16.unpack_from(ident, 4)[0]
+
+
+def encode_dump_dests_of(family: int, ident: bytes) -> bytes:
+    """encode_dump_dests for the service of an identity (entry_identity):
+    the same bytes, without decoding and encoding the key again."""
+    return message(family, C.IPVS_CMD_GET_DEST, NLA.pack(len(ident) + 4, C.IPVS_CMD_ATTR_SERVICE) + ident,
+                   flags=FLAGS_DUMP)
 
 
 def _ident(key: ServiceKey, idents: MutableMapping | None) -> tuple[bytes, bytes]:

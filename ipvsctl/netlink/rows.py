@@ -49,12 +49,13 @@ class DestinationRows:
     them; equal settings are usually one shared tuple.
     """
 
-    __slots__ = ("planes", "settings", "_direction")
+    __slots__ = ("planes", "settings", "_direction", "_reversed")
 
     def __init__(self, planes: tuple[bytearray, ...], settings: list[tuple]):
         self.planes = planes
         self.settings = settings
         self._direction: str | None = ""  # "" until _monotonic has looked
+        self._reversed = None  # (planes, settings) reversed, when known_descending gave them
 
     def __len__(self) -> int:
         return len(self.settings)
@@ -85,11 +86,24 @@ class DestinationRows:
     def __iter__(self):
         return map(self.__getitem__, range(len(self)))
 
+    def known_ascending(self) -> None:
+        """Say that the keys are known to ascend strictly (the decoder saw
+        it), so that ordering costs nothing."""
+        self._direction = "ascending"
+
+    def known_descending(self, planes: tuple[bytes, ...], settings: list[tuple]) -> None:
+        """Say that the keys are known to descend strictly, and give the rows
+        reversed (the decoder cut them from a reversed group), so that
+        ordering costs nothing."""
+        self._direction = "descending"
+        self._reversed = (planes, settings)
+
     def extend(self, other: DestinationRows) -> None:
         for mine, theirs in zip(self.planes, other.planes):
             mine += theirs
         self.settings += other.settings
         self._direction = ""
+        self._reversed = None
 
     def has_repeats(self) -> bool:
         """True when a real server appears twice (a dump that raced a change)."""
@@ -112,6 +126,8 @@ class DestinationRows:
         if direction == "ascending":
             return self.planes, self.settings
         if direction == "descending":
+            if self._reversed is not None:
+                return self._reversed
             return tuple(p[::-1] for p in self.planes), reversed(self.settings)
         varying = self._varying()
         if not varying:  # every key the same: any order is the order

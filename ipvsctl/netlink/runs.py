@@ -213,9 +213,32 @@ def decode_dest_runs(runs: list, layouts=None) -> list[DestinationRows | None]:
                 out[i] = decode_dest_run(runs[i], layouts)
             continue
         planes, settings = joined.planes, joined.settings
+        # Each service's order, found for the group at once: up[k] (down[k])
+        # is 1 when entry k+1's key is above (below) entry k's.  The kernel
+        # lists servers newest first, so a service restored from a sorted
+        # dump comes exactly reversed: its rows in ipvsadm's order are cut
+        # from the group reversed once, and kept beside the kernel's order
+        # (--nosort shows that one), so that ordering has nothing to do.
+        keys = list(zip(*planes))
+        following = keys[1:]
+        up = bytes(map(tuple.__lt__, keys, following))
+        down = bytes(map(tuple.__gt__, keys, following))
+        total = len(settings)
+        backwards = None
         pos = 0
         for i in members:
             end = pos + len(runs[i]) // length
-            out[i] = DestinationRows(tuple([p[pos:end] for p in planes]), settings[pos:end])
+            if end - pos > 1 and up.find(0, pos, end - 1) >= 0 and down.find(0, pos, end - 1) < 0:
+                if backwards is None:
+                    backwards = (tuple([p[::-1] for p in planes]), settings[::-1])
+                rplanes, rsettings = backwards
+                lo, hi = total - end, total - pos
+                rows = DestinationRows(tuple([p[pos:end] for p in planes]), settings[pos:end])
+                rows.known_descending(tuple([p[lo:hi] for p in rplanes]), rsettings[lo:hi])
+            else:
+                rows = DestinationRows(tuple([p[pos:end] for p in planes]), settings[pos:end])
+                if up.find(0, pos, end - 1) < 0:
+                    rows.known_ascending()
+            out[i] = rows
             pos = end
     return out

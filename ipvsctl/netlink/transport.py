@@ -241,6 +241,11 @@ def _open_socket(netns: str | None) -> socket.socket:
     return sock
 
 
+#: An NLMSG_DONE: the netlink header and the dump's errno (0: it ended well).
+_DONE = struct.Struct("=IHHIIi")
+_DONE_LEN = _DONE.size
+
+
 class Transport:
     """A generic-netlink socket bound to the IPVS family.
 
@@ -485,16 +490,79 @@ class Transport:
         DumpInterrupted, after the last entry, if the kernel flagged the
         dump, or DumpBroken (a DumpInterrupted) as soon as replies are lost
         or malformed.  An abandoned dump is read to its end (drained)."""
+        seq = self._start_dump(msg, op)
+        yield from self._dump_parts(seq, op)
+
+    def dump_small(self, msg: bytes, op: str = ""):
+        """A dump that usually comes whole in one part (a small service's
+        real servers), read with as little work as that case needs.
+
+        Returns the entries as one run (bytes; b"" for none) when they came
+        in one part that was provably read in one pass (DumpShape.one_pass)
+        and the next datagram is the dump's clean NLMSG_DONE; else the dump,
+        already under way, as an iterator that yields what ``dump_runs``
+        would (the datagrams read so far are handed over, none is lost).
+        Raises what ``dump_runs`` raises for lost or malformed replies.
+
+        Why: listing 10,000 services of ten servers is 10,000 dumps, and the
+        general reader's per-dump work (a generator, a DumpPart per
+        datagram, a header walk) was ~5 us of ~27 per service natively.
+        """
+        seq = self._start_dump(msg, op)
+        received = []
+        try:
+            first = self._recv(op)
+            received.append(first)
+            n = len(first)
+            if n >= _DONE_LEN:
+                length, mtype, mflags, mseq, _pid = wire.NLMSGHDR.unpack_from(first)
+                if mseq == seq and not mflags & C.NLM_F_DUMP_INTR:
+                    if mtype == C.NLMSG_DONE and n == _DONE_LEN and not _DONE.unpack(first)[5]:
+                        self.dump_shape = DumpShape()  # no part carried entries: one pass
+                        return b""
+                    if (mtype >= C.NLMSG_MIN_TYPE and length >= C.NLMSG_HDRLEN and not length & 3
+                            and not n % length and wire.same_headers(first, length, n // length,
+                                                                     self._header_checks)):
+                        second = self._recv(op)
+                        received.append(second)
+                        shape = DumpShape()
+                        shape.part(n, length)
+                        if len(second) == _DONE_LEN and shape.one_pass:
+                            _l, mtype, mflags, mseq, _pid, err = _DONE.unpack(second)
+                            if (mtype == C.NLMSG_DONE and mseq == seq and not err
+                                    and not mflags & C.NLM_F_DUMP_INTR):
+                                self.dump_shape = shape
+                                return first
+        except (RepliesLost, MalformedReply) as e:
+            self._reset()  # as dump_runs: a fresh socket, and the dump read again
+            raise DumpBroken(e) from None
+        except NetlinkTimeout:
+            self._reset()
+            raise
+        return self._dump_parts(seq, op, received)
+
+    def _start_dump(self, msg: bytes, op: str) -> int:
+        """Send a dump request under a fresh sequence number; return it."""
         seq = self._next_seq()
         buf = bytearray(msg)
         wire.FLAGS_SEQ.pack_into(buf, wire.FLAGS_SEQ_OFFSET, C.NLM_F_REQUEST | C.NLM_F_DUMP, seq)
-        shape = self.dump_shape = DumpShape()
         self._send(buf, op)
+        return seq
+
+    def _dump_parts(self, seq: int, op: str, received: Sequence[bytes] = ()) -> Iterator[memoryview]:
+        """The rest of dump ``seq`` (dump_runs' reader): ``received``, the
+        datagrams already read, come first."""
+        shape = self.dump_shape = DumpShape()
         interrupted = False
         done = False
         try:
+            k = 0
             while not done:
-                chunk = self._recv(op)
+                if k < len(received):
+                    chunk = received[k]
+                    k += 1
+                else:
+                    chunk = self._recv(op)
                 try:
                     part = wire.dump_part(chunk, seq, self._header_checks)
                 except wire.DecodeError as e:
