@@ -165,7 +165,8 @@ class Backend:
 
     def table(self, counters: bool = True) -> list[tuple[Service, Sequence[Destination]]]:
         """Every service with its destinations, read consistently.  With
-        ``counters=False`` the destinations' stats may be left out (None)."""
+        ``counters=False`` the stats of services and destinations may be
+        left out (None)."""
 
     def timeouts(self) -> Timeouts: ...
 

@@ -126,6 +126,9 @@ def rows_in_order(rows: DestinationRows) -> DestinationRows | None:
         lo, hi = min(rows.keys()), max(rows.keys())
         if int.from_bytes(bytes(hi[:4]), "big") - int.from_bytes(bytes(lo[:4]), "big") >= _SPAN:
             return None
+    known = rows.ordered()
+    if known is not None:
+        return known
     planes, settings = rows.in_key_order()
     if planes is rows.planes:
         return rows

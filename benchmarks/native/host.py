@@ -263,6 +263,7 @@ def run(b, t, rep, p, a) -> None:
                 res = inproc(venv, "replay", path, cmd, 1)
                 if (f, cmd) in replays:
                     replays[(f, cmd)]["times"] += res["times"]
+                    replays[(f, cmd)]["socket_times"] += res["socket_times"]
                     replays[(f, cmd)]["identical"] &= res["identical"]
                 else:
                     replays[(f, cmd)] = res
@@ -290,13 +291,17 @@ def run(b, t, rep, p, a) -> None:
     for f, label, _path in fixtures:
         for cmd in ("-Ln", "-Sn"):
             res = replays[(f, cmd)]
-            per = med(res["times"]) / res["real_servers"]
+            sock_s = med(res["socket_times"])
+            own = [max(0.0, t - sock_s) for t in res["times"]]
+            per = med(own) / res["real_servers"]
             rep.check(SCN, f"replayed {cmd} of {label} == ipvsadm's output (sha256)", res["identical"])
             r = b.Row(SCN, f"{cmd} {label}: decode + render, us per real server (replay)",
-                      ctl=res["times"], target=f"us/server <= {LIST_US}",
+                      ctl=own, target=f"us/server <= {LIST_US}",
                       note=f"{per * 1e6:.2f} us per real server ({res['real_servers']} servers, "
                            f"{res['services']} services; {res['sends']} requests, "
-                           f"{res['recvs']} datagrams replayed)")
+                           f"{res['recvs']} datagrams replayed); the pass took "
+                           f"{b.fmt_t(med(res['times']))}, of which the replay socket itself "
+                           f"{b.fmt_t(sock_s)} (taken out: it stands in for the kernel)")
             r.judge(LIST_US, per * 1e6)
             rep.row(r)
 
@@ -345,13 +350,14 @@ def run(b, t, rep, p, a) -> None:
             label = "1 service x 20k"
         extra = max(0, res["recvs"] - res["sends"])
         ctl_sys = res["sends"] * P["rt"] + extra * P[f"chunk {fixture}"]
-        ctl = start_ctl.get(cmd, 0.0) + med(res["times"]) + ctl_sys
+        own_work = max(0.0, med(res["times"]) - med(res["socket_times"]))  # the replay socket's own time out
+        ctl = start_ctl.get(cmd, 0.0) + own_work + ctl_sys
         r = b.Row(SCN, f"model: {cmd} {label}", adm=[adm], ctl=[ctl],
                   target=f"ctl/adm <= {LIST_RATIO:.3f}",
                   note=f"ipvsadm: start {b.fmt_t(start_adm)} + system calls and "
                        f"{'per-service' if fixture == 'table-110k' else 'per-server'} instructions; "
                        f"ipvsctl: start {b.fmt_t(start_ctl.get(cmd, 0.0))} + decode/render "
-                       f"{b.fmt_t(med(res['times']))} + {res['sends']} round trips and {extra} more "
+                       f"{b.fmt_t(own_work)} + {res['sends']} round trips and {extra} more "
                        f"datagrams {b.fmt_t(ctl_sys)}; the kernel's IPVS work is left out for both")
         r.judge(LIST_RATIO)
         rep.row(r)

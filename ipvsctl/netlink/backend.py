@@ -226,8 +226,9 @@ class NetlinkBackend:
 
     def table(self, counters: bool = True) -> list[tuple[Service, Sequence[Destination]]]:
         """Every service with its destinations.  ``counters=False``: the
-        destinations may come without stats, as DestinationRows (the plain
-        listings, which print no counters, read those columns directly).
+        services come without stats, and the destinations may come without
+        them, as DestinationRows (the plain listings, which print no
+        counters, read those columns directly).
 
         Each service's real servers are checked (and read again) on their
         own; the service list is checked at the end, against snapshots taken
@@ -237,7 +238,7 @@ class NetlinkBackend:
         last = None
         for _ in range(READ_RETRIES):
             try:
-                services, one_pass, idents = self._service_list()
+                services, one_pass, idents = self._service_list(counters)
                 listed_others = any(s.key.af != AF_INET for s in services)
                 by_identity = idents is not None
                 before = None if one_pass else self._service_snapshot(listed_others, by_identity)
@@ -246,18 +247,19 @@ class NetlinkBackend:
                 continue
             result = []
             pending: list[int] = []  # indexes in result of undecoded small services
-            for k, svc in enumerate(services):
-                if counters:
-                    dests = self._dest_list(svc.key, True)
-                else:
-                    dests = self._dest_rows(svc.key, idents[k] if by_identity else None)
-                if dests is not None:  # None: the service is gone
-                    if isinstance(dests, _Pending):
-                        pending.append(len(result))
-                    result.append((svc, dests))
-                    if len(pending) >= PENDING_DECODED_AT:
-                        self._decode_entries(result, pending)
-            self._decode_entries(result, pending)
+            with _GCPaused():
+                for k, svc in enumerate(services):
+                    if counters:
+                        dests = self._dest_list(svc.key, True)
+                    else:
+                        dests = self._dest_rows(svc.key, idents[k] if by_identity else None)
+                    if dests is not None:  # None: the service is gone
+                        if dests.__class__ is _Pending:
+                            pending.append(len(result))
+                        result.append((svc, dests))
+                        if len(pending) >= PENDING_DECODED_AT:
+                            self._decode_entries(result, pending)
+                self._decode_entries(result, pending)
             if None in result:  # a service gone while its dump was read again
                 result = [entry for entry in result if entry is not None]
             empty = [svc.key for svc, dests in result if not dests]
@@ -351,14 +353,16 @@ class NetlinkBackend:
             raise KernelError(_errno.ENODATA, op)
         return replies[0]
 
-    def _service_list(self) -> tuple[list[Service], bool, list[bytes] | None]:
+    def _service_list(self, counters: bool = True) -> tuple[list[Service], bool, list[bytes] | None]:
         """(the services of one dump, repeats dropped; whether the dump was
         read in one pass and had no repeat; each service's identity as the
         kernel wrote it (encode.entry_identity), or None when an entry has
-        none).  DumpInterrupted: read again."""
+        none).  Without ``counters`` their stats are None.  DumpInterrupted:
+        read again."""
+        decode_service = self._codec.service if counters else self._codec.service_without_counters
         with _GCPaused(), _decoding(OP_GET_SERVICES, in_dump=True):
             payloads = list(self._t.dump(encode.encode_dump_services(self.family), OP_GET_SERVICES))
-            services = list(map(self._codec.service, payloads))
+            services = list(map(decode_service, payloads))
             idents = list(map(encode.entry_identity, payloads))
         if None in idents:
             idents = None
@@ -431,11 +435,10 @@ class NetlinkBackend:
         taken as it is, with no further check; any other goes the general
         way, from the datagrams already read.  ``ident``: the service's
         identity (encode.entry_identity), which names it in the request."""
-        msg = (encode.encode_dump_dests_of(self.family, ident) if ident is not None
+        msg = (self._codec.dump_dests_of(self.family, ident) if ident is not None
                else self._codec.dump_dests(self.family, key))
         try:
-            with _GCPaused():
-                got = self._t.dump_small(msg, OP_GET_DESTS)
+            got = self._t.dump_small(msg, OP_GET_DESTS)
         except DumpInterrupted:
             return self._dest_list(key, False, defer=True)  # read again, with the retries of any read
         if isinstance(got, bytes):

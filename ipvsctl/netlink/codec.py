@@ -27,10 +27,15 @@ from ipvsctl.netlink import decode, encode, layouts, runs
 IDENTS_KEPT = 1 << 16
 
 
+def _no_stats(buf, start: int, end: int) -> None:
+    return None
+
+
 class Codec:
     """The encoders and decoders a backend uses, with their memos."""
 
-    __slots__ = ("idents", "stats_layouts", "dest_layouts", "run_layouts", "service_layouts")
+    __slots__ = ("idents", "stats_layouts", "dest_layouts", "run_layouts", "service_layouts",
+                 "_dump_dests_heads")
 
     def __init__(self):
         self.idents = BoundedCache(IDENTS_KEPT, encode.service_ident)
@@ -38,6 +43,7 @@ class Codec:
         self.dest_layouts = BoundedCache(layouts.LAYOUTS_KEPT)
         self.run_layouts = BoundedCache(layouts.LAYOUTS_KEPT)
         self.service_layouts = BoundedCache(layouts.LAYOUTS_KEPT)  # length -> [ServiceLayout]
+        self._dump_dests_heads: dict[tuple[int, int], bytes] = {}  # (family, identity length) -> head
 
     # --- encoding ---------------------------------------------------------
     def request(self, family: int, request) -> bytes:
@@ -50,12 +56,25 @@ class Codec:
     def dump_dests(self, family: int, key) -> bytes:
         return encode.encode_dump_dests(family, key, idents=self.idents)
 
+    def dump_dests_of(self, family: int, ident: bytes) -> bytes:
+        """encode.encode_dump_dests_of, its headers made once per length (a
+        table listing sends one per service)."""
+        head = self._dump_dests_heads.get((family, len(ident)))
+        if head is None:
+            head = encode.encode_dump_dests_of(family, bytes(len(ident)))[:-len(ident)]
+            self._dump_dests_heads[(family, len(ident))] = head
+        return head + ident
+
     # --- decoding ---------------------------------------------------------
     def stats(self, buf, start: int, end: int):
         return layouts.decode_stats(buf, start, end, self.stats_layouts)
 
     def service(self, payload):
         return layouts.decode_service(payload, self.service_layouts, self.stats)
+
+    def service_without_counters(self, payload):
+        """decode_service with ``stats`` None: the plain listings print none."""
+        return layouts.decode_service(payload, self.service_layouts, _no_stats)
 
     def service_key(self, payload):
         return layouts.decode_service_key(payload, self.service_layouts)

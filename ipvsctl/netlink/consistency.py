@@ -94,10 +94,17 @@ class DumpShape:
         """True when every entry came from one pass under the kernel's lock."""
         if self.parts != 1:
             return self.parts == 0
-        need = self.first_bytes + ((self.largest + 3) & ~3) + ENTRY_SIZE_MARGIN
-        if need <= DUMP_PART_FLOOR:
-            return True
-        return self.first_bytes > GOODSIZE_CEILING and need <= LARGE_PART_FLOOR
+        return one_part_is_one_pass(self.first_bytes, self.largest)
+
+
+def one_part_is_one_pass(nbytes: int, largest: int) -> bool:
+    """Whether a dump whose entries all came in one part of ``nbytes``,
+    the longest entry ``largest`` bytes, was provably read in one pass (the
+    part was not full: see DumpShape)."""
+    need = nbytes + ((largest + 3) & ~3) + ENTRY_SIZE_MARGIN
+    if need <= DUMP_PART_FLOOR:
+        return True
+    return nbytes > GOODSIZE_CEILING and need <= LARGE_PART_FLOOR
 
 
 class ServiceGone(Exception):

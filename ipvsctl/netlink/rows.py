@@ -55,7 +55,7 @@ class DestinationRows:
         self.planes = planes
         self.settings = settings
         self._direction: str | None = ""  # "" until _monotonic has looked
-        self._reversed = None  # (planes, settings) reversed, when known_descending gave them
+        self._reversed: DestinationRows | None = None  # these rows reversed (known_descending)
 
     def __len__(self) -> int:
         return len(self.settings)
@@ -91,12 +91,20 @@ class DestinationRows:
         it), so that ordering costs nothing."""
         self._direction = "ascending"
 
-    def known_descending(self, planes: tuple[bytes, ...], settings: list[tuple]) -> None:
+    def known_descending(self, ordered: DestinationRows) -> None:
         """Say that the keys are known to descend strictly, and give the rows
-        reversed (the decoder cut them from a reversed group), so that
-        ordering costs nothing."""
+        reversed (the decoder cut them from a reversed group: ``ordered``,
+        known ascending), so that ordering costs nothing."""
         self._direction = "descending"
-        self._reversed = (planes, settings)
+        self._reversed = ordered
+
+    def ordered(self) -> DestinationRows | None:
+        """These rows in ascending key order when the decoder made them
+        (known_ascending: these; known_descending: the reversed ones), else
+        None."""
+        if self._direction == "ascending":
+            return self
+        return self._reversed
 
     def extend(self, other: DestinationRows) -> None:
         for mine, theirs in zip(self.planes, other.planes):
@@ -127,7 +135,7 @@ class DestinationRows:
             return self.planes, self.settings
         if direction == "descending":
             if self._reversed is not None:
-                return self._reversed
+                return self._reversed.planes, self._reversed.settings
             return tuple(p[::-1] for p in self.planes), reversed(self.settings)
         varying = self._varying()
         if not varying:  # every key the same: any order is the order
@@ -141,7 +149,12 @@ class DestinationRows:
         default the kernel's).  A byte plane with one value throughout (the
         first bytes of addresses in one network, a port shared by all) is
         written into the format once instead of formatted per server."""
-        a, b, c, d, hi, lo = planes or self.planes
+        return self.names_of(planes or self.planes)
+
+    @staticmethod
+    def names_of(planes: tuple[bytes, ...]) -> Iterator[str]:
+        """names() of any six planes (the rows of several services joined)."""
+        a, b, c, d, hi, lo = planes
         parts, columns = [], []
         for plane in (a, b, c, d):
             if _constant(plane):

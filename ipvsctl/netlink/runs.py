@@ -224,21 +224,24 @@ def decode_dest_runs(runs: list, layouts=None) -> list[DestinationRows | None]:
         up = bytes(map(tuple.__lt__, keys, following))
         down = bytes(map(tuple.__gt__, keys, following))
         total = len(settings)
+        a, b, c, d, h, l = planes  # cut below without a comprehension per service: ~1 us less each
         backwards = None
         pos = 0
         for i in members:
             end = pos + len(runs[i]) // length
-            if end - pos > 1 and up.find(0, pos, end - 1) >= 0 and down.find(0, pos, end - 1) < 0:
+            rows = DestinationRows((a[pos:end], b[pos:end], c[pos:end], d[pos:end], h[pos:end], l[pos:end]),
+                                   settings[pos:end])
+            if up.find(0, pos, end - 1) < 0:
+                rows.known_ascending()
+            elif down.find(0, pos, end - 1) < 0:
                 if backwards is None:
                     backwards = (tuple([p[::-1] for p in planes]), settings[::-1])
-                rplanes, rsettings = backwards
+                (ra, rb, rc, rd, rh, rl), rsettings = backwards
                 lo, hi = total - end, total - pos
-                rows = DestinationRows(tuple([p[pos:end] for p in planes]), settings[pos:end])
-                rows.known_descending(tuple([p[lo:hi] for p in rplanes]), rsettings[lo:hi])
-            else:
-                rows = DestinationRows(tuple([p[pos:end] for p in planes]), settings[pos:end])
-                if up.find(0, pos, end - 1) < 0:
-                    rows.known_ascending()
+                ordered = DestinationRows((ra[lo:hi], rb[lo:hi], rc[lo:hi], rd[lo:hi], rh[lo:hi], rl[lo:hi]),
+                                          rsettings[lo:hi])
+                ordered.known_ascending()
+                rows.known_descending(ordered)
             out[i] = rows
             pos = end
     return out

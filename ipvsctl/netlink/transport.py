@@ -84,7 +84,7 @@ import _socket as socket  # the C module: socket.py's enum classes cost ~6 ms of
 from ipvsctl.backend import BatchBroken, KernelError
 from ipvsctl.cache import BoundedCache
 from ipvsctl.netlink import constants as C
-from ipvsctl.netlink.consistency import DumpShape
+from ipvsctl.netlink.consistency import DumpShape, one_part_is_one_pass
 from ipvsctl.netlink import wire
 from ipvsctl.netlink.netns import in_netns
 
@@ -525,13 +525,12 @@ class Transport:
                                                                      self._header_checks)):
                         second = self._recv(op)
                         received.append(second)
-                        shape = DumpShape()
-                        shape.part(n, length)
-                        if len(second) == _DONE_LEN and shape.one_pass:
+                        if len(second) == _DONE_LEN and one_part_is_one_pass(n, length):
                             _l, mtype, mflags, mseq, _pid, err = _DONE.unpack(second)
                             if (mtype == C.NLMSG_DONE and mseq == seq and not err
                                     and not mflags & C.NLM_F_DUMP_INTR):
-                                self.dump_shape = shape
+                                shape = self.dump_shape = DumpShape()
+                                shape.part(n, length)
                                 return first
         except (RepliesLost, MalformedReply) as e:
             self._reset()  # as dump_runs: a fresh socket, and the dump read again

@@ -282,28 +282,65 @@ def table_text(table, fmt: Format) -> Iterator[str]:
     """
     plain = _plain(fmt)
     tails = _Tails(fmt.rule)
-    rule = fmt.rule
     lines: list[str] = []
     add, grow = lines.append, lines.extend
+    small: list = []  # consecutive small services in columns: (service line, name, rows), drawn together
+    servers = 0
     for svc, dests in table:
         name = service_name(svc, fmt)
-        add(_service_line(svc, name, fmt))
-        if plain and isinstance(dests, DestinationRows):
-            if len(dests) > _LINES_PER_PIECE:
+        if plain and isinstance(dests, DestinationRows) and len(dests) <= _LINES_PER_PIECE:
+            small.append((_service_line(svc, name, fmt), name, dests))
+            servers += len(dests)
+            if servers >= _LINES_PER_PIECE:
+                _draw_small(small, fmt, tails, lines)
                 yield "\n".join(lines) + "\n"
                 lines.clear()
-                yield from _rows_text(dests, name, fmt, tails)
-                continue
-            # One % per line: the head, the padded address and the tail.
-            line = "-a %s -r %%s%%s" % name.replace("%", "%%") if rule else "  -> %-28s%s"
-            grow(map(line.__mod__, zip(dests.names(), map(tails.__getitem__, dests.settings))))
-        elif dests:
+                small.clear()
+                servers = 0
+            continue
+        if small:
+            _draw_small(small, fmt, tails, lines)
+            small.clear()
+            servers = 0
+        add(_service_line(svc, name, fmt))
+        if plain and isinstance(dests, DestinationRows):
+            yield "\n".join(lines) + "\n"
+            lines.clear()
+            yield from _rows_text(dests, name, fmt, tails)
+            continue
+        if dests:
             grow([_dest_line(svc, name, d, fmt) for d in dests])
         if len(lines) >= _LINES_PER_PIECE:
             yield "\n".join(lines) + "\n"
             lines.clear()
+    if small:
+        _draw_small(small, fmt, tails, lines)
     if lines:
         yield "\n".join(lines) + "\n"
+
+
+def _draw_small(small: list, fmt: Format, tails: _Tails, lines: list) -> None:
+    """Append the lines of consecutive small services in columns
+    ((service line, name, DestinationRows) each) to ``lines``: their
+    servers' names formatted as one set of columns (DestinationRows.names
+    over the joined planes: its constant-byte shortcut then spans services),
+    one % per server line, each service's line before its servers'."""
+    planes = tuple(b"".join([rows.planes[i] for _l, _n, rows in small]) for i in range(6))
+    names = DestinationRows.names_of(planes)
+    settings = [s for _l, _n, rows in small for s in rows.settings]
+    if fmt.rule:
+        heads = [("-a %s -r " % name,) * len(rows) for _l, name, rows in small]
+        body = list(map("%s%s%s".__mod__, zip([h for hs in heads for h in hs], names,
+                                                map(tails.__getitem__, settings))))
+    else:
+        body = list(map("  -> %-28s%s".__mod__, zip(names, map(tails.__getitem__, settings))))
+    add, grow = lines.append, lines.extend
+    pos = 0
+    for line, _name, rows in small:
+        add(line)
+        end = pos + len(rows)
+        grow(body[pos:end])
+        pos = end
 
 
 def timeouts(t: m.Timeouts) -> str:
