@@ -219,7 +219,8 @@ def decode_dest_runs(runs: list, layouts=None) -> list[DestinationRows | None]:
         # dump comes exactly reversed: its rows in ipvsadm's order are cut
         # from the group reversed once, and kept beside the kernel's order
         # (--nosort shows that one), so that ordering has nothing to do.
-        keys = list(zip(*planes))
+        # Planes with one value throughout the group never decide: left out.
+        keys = list(zip(*[p for p in planes if p.count(p[0]) != len(p)] or planes))
         following = keys[1:]
         up = bytes(map(tuple.__lt__, keys, following))
         down = bytes(map(tuple.__gt__, keys, following))
