@@ -41,15 +41,39 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
+#: A Guard(ends_quietly=True) block ended normally: the command's work and
+#: its account are complete (see Guard).
+_completed = False
+
+
+def completed() -> bool:
+    """Whether a Guard(ends_quietly=True) block ended normally since the
+    last ``reset()``: a KeyboardInterrupt now (after its handlers are gone)
+    came as the command was ending, not while it worked."""
+    return _completed
+
+
+def reset() -> None:
+    global _completed
+    _completed = False
+
+
 class Guard:
     """``with Guard() as g:`` SIGINT and SIGTERM raise Interrupted until
     ``g.defer()``; after it they are noted in ``g.signum`` (the first one).
     ``Guard(deferred=True)`` notes them from the start (apply, drain: they
-    look at ``interrupted()`` at their own safe points)."""
+    look at ``interrupted()`` at their own safe points).
 
-    def __init__(self, deferred: bool = False):
+    ``ends_quietly``: a block that ends normally has done the command's
+    work and written its account (a restore), so a Ctrl-C that comes
+    after it, as ipvsctl exits, ends the process quietly by SIGINT at the
+    error boundary (session.report) rather than saying "interrupted", as
+    if it had cut the work short (``completed()``)."""
+
+    def __init__(self, deferred: bool = False, *, ends_quietly: bool = False):
         self.signum: int | None = None
         self.deferred = deferred
+        self.ends_quietly = ends_quietly
         self._old: dict = {}
 
     def _handler(self, signum, frame) -> None:
@@ -59,6 +83,7 @@ class Guard:
             raise Interrupted(signum)
 
     def __enter__(self) -> Guard:
+        reset()
         for s in SIGNALS:
             try:
                 self._old[s] = _signal.signal(s, self._handler)
@@ -66,7 +91,10 @@ class Guard:
                 break
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, kind, value, tb) -> bool:
+        global _completed
+        if self.ends_quietly and kind is None:
+            _completed = True  # before the handlers go: no moment without either
         for s, old in self._old.items():
             _signal.signal(s, old)
         self._old.clear()

@@ -12,6 +12,9 @@ Imports nothing heavy: the ipvsadm path goes through here.
 
 from __future__ import annotations
 
+import _signal
+import sys
+
 from ipvsctl.vocab import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_KERNEL, EXIT_READ_FAILED, EXIT_SIGNALLED
 
 
@@ -97,6 +100,12 @@ def report(e: BaseException, prog: str, stderr) -> int | None:
         stderr.write(f"{prog}: {kernel_message(e.op, e.errno)}\n")
         return EXIT_KERNEL
     if isinstance(e, KeyboardInterrupt):  # interrupt.Interrupted knows its signal (SIGTERM too)
+        guards = sys.modules.get("ipvsctl.interrupt")  # loaded only by commands that guard
+        if guards is not None and guards.completed():
+            # The work was done and accounted for: a Ctrl-C as ipvsctl ends,
+            # which ends it as a program without a handler ends (stdio.finish).
+            _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+            _signal.raise_signal(_signal.SIGINT)
         stderr.write("interrupted\n")
         signum = getattr(e, "signum", None)
         return EXIT_INTERRUPTED if signum is None else EXIT_SIGNALLED + signum

@@ -117,7 +117,7 @@ def _restore(file, as_json, flush, dry_run, netns) -> int:
         from ipvsctl.netlink import backend  # noqa: F401 (the dry run's batch)
     # Imported before the Guard: a signal raised inside an import (importlib's
     # lock callbacks) is printed as "Exception ignored" and swallowed.
-    with Guard() as guard:
+    with Guard(ends_quietly=True) as guard:
         try:
             return _restore_guarded(file, as_json, flush, dry_run, netns, guard)
         except Interrupted as e:
