@@ -110,19 +110,9 @@ def scan(argv, long_options: dict, short_options: dict):
                     return out, ParseError(f"{word}: option does not take an argument", EXIT_USAGE)
                 add((opt, None, word))
                 continue
-            if eq:
-                value = inline
-            elif i >= n:
-                if opt.arity != OPTIONAL:
-                    return out, ParseError(f"{word}: missing argument", EXIT_USAGE)
-                value = None
-            elif opt.arity == OPTIONAL and argv[i][:1] == "-":
-                value = None
-            else:
-                value = argv[i]
-                i += 1
-            if value is not None and "!#:+" in value:
-                value, taken = _expand_next_arg(value, argv, i, taken)
+            value, i, taken = _value(opt, word, inline if eq else None, argv, i, taken)
+            if value is _MISSING:
+                return out, ParseError(f"{word}: missing argument", EXIT_USAGE)
             add((opt, value, argv[i - 1]))
             continue
         j, length = 1, len(word)
@@ -138,22 +128,37 @@ def scan(argv, long_options: dict, short_options: dict):
                     return out, ParseError(f"{word}: option does not take an argument", EXIT_USAGE)
                 add((opt, None, word))
                 continue
-            if j < length:
-                value = word[j + 1:] if word[j] == "=" else word[j:]
-            elif i >= n:
-                if opt.arity != OPTIONAL:
-                    return out, ParseError(f"{word}: missing argument", EXIT_USAGE)
-                value = None
-            elif opt.arity == OPTIONAL and argv[i][:1] == "-":
-                value = None
-            else:
-                value = argv[i]
-                i += 1
-            if value is not None and "!#:+" in value:
-                value, taken = _expand_next_arg(value, argv, i, taken)
+            rest = (word[j + 1:] if word[j] == "=" else word[j:]) if j < length else None
+            value, i, taken = _value(opt, word, rest, argv, i, taken)
+            if value is _MISSING:
+                return out, ParseError(f"{word}: missing argument", EXIT_USAGE)
             add((opt, value, argv[i - 1]))
             break
     return out, None
+
+
+#: _value's answer when an option's required value is not there.
+_MISSING = object()
+
+
+def _value(opt, word: str, inline: str | None, argv: list[str], i: int, taken):
+    """(value, index of the next word, taken) of an option that takes a
+    value: ``inline`` (what its own word held after it, None for nothing),
+    else the next word, which an optional value (-p) leaves when it starts
+    with "-"; None when an optional value is absent, _MISSING when a required
+    one is.  "!#:+" in the value stands for the next word (see parse)."""
+    if inline is not None:
+        value = inline
+    elif i >= len(argv):
+        return (None if opt.arity == OPTIONAL else _MISSING), i, taken
+    elif opt.arity == OPTIONAL and argv[i][:1] == "-":
+        value = None
+    else:
+        value = argv[i]
+        i += 1
+    if value is not None and "!#:+" in value:
+        value, taken = _expand_next_arg(value, argv, i, taken)
+    return value, i, taken
 
 
 def _posix_me_harder() -> bool:
