@@ -46,7 +46,7 @@ from pathlib import Path
 # The harness (children, tools, namespaces, data, the report): harness.py;
 # scenarios 5 and 6 (a change's cost as the table grows): growth.py;
 # scenario 8 (a million lines): million.py.
-from growth import sc_add_cost, sc_iptables
+from growth import iptables_flavour, sc_add_cost, sc_iptables
 from million import sc_million
 from harness import (CONSOLE_SCRIPT, NET_PROBE, PROJECT, VENV_PY, Netns, Report, Row, Tools, alternate,
                      big_service_lines, fmt_s, fmt_t, ip, log, restore_lines, spawn, with_duplicates,
@@ -558,7 +558,8 @@ def host_facts(rep: Report):
              f"running at the same time shows up as spread between min and max)")
 
 
-def describe(rep: Report, t: Tools):
+def describe(rep: Report, t: Tools, iptables: bool):
+    """The environment line; ``iptables``: scenario 6 runs (its flavour named)."""
     def first(path, key):
         try:
             for line in open(path):
@@ -574,8 +575,11 @@ def describe(rep: Report, t: Tools):
              f" CPU {first('/proc/cpuinfo', 'model name')}, {os.cpu_count()} CPU(s) visible, "
              f"python {sys.version.split()[0]}")
     ctl_text = (ctl_v.stdout or ctl_v.stderr).strip()
-    ipt = subprocess.run(["iptables-legacy", "--version"], capture_output=True, text=True).stdout.strip() \
-        if shutil.which("iptables-legacy") else "iptables not installed"
+    if iptables:
+        flavour, version = iptables_flavour()
+        ipt = f"; {version}, used by scenario 6" if flavour else f"; iptables: no flavour works ({version})"
+    else:
+        ipt = ""
     head = subprocess.run(["git", "-C", str(PROJECT), "log", "-1", "--format=%h %s"],
                           capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "-C", str(PROJECT), "status", "--porcelain", "--", "ipvsctl"],
@@ -584,7 +588,7 @@ def describe(rep: Report, t: Tools):
     rep.note(f"{adm_v}; ipvsctl: {ctl_text.splitlines()[0] if ctl_text else '?'} "
              f"(git {head or '?'}"
              + (f"; uncommitted changes in {', '.join(dirty)}" if dirty else "")
-             + f"); {ipt}")
+             + f"){ipt}")
 
 
 def main(argv=None) -> int:
@@ -655,7 +659,7 @@ def main(argv=None) -> int:
             print("bench: the kernel scenarios need root and a kernel with IPVS; "
                   "use benchmarks/run (it boots User-Mode Linux)", file=sys.stderr)
             return 2
-        describe(rep, t)
+        describe(rep, t, "iptables" in chosen)
     log(f"scenarios: {', '.join(chosen)}; runs {a.runs}; sizes {p}; data in {work}")
     t_start = time.perf_counter()
     funcs = {"startup": sc_startup, "restore": sc_restore, "restore-errors": sc_restore_errors,

@@ -150,9 +150,11 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 class Netns:
-    """`with Netns(tools):` runs the block in a fresh, empty network namespace."""
+    """`with Netns(tools):` runs the block in a fresh, empty network namespace.
+    ``iptables``: the iptables command (iptables-legacy, iptables-nft) whose
+    nat table is emptied on the way out too."""
 
-    def __init__(self, tools: Tools, iptables: bool = False):
+    def __init__(self, tools: Tools, iptables: str | None = None):
         self.tools = tools
         self.iptables = iptables
 
@@ -170,8 +172,8 @@ class Netns:
         try:
             subprocess.run(self.tools.adm + ["-C"], capture_output=True)
             if self.iptables:
-                subprocess.run(["iptables-legacy", "-t", "nat", "-F"], capture_output=True)
-                subprocess.run(["iptables-legacy", "-t", "nat", "-X"], capture_output=True)
+                subprocess.run([self.iptables, "-t", "nat", "-F"], capture_output=True)
+                subprocess.run([self.iptables, "-t", "nat", "-X"], capture_output=True)
         finally:
             from ipvsctl.netlink.netns import setns  # ipvsctl's own (the venv's python)
 
