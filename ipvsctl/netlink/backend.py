@@ -454,9 +454,12 @@ class NetlinkBackend:
         read = self._dests_once if counters else self._dest_rows_once
         last = None
         for _ in range(READ_RETRIES):
+            # The dump already under way serves the first read only: one it
+            # broke off (flagged, lost, malformed) is spent, and a retry that
+            # took it again would find it empty, in the broken dump's shape.
+            first, started = started, None
             try:
-                dests = read(key) if counters else read(key, defer, started)
-                started = None
+                dests = read(key) if counters else read(key, defer, first)
                 shape = self._t.dump_shape
                 if shape.one_pass:
                     return dests  # one pass under the kernel's lock: nothing can repeat

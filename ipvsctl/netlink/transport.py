@@ -517,7 +517,9 @@ class Transport:
             if n >= _DONE_LEN:
                 length, mtype, mflags, mseq, _pid = wire.NLMSGHDR.unpack_from(first)
                 if mseq == seq and not mflags & C.NLM_F_DUMP_INTR:
-                    if mtype == C.NLMSG_DONE and n == _DONE_LEN and not _DONE.unpack(first)[5]:
+                    # An end whose header does not say its own 20 bytes is
+                    # the general reader's to judge (claiming more: malformed).
+                    if mtype == C.NLMSG_DONE and n == length == _DONE_LEN and not _DONE.unpack(first)[5]:
                         self.dump_shape = DumpShape()  # no part carried entries: one pass
                         return b""
                     if (mtype >= C.NLMSG_MIN_TYPE and length >= C.NLMSG_HDRLEN and not length & 3
@@ -526,8 +528,8 @@ class Transport:
                         second = self._recv(op)
                         received.append(second)
                         if len(second) == _DONE_LEN and one_part_is_one_pass(n, length):
-                            _l, mtype, mflags, mseq, _pid, err = _DONE.unpack(second)
-                            if (mtype == C.NLMSG_DONE and mseq == seq and not err
+                            end_len, mtype, mflags, mseq, _pid, err = _DONE.unpack(second)
+                            if (mtype == C.NLMSG_DONE and end_len == _DONE_LEN and mseq == seq and not err
                                     and not mflags & C.NLM_F_DUMP_INTR):
                                 shape = self.dump_shape = DumpShape()
                                 shape.part(n, length)

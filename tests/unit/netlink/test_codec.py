@@ -656,3 +656,118 @@ def test_a_service_built_without_a_netmask_gets_its_familys_full_mask():
     assert (v4.netmask, v6.netmask) == (0xFFFFFFFF, 128)
     # ... and that is what the kernel reports back for such services.
     assert CODEC.service(kernel_service_entry(v6)) == v6
+
+
+# ---------------------------------------------------------------------------
+# A service entry's identity, as the kernel wrote it (encode.entry_identity)
+# ---------------------------------------------------------------------------
+
+
+def _golden_service_entries() -> list[tuple[int, bytes]]:
+    """(family id, payload) of every service dump entry the golden files hold."""
+    from support.golden import Golden, golden_files, messages
+
+    out = []
+    for path in golden_files():
+        g = Golden.load(path)
+        for state in g.states:
+            for i in state["services"]:
+                out += [(g.family, p) for t, _f, _s, p, _o in messages(g.blobs[i]) if t == g.family]
+    return out
+
+
+def _replayed_recording(name: str):
+    """benchmarks/native/data/NAME.replay.xz: the kernel's answers to each
+    request ipvsctl sent while listing a big table (6.1.176), keyed by the
+    request's bytes with seq and pid blanked."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3] / "benchmarks" / "native"
+    spec = importlib.util.spec_from_file_location("_native_replay", root / "replay.py")
+    replay = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(replay)
+    return replay, replay.Recording.load(root / "data" / f"{name}.replay.xz")
+
+
+@pytest.mark.parametrize("pad", [False, True], ids=["unpadded", "u64-padded"])
+@pytest.mark.parametrize("svc", SERVICES, ids=str)
+def test_an_entrys_identity_is_what_names_its_service(svc, pad):
+    entry = kernel_service_entry(svc, pad)
+    ident = encode.entry_identity(entry)
+    assert type(ident) is bytes and ident == encode.service_ident(svc.key)[0]
+    assert encode.identity_family(ident) == svc.key.af
+    assert encode.entry_identity(memoryview(entry)) == ident  # as the transport hands entries over
+    assert encode.encode_dump_dests_of(FAMILY, ident) == encode.encode_dump_dests(FAMILY, svc.key)
+    # The request names the service the entry came from.
+    p = payload(encode.encode_dump_dests_of(FAMILY, ident))
+    _cmd, top = wire.payload_attrs(p)
+    assert decode.decode_service_attrs(p, *top[C.IPVS_CMD_ATTR_SERVICE]).key == svc.key
+
+
+def test_entries_differ_in_identity_exactly_when_their_services_do():
+    keys = [s.key for s in SERVICES] + [
+        ServiceKey(AF_INET, IPPROTO_TCP, "10.0.0.1", 81), ServiceKey(AF_INET, IPPROTO_UDP, "10.0.0.1", 80),
+        ServiceKey(AF_INET6, fwmark=1), ServiceKey(AF_INET, fwmark=2),
+        ServiceKey(AF_INET6, IPPROTO_TCP, "2001:db8::2", 443)]
+    idents = [encode.entry_identity(kernel_service_entry(Service(k, "rr"))) for k in keys]
+    assert len(set(idents)) == len(set(keys)) == len(keys)
+    # Settings and counters are not part of it.
+    busy = Service(keys[0], "wrr", SVC_F_PERSISTENT, 300, 0xFFFFFF00, stats=BIG)
+    assert encode.entry_identity(kernel_service_entry(busy, True)) == idents[0]
+
+
+def test_the_kernels_own_entries_name_their_services():
+    entries = _golden_service_entries()
+    seen = {}
+    for family, p in entries:
+        key = decode.decode_service(p).key
+        ident = encode.entry_identity(p)
+        assert ident == encode.service_ident(key)[0], key
+        assert encode.identity_family(ident) == key.af
+        assert encode.encode_dump_dests_of(family, ident) == encode.encode_dump_dests(family, key)
+        seen[(key.af, bool(key.fwmark))] = True
+    assert set(seen) == {(AF_INET, False), (AF_INET, True), (AF_INET6, False), (AF_INET6, True)}
+
+
+def test_the_recorded_real_server_requests_are_the_ones_identities_make():
+    """In a recording of ipvsctl listing 10,000 services on a real kernel,
+    the request made from each service entry's identity is byte for byte
+    one that was sent then (and answered)."""
+    replay, rec = _replayed_recording("table-110k")
+    entries = [bytes(p) for chunks in rec.answers.values() for c in chunks
+               for t, _f, _s, p in wire.iter_messages(c) if t == rec.family and p[0] == C.IPVS_CMD_NEW_SERVICE]
+    assert len({bytes(p) for p in entries}) >= 10_000
+    for p in entries:
+        ident = encode.entry_identity(p)
+        assert ident is not None
+        assert replay.request_key(encode.encode_dump_dests_of(rec.family, ident)) in rec.answers
+
+
+def _reordered(entry: bytes, order) -> bytes:
+    """The entry with its service attributes in another order."""
+    attrs = [entry[a - 4:b + (-b % 4)] for _t, a, b in wire.attrs(entry, 8, len(entry))]
+    return entry[:4] + wire.nest(C.IPVS_CMD_ATTR_SERVICE, *order(attrs))
+
+
+V4 = SERVICES[0]
+MARK = SERVICES[7]
+
+
+@pytest.mark.parametrize("name, entry", [
+    ("empty", b""),
+    ("the genl header only", kernel_service_entry(V4)[:4]),
+    ("cut in the address", kernel_service_entry(V4)[:4 + 4 + 20]),
+    ("cut in the port", kernel_service_entry(V4)[:4 + 4 + 42]),
+    ("fwmark cut", kernel_service_entry(MARK)[:4 + 4 + 12]),
+    ("family last", _reordered(kernel_service_entry(V4), lambda a: a[1:] + a[:1])),
+    ("address before protocol", _reordered(kernel_service_entry(V4), lambda a: [a[0], a[2], a[1], *a[3:]])),
+    ("fwmark before family", _reordered(kernel_service_entry(MARK), lambda a: [a[1], a[0], *a[2:]])),
+    ("a real-server entry", kernel_dest_entry(DESTS[0])),
+    ("a short address", kernel_service_entry(V4)[:24] + struct.pack("=HH", 8, C.IPVS_SVC_ATTR_ADDR)
+     + kernel_service_entry(V4)[28:]),
+    ("a 2-byte fwmark", kernel_service_entry(MARK)[:16] + struct.pack("=HH", 6, C.IPVS_SVC_ATTR_FWMARK)
+     + kernel_service_entry(MARK)[20:]),
+])
+def test_an_entry_of_another_shape_has_no_identity(name, entry):
+    assert encode.entry_identity(entry) is None

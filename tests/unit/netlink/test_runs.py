@@ -19,6 +19,7 @@ from support.kernel_entries import FAMILY, kernel_dest_entry
 from ipvsctl import model as m
 from ipvsctl.render.format import Format
 from ipvsctl.netlink import decode, encode, wire
+from ipvsctl.netlink import runs as runs_module
 from ipvsctl.netlink.codec import Codec
 from ipvsctl.netlink.rows import SETTINGS, DestinationRows
 from ipvsctl.order import sort_destinations
@@ -391,3 +392,58 @@ def test_small_rows_name_and_order_like_big_ones(n, order):
     assert list(zip(*planes)) == sorted(zip(*rows.planes))
     for fmt in FORMATS.values():
         assert listed(rows, fmt) == listed(without_stats(ds), fmt)
+
+
+# ---------------------------------------------------------------------------
+# many runs decoded together (runs.decode_dest_runs), each one's order found
+# ---------------------------------------------------------------------------
+
+
+def _key(d: m.Destination) -> tuple:
+    return (tuple(map(int, d.addr.split("."))), d.port)
+
+
+def _shaped(shape: str, seed: int) -> list[m.Destination]:
+    """A service's real servers in the kernel's order, of one shape."""
+    ds = sorted(dests(6, seed=seed), key=_key)
+    picks = {
+        "ascending": range(6), "descending": range(5, -1, -1), "mixed": (2, 0, 5, 1, 4, 3),
+        "ascending but the last pair": (0, 1, 2, 3, 5, 4), "ascending but the first pair": (1, 0, 2, 3, 4, 5),
+        "descending but the last pair": (5, 4, 3, 2, 0, 1), "descending but the first pair": (4, 5, 3, 2, 1, 0),
+        "one": (0,), "two descending": (1, 0), "repeated": (0, 1, 1),
+    }[shape]
+    return [ds[k] for k in picks]
+
+
+RUN_SHAPES = ["ascending", "descending", "mixed", "ascending but the last pair", "ascending but the first pair",
+              "descending but the last pair", "descending but the first pair", "one", "two descending", "repeated"]
+
+
+def _in_order(rows: DestinationRows) -> list[tuple]:
+    planes, settings = rows.in_key_order()
+    return list(zip(zip(*planes), settings))
+
+
+@pytest.mark.parametrize("order", ["shapes in turn", "shuffled"])
+def test_runs_decoded_together_keep_each_ones_order_and_find_its_direction(order):
+    """Each run's rows hold its own servers in the kernel's order; the order
+    found for the group (ascending, descending with the reversed rows cut
+    from the group) gives the same key order as each run on its own, and
+    ipvsadm's order (order.sort_destinations) of its servers."""
+    shapes = [RUN_SHAPES[i % len(RUN_SHAPES)] for i in range(3 * len(RUN_SHAPES))]
+    if order == "shuffled":
+        random.Random(4).shuffle(shapes)
+    services = [_shaped(shape, seed=100 + i) for i, shape in enumerate(shapes)]
+    runs = [run_of(ds) for ds in services]
+    together = runs_module.decode_dest_runs(runs)
+    assert all(isinstance(r, DestinationRows) for r in together)
+    for shape, ds, run, rows in zip(shapes, services, runs, together):
+        assert [full(d) for d in rows] == [full(d) for d in without_stats(ds)], shape  # --nosort
+        alone = CODEC.dest_run(run)
+        assert _in_order(rows) == _in_order(alone) == sorted(zip(zip(*alone.planes), alone.settings)), shape
+        assert [full(d) for d in sort_destinations(rows)] == \
+            [full(d) for d in sort_destinations(without_stats(ds))], shape
+        assert list(rows.planes[0]) == [int(d.addr.split(".")[0]) for d in ds]  # still the kernel's order
+    directions = {shape: rows._direction for shape, rows in zip(shapes, together)}
+    assert directions["ascending"] == directions["one"] == "ascending"
+    assert directions["descending"] == directions["two descending"] == "descending"

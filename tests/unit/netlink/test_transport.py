@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import signal
+import struct
 
 import _signal
 import pytest
@@ -26,8 +27,9 @@ from ipvsctl.netlink import constants as C
 from ipvsctl.netlink import netns
 from ipvsctl.netlink import transport as T
 from ipvsctl.netlink.backend import NetlinkBackend
-from support.fake_ipvs import KernelSocket, ScriptedKernel, Table, backend_over, error_report, transport
-from support.kernel_entries import FAMILY
+from support import fake_ipvs as fake
+from support.fake_ipvs import KernelSocket, ScriptedKernel, Table, backend_over, error_report, nlmsg, transport
+from support.kernel_entries import FAMILY, kernel_dest_entry
 
 CODEC = Codec()  # one backend's memos (learned layouts), shared as a dump's entries share them
 
@@ -356,3 +358,248 @@ def test_signals_are_blocked_while_a_window_is_sent():
     assert batch.send(600, 1200) == ({}, 1200)  # nobody to stop: nothing blocked
     assert seen == [True, True, False, False]
     assert signal.SIGTERM not in _signal.pthread_sigmask(_signal.SIG_BLOCK, [])  # unblocked after
+
+
+# ---------------------------------------------------------------------------
+# dump_small: a small dump read lean, any other handed to the general reader
+# ---------------------------------------------------------------------------
+
+DEST_ENTRY = 356  # a real-server dump message as kernel_dest_entry makes it, header included
+
+
+def reals_table(n: int, key: ServiceKey = KEY) -> Table:
+    t = Table()
+    t.add_service(Service(key, "rr"))
+    for i in range(n):
+        t.add_dest(key, Destination(AF_INET, f"10.1.{i // 250}.{i % 250 + 1}", 80 + i % 3, weight=i % 7))
+    return t
+
+
+def payloads_of(got) -> list[bytes]:
+    """The entries of what dump_small returned (one run, or the runs of its
+    iterator), read to the end."""
+    runs = [got] if isinstance(got, bytes) else list(got)
+    return [bytes(p) for run in runs for *_x, p in wire.iter_messages(run)]
+
+
+def dumped_by_runs(table: Table, key: ServiceKey = KEY, **kw) -> tuple[list[bytes], list[int]]:
+    """(entries, part sizes) of the same dump read by dump_runs, on a fresh transport."""
+    backend, _, _ = backend_over(table, **kw)
+    t = backend._t
+    got = [bytes(p) for run in t.dump_runs(encode.encode_dump_dests(FAMILY, key), "get_dests")
+           for *_x, p in wire.iter_messages(run)]
+    return got, t.dump_shape.sizes
+
+
+def not_one_pass() -> T.DumpShape:
+    shape = T.DumpShape()
+    shape.part(3000, 356)
+    shape.part(3000, 356)
+    return shape
+
+
+@pytest.mark.parametrize("n", [1, 3, 7])
+def test_dump_small_returns_a_one_pass_dump_as_one_run(n):
+    table = reals_table(n)
+    backend, sock, _ = backend_over(table)
+    t = backend._t
+    t.dump_shape = not_one_pass()  # the last dump's: dump_small must say its own
+    got = t.dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests")
+    assert type(got) is bytes and len(got) == n * DEST_ENTRY
+    assert payloads_of(got) == [kernel_dest_entry(d) for d in table.dests[KEY]]
+    ((_t, _f, seq, _p),) = list(wire.iter_messages(sock.sent[-1]))
+    assert {s for _t, _f, s, _p in wire.iter_messages(got)} == {seq}  # this dump's, headers included
+    assert t.dump_shape.one_pass and t.dump_shape.sizes == [n * DEST_ENTRY]
+    assert not sock.queue and sock.dump is None  # its NLMSG_DONE was read: nothing left behind
+    assert payloads_of(t.dump_small(encode.encode_dump_dests(FAMILY, KEY))) == payloads_of(got)
+
+
+@pytest.mark.parametrize("exists", [True, False], ids=["no real servers", "no such service"])
+def test_dump_small_of_an_empty_dump_is_empty_bytes_in_one_pass(exists):
+    table = reals_table(0) if exists else Table()
+    backend, sock, _ = backend_over(table)
+    t = backend._t
+    t.dump_shape = not_one_pass()
+    assert t.dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests") == b""
+    assert t.dump_shape.one_pass and t.dump_shape.parts == 0
+    assert not sock.queue and sock.dump is None
+
+
+@pytest.mark.parametrize("n, part_bytes", [
+    (8, fake.GOODSIZE),  # one part that may have been full, then the end
+    (10, fake.GOODSIZE),  # one full part, then the end
+    (11, fake.GOODSIZE),  # a full part, then one more entry
+    (300, fake.GOODSIZE),  # many parts
+    (5, 2 * DEST_ENTRY),  # one-pass-sized parts, each followed by another, not by the end
+    (2, DEST_ENTRY),  # the same, one entry each
+], ids=["8-maybe-full", "10-full", "11", "300", "5-in-small-parts", "2-in-two-parts"])
+def test_dump_small_hands_any_other_dump_to_the_general_reader(n, part_bytes):
+    table = reals_table(n)
+    backend, sock, _ = backend_over(table, part_bytes=part_bytes)
+    t = backend._t
+    got = t.dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests")
+    assert not isinstance(got, (bytes, bytearray, memoryview))
+    entries = payloads_of(got)  # nothing lost, nothing read twice
+    want, sizes = dumped_by_runs(table, part_bytes=part_bytes)
+    assert entries == want == [kernel_dest_entry(d) for d in table.dests[KEY]]
+    assert t.dump_shape.sizes == sizes and not t.dump_shape.one_pass
+    assert not sock.queue and sock.dump is None
+
+
+class PartsKernel(ScriptedKernel):
+    """Answers a dump with the datagrams ``parts(seq)`` gives, as they are
+    (to flag, misnumber or end a dump as a test wants)."""
+
+    def __init__(self, parts):
+        super().__init__()
+        self.parts = parts
+
+    def dump_reply(self, seq, msg):
+        self.queue.extend(self.parts(seq))
+
+
+def datagram(seq: int, entries: list[bytes], flags: int = C.NLM_F_MULTI) -> bytes:
+    return b"".join(nlmsg(FAMILY, flags, seq, e) for e in entries)
+
+
+def done(seq: int, err: int = 0, flags: int = C.NLM_F_MULTI) -> bytes:
+    return nlmsg(C.NLMSG_DONE, flags, seq, struct.pack("=i", -err))
+
+
+SMALL = [kernel_dest_entry(Destination(AF_INET, f"10.1.0.{i + 1}", 80)) for i in range(3)]
+INTR = C.NLM_F_MULTI | C.NLM_F_DUMP_INTR
+
+
+def outcome(got) -> tuple[list[bytes], type | None]:
+    """(the entries yielded, the exception raised after them, if any)."""
+    entries = []
+    try:
+        for run in ([got] if isinstance(got, bytes) else got):
+            entries += [bytes(p) for *_x, p in wire.iter_messages(run)]
+    except Exception as e:  # noqa: BLE001 - compared with dump_runs'
+        return entries, type(e)
+    return entries, None
+
+
+def outcome_of_runs(parts) -> tuple[list[bytes], type | None]:
+    return outcome(transport(PartsKernel(parts)).dump_runs(encode.encode_dump_dests(FAMILY, KEY), "get_dests"))
+
+
+@pytest.mark.parametrize("name, parts", [
+    ("entries flagged", lambda s: [datagram(s, SMALL, INTR), done(s)]),
+    ("one entry flagged", lambda s: [datagram(s, SMALL[:2]) + datagram(s, SMALL[2:], INTR), done(s)]),
+    ("the end flagged", lambda s: [datagram(s, SMALL), done(s, flags=INTR)]),
+    ("an empty dump's end flagged", lambda s: [done(s, flags=INTR)]),
+])
+def test_dump_small_leaves_a_flagged_dump_to_the_general_reader(name, parts):
+    """NLM_F_DUMP_INTR anywhere: not taken as one run; the general reader
+    says what it says of it (DumpInterrupted after the entries, for a
+    flagged entry), every entry yielded, the dump read to its end."""
+    k = PartsKernel(parts)
+    got = transport(k).dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests")
+    assert not isinstance(got, bytes)
+    entries, raised = outcome(got)
+    assert (entries, raised) == outcome_of_runs(parts)
+    assert entries == (SMALL if "empty" not in name else [])
+    if "entr" in name:
+        assert raised is T.DumpInterrupted
+    assert not k.queue
+
+
+@pytest.mark.parametrize("name, parts", [
+    ("a DONE carrying an errno", lambda s: [datagram(s, SMALL), done(s, errno.ENOMEM)]),
+    ("an empty dump's DONE carrying an errno", lambda s: [done(s, errno.ENOMEM)]),
+    ("an error report instead of the end", lambda s: [datagram(s, SMALL), error_report(
+        wire.NLMSGHDR.pack(36, FAMILY, 0x301, s, 0), -errno.ENOMEM)]),
+    ("an error report at once", lambda s: [error_report(wire.NLMSGHDR.pack(36, FAMILY, 0x301, s, 0),
+                                                        -errno.EPERM)]),
+])
+def test_dump_small_leaves_a_failed_dump_to_the_general_reader(name, parts):
+    k = PartsKernel(parts)
+    got = transport(k).dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests")
+    assert not isinstance(got, bytes)
+    with pytest.raises(KernelError) as e:
+        payloads_of(got)
+    assert e.value.errno in (errno.ENOMEM, errno.EPERM) and e.value.op == "get_dests"
+    assert outcome(transport(PartsKernel(parts)).dump_small(encode.encode_dump_dests(FAMILY, KEY))) \
+        == outcome_of_runs(parts)
+    assert not k.queue
+
+
+STALE = 999_999
+
+
+@pytest.mark.parametrize("name, parts", [
+    ("an old dump's end first", lambda s: [done(STALE), datagram(s, SMALL), done(s)]),
+    ("an old dump's end before an empty one", lambda s: [done(STALE), done(s)]),
+    ("an old dump's entries first", lambda s: [datagram(STALE, SMALL[:1]), datagram(s, SMALL), done(s)]),
+    ("an old dump's end between", lambda s: [datagram(s, SMALL), done(STALE), done(s)]),
+    ("an old dump's entries between", lambda s: [datagram(s, SMALL), datagram(STALE, SMALL[:2]), done(s)]),
+    ("an old dump's entry in the same datagram", lambda s: [datagram(s, SMALL) + datagram(STALE, SMALL[:1]),
+                                                            done(s)]),
+    ("the end in the entries' datagram", lambda s: [datagram(s, SMALL) + done(s)]),
+    ("an old report first", lambda s: [error_report(wire.NLMSGHDR.pack(36, FAMILY, 1, STALE, 0), -errno.EINVAL),
+                                       datagram(s, SMALL), done(s)]),
+])
+def test_dump_small_skips_what_belongs_to_another_exchange(name, parts):
+    """Only this dump's entries, up to its own end, and no further; what
+    does not look like one small part and its end goes to the general reader."""
+    k = PartsKernel(parts)
+    t = transport(k)
+    got = t.dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests")
+    assert not isinstance(got, bytes) or "empty" in name
+    want = [] if "empty" in name else SMALL
+    assert payloads_of(got) == want
+    assert outcome_of_runs(parts) == (want, None)
+    assert not k.queue  # read up to this dump's own end, no further
+    assert t.dump_shape.one_pass
+
+
+LOST_OR_MALFORMED = [(fault, when) for fault in ("enobufs", "trunc", "bad_len")
+                     for when in ("first part", "the end", "third part", "empty dump's end")]
+
+
+@pytest.mark.parametrize("fault, when", LOST_OR_MALFORMED)
+def test_dump_small_lost_or_malformed_replies_break_the_dump_on_a_fresh_socket(fault, when):
+    n = {"first part": 3, "the end": 3, "third part": 40, "empty dump's end": 0}[when]
+    table = reals_table(n)
+    predicate = {"first part": fake.nth_part(1), "the end": fake.is_done, "third part": fake.nth_part(3),
+                 "empty dump's end": fake.is_done}[when]
+    faults = fake.Faults((predicate, fault))
+    backend, _sock, _ = backend_over(table, faults=faults)
+    t = backend._t
+    with pytest.raises(T.DumpBroken):
+        payloads_of(t.dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests"))
+    assert faults.fired == [fault]
+    assert len(backend.sockets) == 2 and backend.sockets[0].closed and t.sock is backend.sockets[1]
+    # The fresh socket reads the next dump whole.
+    assert payloads_of(t.dump_small(encode.encode_dump_dests(FAMILY, KEY))) == [
+        kernel_dest_entry(d) for d in table.dests[KEY]]
+
+
+@pytest.mark.parametrize("n", [0, 3])
+def test_dump_small_times_out_on_a_fresh_socket(n):
+    # The end is lost without a trace (dropped): nothing more comes.
+    table = reals_table(n)
+    backend, _sock, _ = backend_over(table, faults=fake.Faults((fake.is_done, "drop")), timeout=0.5)
+    t = backend._t
+    with pytest.raises(T.NetlinkTimeout):
+        payloads_of(t.dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests"))
+    assert len(backend.sockets) == 2 and backend.sockets[0].closed and t.sock is backend.sockets[1]
+
+
+def relength(message: bytes, length: int) -> bytes:
+    return struct.pack("=I", length) + message[4:]
+
+
+@pytest.mark.parametrize("name, parts", [
+    ("an end", lambda s: [datagram(s, SMALL), relength(done(s), 24)]),
+    ("an empty dump's end", lambda s: [relength(done(s), 24)]),
+])
+def test_dump_small_a_malformed_end_breaks_the_dump(name, parts):
+    """An NLMSG_DONE whose header claims more bytes than the datagram holds
+    is malformed, as dump_runs finds it: not the clean end of a small dump.
+    (dump_small once looked only at the datagram's size.)"""
+    assert outcome_of_runs(parts) == (SMALL if "empty" not in name else [], T.DumpBroken)
+    with pytest.raises(T.DumpBroken):
+        payloads_of(transport(PartsKernel(parts)).dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests"))
