@@ -159,7 +159,7 @@ def test_a_full_first_part_then_an_empty_one_is_not_taken_for_a_single_pass():
 
     backend, sock, legacy = backend_over(t, between_parts=shrink)
     raw = backend._dest_rows_once(BIG)
-    assert backend._t.dump_shape.parts == 1 and not backend._t.dump_shape.one_pass
+    assert backend._dumps.dump_shape.parts == 1 and not backend._dumps.dump_shape.one_pass
     assert not whole(raw, 8)
     gone[0] = False
     for d in churned:
@@ -171,7 +171,7 @@ def test_a_small_list_in_one_part_needs_no_snapshot():
     t = table_with(n=4)
     backend, sock, legacy = backend_over(t)
     assert whole(backend.table(counters=False)[0][1], 4)
-    assert backend._t.dump_shape.one_pass and legacy.calls == 0
+    assert backend._dumps.dump_shape.one_pass and legacy.calls == 0
 
 
 def test_ipv6_lists_are_checked_by_a_second_dump():
