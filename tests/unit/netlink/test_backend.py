@@ -513,6 +513,36 @@ def test_a_snapshot_by_identity_holds_what_it_holds():
     assert keys.holds(SIX) is True and keys.holds(SIX2) is False and keys.holds(SIX, ident(SIX)) is True
 
 
+@pytest.mark.parametrize("by_identity", [True, False], ids=["by identity", "by key"])
+@pytest.mark.parametrize("snapshots", [True, False], ids=["ipv4-snapshot", "no-snapshot"])
+def test_a_service_snapshot_reads_only_what_the_socket_options_do_not_hold(monkeypatch, by_identity, snapshots):
+    """The netlink dump of a service snapshot: with the socket options'
+    IPv4 snapshot, its IPv4 entries are dropped by their family before
+    anything else is made of them (no identity, no key), and the others
+    are held by identity or by key; without it, every entry is."""
+    from ipvsctl.netlink.codec import Codec
+
+    keys = [A, SIX, ServiceKey(AF_INET, fwmark=9), MARK6, B, SIX2]
+    t = Table()
+    for k in keys:
+        t.add_service(Service(k, "rr"))
+    backend, _sock, _ = backend_over(t, snapshots=snapshots)
+    made, decoded = [], []
+    entry_identity, service_key = encode.entry_identity, Codec.service_key
+    monkeypatch.setattr(encode, "entry_identity", lambda p: made.append(entry_identity(p)) or made[-1])
+    monkeypatch.setattr(Codec, "service_key", lambda self, p: decoded.append(service_key(self, p)) or decoded[-1])
+    snap = backend._service_snapshot(others=True, by_identity=by_identity)
+    read = [k for k in keys if k.af != AF_INET] if snapshots else keys
+    assert (snap.ipv4 is not None) == snapshots and snap.by_identity == by_identity
+    if by_identity:
+        assert sorted(made) == sorted(map(ident, read)) and decoded == []
+    else:
+        assert made == [] and sorted(decoded, key=repr) == sorted(read, key=repr)
+    assert len(snap.other) == len(read)
+    assert all(snap.holds(k, ident(k)) for k in keys)  # one pass: atomic
+    assert snap.holds(ServiceKey(AF_INET6, fwmark=10), ident(ServiceKey(AF_INET6, fwmark=10))) is False
+
+
 def _plain_table(entries) -> list:
     return [(s.key, _plain(d)) for s, d in entries]
 
