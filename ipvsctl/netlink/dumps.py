@@ -16,8 +16,9 @@ answer it, under that request's sequence number:
 Whatever the way: a reader that stops early drains the rest of the dump
 (its parts would otherwise be read as answers to the next exchange); an
 error report or an NLMSG_DONE carrying an errno ends the dump with that
-error; NLM_F_DUMP_INTR on an entry raises ``DumpInterrupted`` once every
-entry was yielded; lost or malformed replies replace the socket
+error; NLM_F_DUMP_INTR on an entry or on the NLMSG_DONE (the kernel's
+netlink_dump checks a dump's consistency on both) raises
+``DumpInterrupted`` once every entry was yielded; lost or malformed replies replace the socket
 and raise ``DumpBroken`` (a DumpInterrupted), so the caller's retry reads
 the dump again.  ``dump_shape`` tells how the last dump came in parts
 (``consistency.DumpShape``), i.e. whether it was read in one pass.

@@ -836,6 +836,11 @@ def test_a_flagged_real_server_dump_is_read_again(n, on_done):
     backend._t.sock = s
     assert _plain_table(backend.table(counters=False)) == _kernel_table(t)
     assert s.flagged == 0 and not s.queue
+    # Each flagged dump was read again (the others are checked against the
+    # socket options' snapshots: read once).
+    dest_dumps = [m for raw in s.sent for _t, f, _s, m in wire.iter_messages(raw)
+                  if f & C.NLM_F_DUMP and m[0] == C.IPVS_CMD_GET_DEST]
+    assert len(dest_dumps) == len(t.services) + 2
 
 
 @pytest.mark.parametrize("fault, when", [(fault, when) for fault in ("enobufs", "trunc", "bad_len")
