@@ -49,10 +49,10 @@ injects every one):
   room) or cut (MSG_TRUNC: a datagram longer than the buffer, which then
   grows): ``RepliesLost``.  The socket is replaced by a fresh one (a dump may
   still run on the old one, and its stale replies must not be read as
-  answers).  A dump is read again (dumps.py); a read request is asked again; in a
-  batch, every request of the window whose report did not arrive gets
-  ENOBUFS, "outcome unknown", and the batch goes on: which of them took
-  effect is never guessed.
+  answers).  A dump is read again (dumps.py); a read request is asked
+  again; in a batch, every request of the window whose report did not
+  arrive gets ENOBUFS, "outcome unknown", and the batch goes on: which of
+  them took effect is never guessed.
 * malformed replies (a length that does not fit, a short error report):
   ``MalformedReply``, handled like lost ones.
 * EINTR (a signal whose handler returned) and EAGAIN (a wake-up with nothing
@@ -354,6 +354,7 @@ class Transport:
         return bytes(memoryview(self._rbuf)[:n])
 
     def send(self, buf, op: str = "") -> None:
+        """Send ``buf`` (whole messages) in one datagram; NetlinkTimeout or KernelError(errno)."""
         while True:
             try:
                 n = self.sock.send(buf)
