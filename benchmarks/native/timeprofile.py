@@ -110,7 +110,7 @@ def list_stages(fixture: Path, cmd: str):
 def _drain(backend, rec):
     from ipvsctl.netlink import decode, encode
 
-    t = backend._t
+    t = backend._dumps
     fam = rec.family
     svcs = list(t.dump(encode.encode_dump_services(fam)))
     keys = [decode.decode_service(p).key for p in svcs]

@@ -1,20 +1,20 @@
 """The Backend that speaks generic netlink to the kernel's IPVS.
 
 Strategy: a thin layer joining the pure codec (bytes <-> model; its memos
-are this backend's ``codec.Codec``) to the transport (socket, dumps,
-pipelined batches).  Each Backend method is one encoder, one exchange and
-one decoder; the only logic of its own is reading lists that are never
-silently torn.  IPVS dumps are positional and the kernel never flags one
-that crossed a change, so a list that changes between two parts of a dump
-comes back with an entry repeated or skipped.  Every list read here (the
-services, each service's real servers) is accepted only when it provably
-holds each entry that existed throughout the read exactly once
-(``consistency``): a dump read in one pass under the kernel's lock
-(``consistency.DumpShape``) is whole by itself; any other is checked against
-an atomic snapshot of the list's keys (``legacy.LegacySnapshots``, IPv4)
-or, where the kernel offers none (IPv6), against a second dump.  A list
-that fails is read again, a bounded number of times, then
-``InconsistentRead`` says so.
+are this backend's ``codec.Codec``) to the transport (socket, requests,
+pipelined batches) and its reader of dumps (``dumps.DumpReader``).  Each
+Backend method is one encoder, one exchange and one decoder; the only logic
+of its own is reading lists that are never silently torn.  IPVS dumps are
+positional and the kernel never flags one that crossed a change, so a list
+that changes between two parts of a dump comes back with an entry repeated
+or skipped.  Every list read here (the services, each service's real
+servers) is accepted only when it provably holds each entry that existed
+throughout the read exactly once (``consistency``): a dump read in one pass
+under the kernel's lock (``consistency.DumpShape``) is whole by itself; any
+other is checked against an atomic snapshot of the list's keys
+(``legacy.LegacySnapshots``, IPv4) or, where the kernel offers none (IPv6),
+against a second dump.  A list that fails is read again, a bounded number of
+times, then ``InconsistentRead`` says so.
 
 Imports nothing heavy: no pyroute2, json or rich; ctypes only when a network
 namespace is entered or a snapshot is needed.
@@ -41,7 +41,8 @@ from ipvsctl.netlink import consistency, decode, encode, runs, wire
 from ipvsctl.netlink.codec import Codec
 from ipvsctl.netlink.consistency import ServiceGone, SnapshotUnavailable as Unavailable
 from ipvsctl.netlink.rows import DestinationRows
-from ipvsctl.netlink.transport import DumpBroken, DumpInterrupted, MalformedReply, RepliesLost, Transport
+from ipvsctl.netlink.dumps import DumpBroken, DumpInterrupted, DumpReader
+from ipvsctl.netlink.transport import MalformedReply, RepliesLost, Transport
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: collections.abc imports collections (start-up time)
@@ -171,6 +172,7 @@ class NetlinkBackend:
 
     def __init__(self, netns: str | None = None, *, transport: Transport | None = None):
         self._t = transport if transport is not None else Transport(netns)
+        self._dumps = DumpReader(self._t)
         self.family = self._t.family
         self._codec = Codec()  # its memos: learned layouts, encoded service identities
         self.netns = netns
@@ -298,7 +300,7 @@ class NetlinkBackend:
         def read() -> list[Daemon]:
             msg = encode.encode_dump_daemons(self.family)
             with _decoding(OP_GET_DAEMONS, in_dump=True):
-                return [decode.decode_daemon(p) for p in self._t.dump(msg, OP_GET_DAEMONS)]
+                return [decode.decode_daemon(p) for p in self._dumps.dump(msg, OP_GET_DAEMONS)]
 
         return self._retrying(read, OP_GET_DAEMONS)
 
@@ -361,12 +363,12 @@ class NetlinkBackend:
         read again."""
         decode_service = self._codec.service if counters else self._codec.service_without_counters
         with _GCPaused(), _decoding(OP_GET_SERVICES, in_dump=True):
-            payloads = list(self._t.dump(encode.encode_dump_services(self.family), OP_GET_SERVICES))
+            payloads = list(self._dumps.dump(encode.encode_dump_services(self.family), OP_GET_SERVICES))
             services = list(map(decode_service, payloads))
             idents = list(map(encode.entry_identity, payloads))
         if None in idents:
             idents = None
-        shape = self._t.dump_shape
+        shape = self._dumps.dump_shape
         if shape.one_pass:
             return services, True, idents  # one pass under the kernel's lock: nothing can repeat
         if shape.parts > 1:
@@ -381,11 +383,13 @@ class NetlinkBackend:
 
     def _service_snapshot(self, others: bool, by_identity: bool = False) -> consistency.ServiceSnapshot:
         """The service keys of this moment: IPv4 atomically (socket
-        options); the other families from a netlink dump of the keys, when
-        ``others`` (or of every family, when the socket options fail).
-        ``by_identity``: from that dump, the entries' identities
-        (encode.entry_identity) rather than their decoded keys, when every
-        entry has one: compared as bytes, ~3 us per service less."""
+        options); the other families from a netlink dump, when ``others``
+        (or every family, when the socket options fail).  One rule for that
+        dump: the entries the socket options hold (IPv4) are dropped first,
+        by the family read in place, and nothing else is made of them; the
+        rest are held by their decoded keys or, with ``by_identity`` and
+        when every one of them has one, by their identities
+        (encode.entry_identity): compared as bytes, ~3 us per service less."""
         legacy = self._legacy_snapshots()
         ipv4 = None
         if legacy is not None:
@@ -396,25 +400,20 @@ class NetlinkBackend:
         if ipv4 is not None and not others:
             return consistency.ServiceSnapshot(ipv4, None)
         msg = encode.encode_dump_services(self.family)
-        service_key, family = self._codec.service_key, decode.service_family
         with _GCPaused(), _decoding(OP_GET_SERVICES, in_dump=True):
+            entries = self._dumps.dump(msg, OP_GET_SERVICES)
+            if ipv4 is None:
+                entries = list(entries)
+            else:  # IPv4 is the atomic snapshot's: its entries are dropped unread
+                family = decode.service_family
+                entries = [p for p in entries if family(p) != AF_INET]
+            one_pass = self._dumps.dump_shape.one_pass
             if by_identity:
-                payloads = list(self._t.dump(msg, OP_GET_SERVICES))
-                idents = list(map(encode.entry_identity, payloads))
+                idents = list(map(encode.entry_identity, entries))
                 if None not in idents:
-                    if ipv4 is not None:
-                        idents = [i for i in idents if encode.identity_family(i) != AF_INET]
-                    return consistency.ServiceSnapshot(ipv4, idents, self._t.dump_shape.one_pass,
-                                                       by_identity=True)
-                keys = list(map(service_key, payloads))
-                if ipv4 is not None:
-                    keys = [k for k in keys if k.af != AF_INET]
-            elif ipv4 is None:
-                keys = list(map(service_key, self._t.dump(msg, OP_GET_SERVICES)))
-            else:  # only the others: most entries need no decoding
-                keys = [service_key(p) for p in self._t.dump(msg, OP_GET_SERVICES)
-                        if family(p) != AF_INET]
-        return consistency.ServiceSnapshot(ipv4, keys, self._t.dump_shape.one_pass)
+                    return consistency.ServiceSnapshot(ipv4, idents, one_pass, by_identity=True)
+            keys = list(map(self._codec.service_key, entries))
+        return consistency.ServiceSnapshot(ipv4, keys, one_pass)
 
     def _still_there(self, key: ServiceKey, snapshot: consistency.ServiceSnapshot,
                      ident: bytes | None = None) -> bool:
@@ -431,14 +430,14 @@ class NetlinkBackend:
 
     def _dest_rows(self, key: ServiceKey, ident: bytes | None = None) -> Sequence[Destination] | _Pending | None:
         """_dest_list without counters, deferred, for a table: a small
-        service's dump, read whole in one pass (Transport.dump_small), is
+        service's dump, read whole in one pass (DumpReader.dump_small), is
         taken as it is, with no further check; any other goes the general
         way, from the datagrams already read.  ``ident``: the service's
         identity (encode.entry_identity), which names it in the request."""
         msg = (self._codec.dump_dests_of(self.family, ident) if ident is not None
                else self._codec.dump_dests(self.family, key))
         try:
-            got = self._t.dump_small(msg, OP_GET_DESTS)
+            got = self._dumps.dump_small(msg, OP_GET_DESTS)
         except DumpInterrupted:
             return self._dest_list(key, False, defer=True)  # read again, with the retries of any read
         if isinstance(got, bytes):
@@ -460,7 +459,7 @@ class NetlinkBackend:
             first, started = started, None
             try:
                 dests = read(key) if counters else read(key, defer, first)
-                shape = self._t.dump_shape
+                shape = self._dumps.dump_shape
                 if shape.one_pass:
                     return dests  # one pass under the kernel's lock: nothing can repeat
                 if isinstance(dests, _Pending):
@@ -523,7 +522,8 @@ class NetlinkBackend:
         decode_dest = self._codec.dest
         af = key.af
         with _GCPaused(), _decoding(OP_GET_DESTS, in_dump=True):
-            return [decode_dest(p, af) for p in self._t.dump(self._codec.dump_dests(self.family, key), OP_GET_DESTS)]
+            msg = self._codec.dump_dests(self.family, key)
+            return [decode_dest(p, af) for p in self._dumps.dump(msg, OP_GET_DESTS)]
 
     def _dest_rows_once(self, key: ServiceKey, defer: bool = False, started=None) -> Sequence[Destination]:
         """One service's destinations without counters: DestinationRows when
@@ -537,7 +537,7 @@ class NetlinkBackend:
         af = key.af
         with _GCPaused(), _decoding(OP_GET_DESTS, in_dump=True):
             if started is None:
-                started = self._t.dump_runs(self._codec.dump_dests(self.family, key), OP_GET_DESTS)
+                started = self._dumps.dump_runs(self._codec.dump_dests(self.family, key), OP_GET_DESTS)
             for run in started:
                 if held is None and rows is None and not other:
                     held = run

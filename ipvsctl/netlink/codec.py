@@ -57,12 +57,12 @@ class Codec:
         return encode.encode_dump_dests(family, key, idents=self.idents)
 
     def dump_dests_of(self, family: int, ident: bytes) -> bytes:
-        """encode.encode_dump_dests_of, its headers made once per length (a
-        table listing sends one per service)."""
+        """encode.encode_dump_dests_of, its headers (encode.dump_dests_head)
+        made once per family and identity length (a table listing sends one
+        per service)."""
         head = self._dump_dests_heads.get((family, len(ident)))
         if head is None:
-            head = encode.encode_dump_dests_of(family, bytes(len(ident)))[:-len(ident)]
-            self._dump_dests_heads[(family, len(ident))] = head
+            head = self._dump_dests_heads[(family, len(ident))] = encode.dump_dests_head(family, len(ident))
         return head + ident
 
     # --- decoding ---------------------------------------------------------

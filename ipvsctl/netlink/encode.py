@@ -45,8 +45,8 @@ from _socket import AF_INET, AF_INET6, htonl, htons, inet_pton
 from ipvsctl import backend as b
 from ipvsctl.model import Daemon, Destination, Service, ServiceKey, Timeouts
 from ipvsctl.netlink import constants as C
-from ipvsctl.netlink.wire import FLAGS_ACK, FLAGS_DUMP, NLA, U16, genl_word, hdr_word, message, nest, nla, \
-    nla_str, nla_u8, nla_u16, nla_u32
+from ipvsctl.netlink.wire import FLAGS_ACK, FLAGS_DUMP, HDRLEN, NLA, U16, genl_word, hdr_word, message, nest, \
+    nla, nla_str, nla_u8, nla_u16, nla_u32
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only
@@ -130,8 +130,21 @@ def identity_family(ident: bytes) -> int:
 def encode_dump_dests_of(family: int, ident: bytes) -> bytes:
     """encode_dump_dests for the service of an identity (entry_identity):
     the same bytes, without decoding and encoding the key again."""
-    return message(family, C.IPVS_CMD_GET_DEST, NLA.pack(len(ident) + 4, C.IPVS_CMD_ATTR_SERVICE) + ident,
-                   flags=FLAGS_DUMP)
+    return dump_dests_head(family, len(ident)) + ident
+
+
+# nlmsghdr, genlmsghdr, then the IPVS_CMD_ATTR_SERVICE nest's header.
+_DUMP_DESTS_HEAD = struct.Struct("=IHHIIBBH" "HH")
+
+
+def dump_dests_head(family: int, ident_len: int) -> bytes:
+    """What encode_dump_dests_of puts before an identity of ``ident_len``
+    bytes: the headers of an IPVS_CMD_GET_DEST dump request, whose length
+    counts the identity, and the header of the IPVS_CMD_ATTR_SERVICE nest
+    that holds it (identities are 44 or 16 bytes: no padding)."""
+    nest_len = C.NLA_HDRLEN + ident_len
+    return _DUMP_DESTS_HEAD.pack(HDRLEN + nest_len, family, FLAGS_DUMP, 0, 0, C.IPVS_CMD_GET_DEST,
+                                 C.IPVS_GENL_VERSION, 0, nest_len, C.IPVS_CMD_ATTR_SERVICE)
 
 
 def _ident(key: ServiceKey, idents: MutableMapping | None) -> tuple[bytes, bytes]:

@@ -4,13 +4,10 @@ Strategy
 --------
 One ``AF_NETLINK``/``NETLINK_GENERIC`` socket per backend, opened (optionally
 inside a named network namespace), with the IPVS family id resolved once per
-process and namespace.  Three ways to talk:
+process and namespace.  Two ways to talk here, and the steps of a third:
 
 * ``request(msg)``: one request; returns the reply payloads, or raises
   ``KernelError``.
-* ``dump(msg)``: one NLM_F_DUMP request; yields every entry of the multi-part
-  reply, drains the socket even when the caller stops early, and raises
-  ``DumpInterrupted`` at the end if the kernel flagged NLM_F_DUMP_INTR.
 * ``batch(msgs)``: many requests pipelined.  The kernel runs every message of
   one ``sendmsg`` in order, synchronously, inside the send (genetlink's
   ``netlink_rcv_skb``), continues after a failing message, and answers a
@@ -21,6 +18,10 @@ process and namespace.  Three ways to talk:
   applying each request alone, in order, would give.  ``send_packed`` is
   the same over requests held encoded back to back (a restore's), and can
   stop between two windows, where the outcome of everything sent is known.
+* ``next_seq``, ``send``, ``recv``, ``messages``, ``reset``: the
+  conversation's own steps (sequence numbers, one send, one datagram with
+  the faults below, a datagram's messages, a fresh socket), on which
+  ``dumps.DumpReader`` reads the multi-part replies of dump requests.
 
 The barrier is an NLMSG_NOOP with NLM_F_ACK: ``netlink_rcv_skb`` acks
 control messages without handing them to any family, so it is always
@@ -48,10 +49,10 @@ injects every one):
   room) or cut (MSG_TRUNC: a datagram longer than the buffer, which then
   grows): ``RepliesLost``.  The socket is replaced by a fresh one (a dump may
   still run on the old one, and its stale replies must not be read as
-  answers).  A dump is read again; a read request is asked again; in a
-  batch, every request of the window whose report did not arrive gets
-  ENOBUFS, "outcome unknown", and the batch goes on: which of them took
-  effect is never guessed.
+  answers).  A dump is read again (dumps.py); a read request is asked
+  again; in a batch, every request of the window whose report did not
+  arrive gets ENOBUFS, "outcome unknown", and the batch goes on: which of
+  them took effect is never guessed.
 * malformed replies (a length that does not fit, a short error report):
   ``MalformedReply``, handled like lost ones.
 * EINTR (a signal whose handler returned) and EAGAIN (a wake-up with nothing
@@ -65,11 +66,8 @@ injects every one):
   in order; a dump's entries are checked by the backend
   (``ipvsctl.netlink.consistency``), so a part lost, repeated or out of
   place in a dump is caught there.
-* an error report in the middle of a dump ends it with that error.
 
-Size: one piece because requests, dumps and batches share one conversation
-(the socket, its sequence numbers, the receive loop and every fault above);
-the framing it stands on is wire.py's, the namespaces netns.py's.
+The framing this stands on is wire.py's, the namespaces netns.py's.
 """
 
 from __future__ import annotations
@@ -82,15 +80,13 @@ import time
 import _socket as socket  # the C module: socket.py's enum classes cost ~6 ms of start-up
 
 from ipvsctl.backend import BatchBroken, KernelError
-from ipvsctl.cache import BoundedCache
 from ipvsctl.netlink import constants as C
-from ipvsctl.netlink.consistency import DumpShape, one_part_is_one_pass
 from ipvsctl.netlink import wire
 from ipvsctl.netlink.netns import in_netns
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: collections.abc imports collections (start-up time)
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Sequence
 
 _SEQ_MASK = 0xFFFFFFFF
 #: Receive buffer (one netlink datagram; dump parts are at most 32 KiB).
@@ -120,21 +116,6 @@ class IPVSUnavailable(KernelError):
 
     def __init__(self, op: str = ""):
         super().__init__(_errno.ENOPROTOOPT, op)
-
-
-class DumpInterrupted(KernelError):
-    """The kernel flagged a dump as inconsistent (NLM_F_DUMP_INTR): read it again."""
-
-    def __init__(self, op: str = ""):
-        super().__init__(_errno.EINTR, op)
-
-
-class DumpBroken(DumpInterrupted):
-    """A dump's replies were lost or malformed (``cause``): read it again."""
-
-    def __init__(self, cause: KernelError):
-        super().__init__(cause.op)
-        self.cause = cause
 
 
 class RepliesLost(KernelError):
@@ -241,11 +222,6 @@ def _open_socket(netns: str | None) -> socket.socket:
     return sock
 
 
-#: An NLMSG_DONE: the netlink header and the dump's errno (0: it ended well).
-_DONE = struct.Struct("=IHHIIi")
-_DONE_LEN = _DONE.size
-
-
 class Transport:
     """A generic-netlink socket bound to the IPVS family.
 
@@ -270,8 +246,6 @@ class Transport:
         self.netns = netns
         self._seq = 0
         self._rbuf = bytearray(RECV_BUFSIZE)
-        self._header_checks = BoundedCache(64, wire.header_check)  # by message length
-        self.dump_shape = DumpShape()  # of the last dump (see DumpShape)
         self.timeout = default_timeout() if timeout is True else timeout
         if sock is None:
             sock_factory = lambda: _open_socket(netns)  # noqa: E731
@@ -318,7 +292,7 @@ class Transport:
         if settimeout is not None:
             settimeout(self.timeout)
 
-    def _reset(self) -> None:
+    def reset(self) -> None:
         """Replace the socket after lost or garbled replies: whatever is still
         queued on it, or still to come (a dump goes on running), belongs to
         an exchange that was given up."""
@@ -341,13 +315,13 @@ class Transport:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _next_seq(self, count: int = 1) -> int:
+    def next_seq(self, count: int = 1) -> int:
         """Reserve ``count`` consecutive sequence numbers; return the first."""
         first = (self._seq + 1) & _SEQ_MASK
         self._seq = (self._seq + count) & _SEQ_MASK
         return first
 
-    def _recv(self, op: str = "") -> bytes:
+    def recv(self, op: str = "") -> bytes:
         """One datagram; RepliesLost, NetlinkTimeout or KernelError(errno)."""
         deadline = None
         while True:
@@ -379,7 +353,8 @@ class Transport:
             raise RepliesLost(op, f"a reply of {n} bytes was cut")
         return bytes(memoryview(self._rbuf)[:n])
 
-    def _send(self, buf, op: str = "") -> None:
+    def send(self, buf, op: str = "") -> None:
+        """Send ``buf`` (whole messages) in one datagram; NetlinkTimeout or KernelError(errno)."""
         while True:
             try:
                 n = self.sock.send(buf)
@@ -393,7 +368,7 @@ class Transport:
         if n != len(buf):  # pragma: no cover - netlink sends are atomic
             raise KernelError(_errno.EMSGSIZE, op)
 
-    def _messages(self, chunk: bytes, op: str):
+    def messages(self, chunk: bytes, op: str):
         """wire.iter_messages, a malformed datagram raising MalformedReply."""
         try:
             yield from wire.iter_messages(chunk)
@@ -445,25 +420,25 @@ class Transport:
             try:
                 return self._exchange(msg, op)
             except (RepliesLost, MalformedReply):
-                self._reset()
+                self.reset()
                 if attempt + 1 == attempts:
                     raise
             except NetlinkTimeout:
-                self._reset()
+                self.reset()
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _exchange(self, msg: bytes, op: str) -> list[memoryview]:
-        seq = self._next_seq(2)
+        seq = self.next_seq(2)
         barrier = (seq + 1) & _SEQ_MASK
         buf = bytearray(msg)
         wire.FLAGS_SEQ.pack_into(buf, wire.FLAGS_SEQ_OFFSET, C.NLM_F_REQUEST, seq)
         buf += wire.encode_barrier(barrier)
-        self._send(buf, op)
+        self.send(buf, op)
         replies: list[memoryview] = []
         error = 0
         while True:
-            for mtype, _flags, mseq, payload in self._messages(self._recv(op), op):
+            for mtype, _flags, mseq, payload in self.messages(self.recv(op), op):
                 if mseq == barrier and mtype == C.NLMSG_ERROR:
                     if error:
                         raise KernelError(error, op)
@@ -474,132 +449,6 @@ class Transport:
                     error = self._error_of(payload, op)
                 elif mtype >= C.NLMSG_MIN_TYPE:
                     replies.append(payload)
-
-    # -- dumps --------------------------------------------------------------
-
-    def dump(self, msg: bytes, op: str = "") -> Iterator[memoryview]:
-        """Yield every entry of a dump; raise DumpInterrupted after it if flagged."""
-        for run in self.dump_runs(msg, op):
-            for _type, _flags, _seq, payload in wire.iter_messages(run):
-                yield payload
-
-    def dump_runs(self, msg: bytes, op: str = "") -> Iterator[memoryview]:
-        """Send a dump request; yield each received buffer's consecutive
-        entries (whole messages) as one memoryview (``wire.dump_part``; see
-        runs.decode_dest_run); raise KernelError for an error report and
-        DumpInterrupted, after the last entry, if the kernel flagged the
-        dump, or DumpBroken (a DumpInterrupted) as soon as replies are lost
-        or malformed.  An abandoned dump is read to its end (drained)."""
-        seq = self._start_dump(msg, op)
-        yield from self._dump_parts(seq, op)
-
-    def dump_small(self, msg: bytes, op: str = ""):
-        """A dump that usually comes whole in one part (a small service's
-        real servers), read with as little work as that case needs.
-
-        Returns the entries as one run (bytes; b"" for none) when they came
-        in one part that was provably read in one pass (DumpShape.one_pass)
-        and the next datagram is the dump's clean NLMSG_DONE; else the dump,
-        already under way, as an iterator that yields what ``dump_runs``
-        would (the datagrams read so far are handed over, none is lost).
-        Raises what ``dump_runs`` raises for lost or malformed replies.
-
-        Why: listing 10,000 services of ten servers is 10,000 dumps, and the
-        general reader's per-dump work (a generator, a DumpPart per
-        datagram, a header walk) was ~5 us of ~27 per service natively.
-        """
-        seq = self._start_dump(msg, op)
-        received = []
-        try:
-            first = self._recv(op)
-            received.append(first)
-            n = len(first)
-            if n >= _DONE_LEN:
-                length, mtype, mflags, mseq, _pid = wire.NLMSGHDR.unpack_from(first)
-                if mseq == seq and not mflags & C.NLM_F_DUMP_INTR:
-                    # An end whose header does not say its own 20 bytes is
-                    # the general reader's to judge (claiming more: malformed).
-                    if mtype == C.NLMSG_DONE and n == length == _DONE_LEN and not _DONE.unpack(first)[5]:
-                        self.dump_shape = DumpShape()  # no part carried entries: one pass
-                        return b""
-                    if (mtype >= C.NLMSG_MIN_TYPE and length >= C.NLMSG_HDRLEN and not length & 3
-                            and not n % length and wire.same_headers(first, length, n // length,
-                                                                     self._header_checks)):
-                        second = self._recv(op)
-                        received.append(second)
-                        if len(second) == _DONE_LEN and one_part_is_one_pass(n, length):
-                            end_len, mtype, mflags, mseq, _pid, err = _DONE.unpack(second)
-                            if (mtype == C.NLMSG_DONE and end_len == _DONE_LEN and mseq == seq and not err
-                                    and not mflags & C.NLM_F_DUMP_INTR):
-                                shape = self.dump_shape = DumpShape()
-                                shape.part(n, length)
-                                return first
-        except (RepliesLost, MalformedReply) as e:
-            self._reset()  # as dump_runs: a fresh socket, and the dump read again
-            raise DumpBroken(e) from None
-        except NetlinkTimeout:
-            self._reset()
-            raise
-        return self._dump_parts(seq, op, received)
-
-    def _start_dump(self, msg: bytes, op: str) -> int:
-        """Send a dump request under a fresh sequence number; return it."""
-        seq = self._next_seq()
-        buf = bytearray(msg)
-        wire.FLAGS_SEQ.pack_into(buf, wire.FLAGS_SEQ_OFFSET, C.NLM_F_REQUEST | C.NLM_F_DUMP, seq)
-        self._send(buf, op)
-        return seq
-
-    def _dump_parts(self, seq: int, op: str, received: Sequence[bytes] = ()) -> Iterator[memoryview]:
-        """The rest of dump ``seq`` (dump_runs' reader): ``received``, the
-        datagrams already read, come first."""
-        shape = self.dump_shape = DumpShape()
-        interrupted = False
-        done = False
-        try:
-            k = 0
-            while not done:
-                if k < len(received):
-                    chunk = received[k]
-                    k += 1
-                else:
-                    chunk = self._recv(op)
-                try:
-                    part = wire.dump_part(chunk, seq, self._header_checks)
-                except wire.DecodeError as e:
-                    raise MalformedReply(op, str(e)) from None
-                done = part.end is not None
-                interrupted = interrupted or part.interrupted
-                yield from part.runs
-                if part.end:
-                    raise KernelError(part.end, op)
-                if part.largest:
-                    shape.part(len(chunk), part.largest)
-        except (RepliesLost, MalformedReply) as e:
-            done = True  # given up: a fresh socket, and the dump read again
-            self._reset()
-            raise DumpBroken(e) from None
-        except NetlinkTimeout:
-            done = True
-            self._reset()
-            raise
-        finally:
-            if not done:
-                self._drain(seq)
-        if interrupted:
-            raise DumpInterrupted(op)
-
-    def _drain(self, seq: int) -> None:
-        """Read and drop the rest of an abandoned dump (on trouble, start
-        afresh with a new socket instead)."""
-        while True:
-            try:
-                for mtype, _f, mseq, _p in self._messages(self._recv(), ""):
-                    if mseq == seq and mtype in (C.NLMSG_DONE, C.NLMSG_ERROR):
-                        return
-            except KernelError:
-                self._reset()
-                return
 
     # -- pipelined batches ----------------------------------------------------
 
@@ -637,7 +486,7 @@ class Transport:
         errors: dict[int, int] = {}
         if start >= stop:
             return errors, start
-        base = (self._next_seq(stop - start) - start) & _SEQ_MASK  # message k has seq base + k
+        base = (self.next_seq(stop - start) - start) & _SEQ_MASK  # message k has seq base + k
         view = memoryview(data)
         pack_into = wire.FLAGS_SEQ.pack_into
         off_fs = wire.FLAGS_SEQ_OFFSET
@@ -658,15 +507,15 @@ class Transport:
             for k in range(i, j):
                 pack_into(buf, prev + at, request_flag, (base + k) & _SEQ_MASK)
                 prev = ends[k]
-            barrier = self._next_seq()
+            barrier = self.next_seq()
             buf += wire.encode_barrier(barrier)
             try:
                 if should_stop is None:
-                    self._send(buf, "batch")
+                    self.send(buf, "batch")
                 else:
                     mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, _STOP_SIGNALS)
                     try:
-                        self._send(buf, "batch")
+                        self.send(buf, "batch")
                     finally:
                         _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
                 self._collect(base, start, j, barrier, errors, i)
@@ -688,7 +537,7 @@ class Transport:
         nlmsg_error = C.NLMSG_ERROR
         try:
             while True:
-                for mtype, _flags, mseq, payload in self._messages(self._recv("batch"), "batch"):
+                for mtype, _flags, mseq, payload in self.messages(self.recv("batch"), "batch"):
                     if mtype != nlmsg_error:
                         continue
                     if mseq == barrier:
@@ -700,9 +549,9 @@ class Transport:
                     if err:
                         errors[idx] = err
         except (RepliesLost, MalformedReply):
-            self._reset()
+            self.reset()
             for idx in range(start, stop):
                 errors.setdefault(idx, _errno.ENOBUFS)
         except NetlinkTimeout:
-            self._reset()
+            self.reset()
             raise

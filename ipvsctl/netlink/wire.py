@@ -231,8 +231,8 @@ def same_headers(buf: bytes, length: int, count: int, checks=None) -> bool:
 class DumpPart:
     """What one received buffer of a dump holds (``dump_part``): ``runs``,
     the consecutive entries as memoryviews of whole messages; ``largest``,
-    the longest entry; ``interrupted``, whether the kernel flagged one
-    (NLM_F_DUMP_INTR); ``end``, None while the dump goes on, else the
+    the longest entry; ``interrupted``, whether the kernel flagged one, or
+    the dump's NLMSG_DONE (NLM_F_DUMP_INTR); ``end``, None while the dump goes on, else the
     errno its last message carried (0: it ended well)."""
 
     __slots__ = ("runs", "largest", "interrupted", "end")
@@ -284,7 +284,15 @@ def dump_part(chunk: bytes, seq: int, checks=None) -> DumpPart:
                 start = -1
             if mseq == seq and mtype in (C.NLMSG_DONE, C.NLMSG_ERROR):
                 payload = mv[off + hdrlen : off + length]
-                part.end = decode_done(payload) if mtype == C.NLMSG_DONE else decode_error(payload)[0]
+                if mtype == C.NLMSG_DONE:
+                    part.end = decode_done(payload)
+                    # netlink_dump checks the dump's consistency once more
+                    # as it writes the end (nl_dump_check_consistent): a
+                    # change after the last entry flags only the NLMSG_DONE.
+                    if mflags & C.NLM_F_DUMP_INTR:
+                        part.interrupted = True
+                else:
+                    part.end = decode_error(payload)[0]
                 return part
         off += (length + 3) & ~3
     if off < end:

@@ -1,7 +1,7 @@
 """The plain listings of a table of many small services, against ipvsadm.
 
 `-Ln` and `-Sn` read a table without counters: each small service's real
-servers come as one lean dump (Transport.dump_small), each service is named
+servers come as one lean dump (DumpReader.dump_small), each service is named
 in its real-server request by the identity bytes the kernel wrote for it
 (encode.entry_identity), and each service's order is found for a group of
 256 services at once (runs.decode_dest_runs), the kernel's order kept for
@@ -97,10 +97,10 @@ def _spy(monkeypatch):
     run, how many services were found descending for their group, how
     often the service list was checked by identity."""
     from ipvsctl.netlink import consistency, runs
-    from ipvsctl.netlink.transport import Transport
+    from ipvsctl.netlink.dumps import DumpReader
 
     seen = {"lean": 0, "by identity": 0, "descending": 0}
-    dump_small, covers, decode_dest_runs = Transport.dump_small, consistency.covers_services, runs.decode_dest_runs
+    dump_small, covers, decode_dest_runs = DumpReader.dump_small, consistency.covers_services, runs.decode_dest_runs
 
     def counting_dump_small(self, msg, op=""):
         got = dump_small(self, msg, op)
@@ -117,7 +117,7 @@ def _spy(monkeypatch):
         return got
 
     monkeypatch.setattr(runs, "decode_dest_runs", counting_decode_dest_runs)
-    monkeypatch.setattr(Transport, "dump_small", counting_dump_small)
+    monkeypatch.setattr(DumpReader, "dump_small", counting_dump_small)
     monkeypatch.setattr(consistency, "covers_services", watching_covers)
     return seen
 

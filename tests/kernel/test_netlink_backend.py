@@ -631,10 +631,10 @@ def test_a_service_deleted_during_the_read_is_left_out_and_the_rest_is_whole(bac
 def test_kernel_bytes_decode_like_pyroute2_reads_them(backend):
     pyroute2 = pytest.importorskip("pyroute2.netlink.generic.ipvs")
     backend.apply_many(requests())
-    t = backend._t
+    dumps = backend._dumps
     checked = 0
     for _, svc in SERVICE_CASES:
-        for p in t.dump(encode.encode_dump_dests(backend.family, svc.key)):
+        for p in dumps.dump(encode.encode_dump_dests(backend.family, svc.key)):
             raw = wire.NLMSGHDR.pack(16 + len(p), backend.family, 2, 1, 0) + bytes(p)
             m = pyroute2.ipvsmsg(raw)
             m.decode()

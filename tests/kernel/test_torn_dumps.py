@@ -304,7 +304,7 @@ def test_dump_parts_have_the_sizes_the_single_pass_rule_assumes(netns):
         shapes = []
         for read in (lambda: backend._dest_rows_once(BIG), lambda: backend._service_list()):
             read()
-            shapes.append(backend._t.dump_shape)
+            shapes.append(backend._dumps.dump_shape)
     for shape in shapes:
         assert shape.parts > 1
         for size in shape.sizes[:-1]:  # full parts
@@ -316,5 +316,5 @@ def test_dump_parts_have_the_sizes_the_single_pass_rule_assumes(netns):
         assert backend.apply_many([Request(OP_ADD_DEST, SMALL[1], Destination(AF_INET, a, 53))
                                    for a in BIG_REALS[:10]]) == {}
         backend._dest_rows_once(SMALL[1])
-        shape = backend._t.dump_shape
+        shape = backend._dumps.dump_shape
         assert shape.one_pass or shape.sizes[0] <= consistency.GOODSIZE_CEILING, shape.sizes

@@ -39,6 +39,7 @@ from ipvsctl.model import AF_INET, Destination, Service, ServiceKey
 from ipvsctl.netlink import consistency, decode, legacy, wire
 from ipvsctl.netlink import constants as C
 from ipvsctl.netlink import transport as T
+from ipvsctl.netlink.dumps import DumpReader
 from ipvsctl.netlink.backend import NetlinkBackend
 from support.kernel_entries import FAMILY, kernel_dest_entry, kernel_service_entry
 
@@ -574,3 +575,8 @@ class ScriptedKernel:
 
 def transport(kernel: ScriptedKernel, **kw) -> T.Transport:
     return T.Transport(sock=kernel, family=FAMILY, **kw)
+
+
+def dumps(kernel: ScriptedKernel, **kw) -> DumpReader:
+    """A reader of dumps over ``transport(kernel, **kw)``."""
+    return DumpReader(transport(kernel, **kw))

@@ -81,10 +81,13 @@ def test_the_vocabulary_and_the_model_stand_on_nothing():
     # renderers only format: what to read and which status applies is listing's and ops'
     ("ipvsctl.render", {"ipvsctl.ops", "ipvsctl.errors", "ipvsctl.order", "ipvsctl.backend",
                         "ipvsctl.listing", "ipvsctl.grammar", "ipvsctl.cli", "ipvsctl.commands",
-                        "ipvsctl.session", "ipvsctl.netlink.backend", "ipvsctl.netlink.transport"}),
+                        "ipvsctl.session", "ipvsctl.netlink.backend", "ipvsctl.netlink.transport",
+                        "ipvsctl.netlink.dumps"}),
     # the codec has no I/O
-    ("ipvsctl.netlink.wire", {"ipvsctl.netlink.transport", "ipvsctl.netlink.backend"}),
-    ("ipvsctl.netlink.codec", {"ipvsctl.netlink.transport", "ipvsctl.netlink.backend"}),
+    ("ipvsctl.netlink.wire", {"ipvsctl.netlink.transport", "ipvsctl.netlink.dumps", "ipvsctl.netlink.backend"}),
+    ("ipvsctl.netlink.codec", {"ipvsctl.netlink.transport", "ipvsctl.netlink.dumps", "ipvsctl.netlink.backend"}),
+    # the socket knows nothing of dumps: those are read over it
+    ("ipvsctl.netlink.transport", {"ipvsctl.netlink.dumps", "ipvsctl.netlink.consistency"}),
     # the subcommands never reach back into the ipvsadm surface
     ("ipvsctl.commands", {"ipvsctl.cli"}),
     ("ipvsctl.desired", {"ipvsctl.cli", "ipvsctl.commands"}),

@@ -159,7 +159,7 @@ def test_a_full_first_part_then_an_empty_one_is_not_taken_for_a_single_pass():
 
     backend, sock, legacy = backend_over(t, between_parts=shrink)
     raw = backend._dest_rows_once(BIG)
-    assert backend._t.dump_shape.parts == 1 and not backend._t.dump_shape.one_pass
+    assert backend._dumps.dump_shape.parts == 1 and not backend._dumps.dump_shape.one_pass
     assert not whole(raw, 8)
     gone[0] = False
     for d in churned:
@@ -171,7 +171,7 @@ def test_a_small_list_in_one_part_needs_no_snapshot():
     t = table_with(n=4)
     backend, sock, legacy = backend_over(t)
     assert whole(backend.table(counters=False)[0][1], 4)
-    assert backend._t.dump_shape.one_pass and legacy.calls == 0
+    assert backend._dumps.dump_shape.one_pass and legacy.calls == 0
 
 
 def test_ipv6_lists_are_checked_by_a_second_dump():
@@ -513,6 +513,36 @@ def test_a_snapshot_by_identity_holds_what_it_holds():
     assert keys.holds(SIX) is True and keys.holds(SIX2) is False and keys.holds(SIX, ident(SIX)) is True
 
 
+@pytest.mark.parametrize("by_identity", [True, False], ids=["by identity", "by key"])
+@pytest.mark.parametrize("snapshots", [True, False], ids=["ipv4-snapshot", "no-snapshot"])
+def test_a_service_snapshot_reads_only_what_the_socket_options_do_not_hold(monkeypatch, by_identity, snapshots):
+    """The netlink dump of a service snapshot: with the socket options'
+    IPv4 snapshot, its IPv4 entries are dropped by their family before
+    anything else is made of them (no identity, no key), and the others
+    are held by identity or by key; without it, every entry is."""
+    from ipvsctl.netlink.codec import Codec
+
+    keys = [A, SIX, ServiceKey(AF_INET, fwmark=9), MARK6, B, SIX2]
+    t = Table()
+    for k in keys:
+        t.add_service(Service(k, "rr"))
+    backend, _sock, _ = backend_over(t, snapshots=snapshots)
+    made, decoded = [], []
+    entry_identity, service_key = encode.entry_identity, Codec.service_key
+    monkeypatch.setattr(encode, "entry_identity", lambda p: made.append(entry_identity(p)) or made[-1])
+    monkeypatch.setattr(Codec, "service_key", lambda self, p: decoded.append(service_key(self, p)) or decoded[-1])
+    snap = backend._service_snapshot(others=True, by_identity=by_identity)
+    read = [k for k in keys if k.af != AF_INET] if snapshots else keys
+    assert (snap.ipv4 is not None) == snapshots and snap.by_identity == by_identity
+    if by_identity:
+        assert sorted(made) == sorted(map(ident, read)) and decoded == []
+    else:
+        assert made == [] and sorted(decoded, key=repr) == sorted(read, key=repr)
+    assert len(snap.other) == len(read)
+    assert all(snap.holds(k, ident(k)) for k in keys)  # one pass: atomic
+    assert snap.holds(ServiceKey(AF_INET6, fwmark=10), ident(ServiceKey(AF_INET6, fwmark=10))) is False
+
+
 def _plain_table(entries) -> list:
     return [(s.key, _plain(d)) for s, d in entries]
 
@@ -806,6 +836,11 @@ def test_a_flagged_real_server_dump_is_read_again(n, on_done):
     backend._t.sock = s
     assert _plain_table(backend.table(counters=False)) == _kernel_table(t)
     assert s.flagged == 0 and not s.queue
+    # Each flagged dump was read again (the others are checked against the
+    # socket options' snapshots: read once).
+    dest_dumps = [m for raw in s.sent for _t, f, _s, m in wire.iter_messages(raw)
+                  if f & C.NLM_F_DUMP and m[0] == C.IPVS_CMD_GET_DEST]
+    assert len(dest_dumps) == len(t.services) + 2
 
 
 @pytest.mark.parametrize("fault, when", [(fault, when) for fault in ("enobufs", "trunc", "bad_len")

@@ -705,6 +705,26 @@ def test_an_entrys_identity_is_what_names_its_service(svc, pad):
     assert decode.decode_service_attrs(p, *top[C.IPVS_CMD_ATTR_SERVICE]).key == svc.key
 
 
+def test_a_real_server_dump_named_by_identity_is_the_general_encoders_request():
+    """Codec.dump_dests_of builds the request's headers itself
+    (encode.dump_dests_head), kept per family and identity length: byte
+    for byte the request the general encoder makes from the key, for IPv4,
+    IPv6 and fwmark identities (44 and 16 bytes), each length met first
+    and again, under two family ids."""
+    codec = Codec()
+    keys = [s.key for s in SERVICES] + [ServiceKey(AF_INET6, IPPROTO_UDP, "::", 0),
+                                        ServiceKey(AF_INET, IPPROTO_SCTP, "255.255.255.255", 65535)]
+    assert {len(encode.service_ident(k)[0]) for k in keys} == {44, 16}
+    for family in (FAMILY, 0xFFFF, FAMILY):
+        for key in keys:
+            ident = encode.service_ident(key)[0]
+            want = encode.encode_dump_dests(family, key)
+            assert codec.dump_dests_of(family, ident) == want
+            assert encode.encode_dump_dests_of(family, ident) == want
+            assert encode.dump_dests_head(family, len(ident)) == want[:-len(ident)]
+    assert len(codec._dump_dests_heads) == 4  # (family, length): made once each
+
+
 def test_entries_differ_in_identity_exactly_when_their_services_do():
     keys = [s.key for s in SERVICES] + [
         ServiceKey(AF_INET, IPPROTO_TCP, "10.0.0.1", 81), ServiceKey(AF_INET, IPPROTO_UDP, "10.0.0.1", 80),

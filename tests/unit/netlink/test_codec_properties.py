@@ -23,6 +23,7 @@ from ipvsctl.backend import KernelError
 from ipvsctl.netlink import decode, encode, wire
 from ipvsctl.netlink.codec import Codec
 from ipvsctl.netlink import constants as C
+from ipvsctl.netlink.dumps import DumpReader
 from ipvsctl.netlink.transport import Transport
 
 CODEC = Codec()  # one backend's memos (learned layouts), shared as a dump's entries share them
@@ -358,7 +359,7 @@ def _message(payload: bytes, mtype: int = FAMILY, flags: int = C.NLM_F_MULTI) ->
 @given(st.lists(damaged(), max_size=4), st.booleans())
 def test_any_reply_to_a_dump_gives_entries_or_a_clear_error(payloads, done):
     datagrams = [_message(p) for p in payloads] + ([_message(b"\0\0\0\0", C.NLMSG_DONE)] if done else [])
-    t = Transport(sock=_Replies(datagrams), family=FAMILY)
+    t = DumpReader(Transport(sock=_Replies(datagrams), family=FAMILY))
     try:
         for p in t.dump(encode.encode_dump_services(FAMILY)):
             CODEC.service(p)

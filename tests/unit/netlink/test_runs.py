@@ -13,7 +13,7 @@ import random
 import struct
 
 import pytest
-from support.fake_ipvs import ScriptedKernel, nlmsg, transport
+from support.fake_ipvs import ScriptedKernel, dumps, nlmsg
 from support.kernel_entries import FAMILY, kernel_dest_entry
 
 from ipvsctl import model as m
@@ -24,7 +24,7 @@ from ipvsctl.netlink.codec import Codec
 from ipvsctl.netlink.rows import SETTINGS, DestinationRows
 from ipvsctl.order import sort_destinations
 from ipvsctl.netlink import constants as C
-from ipvsctl.netlink import transport as T
+from ipvsctl.netlink.dumps import DumpInterrupted
 from ipvsctl.render import text
 
 CODEC = Codec()  # one backend's memos (learned layouts), shared as a dump's entries share them
@@ -183,7 +183,7 @@ def test_fixed_bytes_small_and_big_runs_agree(count):
 
 
 # ---------------------------------------------------------------------------
-# the transport's runs
+# the dump reader's runs
 # ---------------------------------------------------------------------------
 
 
@@ -209,7 +209,7 @@ class BufferKernel(ScriptedKernel):
 def test_runs_carry_every_entry_in_order(per):
     ds = dests(100)
     k = BufferKernel([kernel_dest_entry(d) for d in ds], per)
-    runs = list(transport(k).dump_runs(encode.encode_dump_dests(FAMILY, m.ServiceKey(m.AF_INET, 6, "10.0.0.1", 80))))
+    runs = list(dumps(k).dump_runs(encode.encode_dump_dests(FAMILY, m.ServiceKey(m.AF_INET, 6, "10.0.0.1", 80))))
     assert len(runs) == -(-100 // per)
     payloads = [bytes(p) for run in runs for *_x, p in wire.iter_messages(run)]
     assert payloads == [kernel_dest_entry(d) for d in ds]
@@ -218,14 +218,14 @@ def test_runs_carry_every_entry_in_order(per):
 
 def test_an_interrupted_dump_is_reported_after_its_runs():
     k = BufferKernel([kernel_dest_entry(d) for d in dests(10)], 4, intr_at=5)
-    with pytest.raises(T.DumpInterrupted):
-        list(transport(k).dump_runs(encode.encode_dump_services(FAMILY)))
+    with pytest.raises(DumpInterrupted):
+        list(dumps(k).dump_runs(encode.encode_dump_services(FAMILY)))
     assert not k.queue
 
 
 def test_an_abandoned_run_dump_is_drained():
     k = BufferKernel([kernel_dest_entry(d) for d in dests(10)], 2)
-    it = transport(k).dump_runs(encode.encode_dump_services(FAMILY))
+    it = dumps(k).dump_runs(encode.encode_dump_services(FAMILY))
     next(it)
     it.close()
     assert not k.queue

@@ -26,9 +26,12 @@ from ipvsctl.netlink.codec import Codec
 from ipvsctl.netlink import constants as C
 from ipvsctl.netlink import netns
 from ipvsctl.netlink import transport as T
+from ipvsctl.netlink import dumps as D
+from ipvsctl.netlink.consistency import DumpShape
 from ipvsctl.netlink.backend import NetlinkBackend
 from support import fake_ipvs as fake
-from support.fake_ipvs import KernelSocket, ScriptedKernel, Table, backend_over, error_report, nlmsg, transport
+from support.fake_ipvs import (KernelSocket, ScriptedKernel, Table, backend_over, dumps, error_report, nlmsg,
+                               transport)
 from support.kernel_entries import FAMILY, kernel_dest_entry
 
 CODEC = Codec()  # one backend's memos (learned layouts), shared as a dump's entries share them
@@ -205,8 +208,8 @@ def entries(n: int) -> list[bytes]:
 
 def test_dump_yields_every_entry_over_several_datagrams():
     k = ScriptedKernel(lambda cmd, msg: (0, entries(5), False))
-    t = transport(k)
-    got = [bytes(p) for p in t.dump(encode.encode_dump_services(FAMILY))]
+    d = dumps(k)
+    got = [bytes(p) for p in d.dump(encode.encode_dump_services(FAMILY))]
     assert got == entries(5)
     ((flags, _),) = msg_seq_flags(k.sent[0])
     assert flags == C.NLM_F_REQUEST | C.NLM_F_DUMP
@@ -215,18 +218,18 @@ def test_dump_yields_every_entry_over_several_datagrams():
 
 def test_interrupted_dump_is_read_to_its_end_then_reported():
     k = ScriptedKernel(lambda cmd, msg: (0, entries(5), True))
-    t = transport(k)
+    d = dumps(k)
     got = []
-    with pytest.raises(T.DumpInterrupted):
-        for p in t.dump(encode.encode_dump_services(FAMILY), "get_services"):
+    with pytest.raises(D.DumpInterrupted):
+        for p in d.dump(encode.encode_dump_services(FAMILY), "get_services"):
             got.append(p)
     assert len(got) == 5 and not k.queue
 
 
 def test_abandoned_dump_is_drained():
     k = ScriptedKernel(lambda cmd, msg: (0, entries(9), False))
-    t = transport(k)
-    it = t.dump(encode.encode_dump_services(FAMILY))
+    d = dumps(k)
+    it = d.dump(encode.encode_dump_services(FAMILY))
     next(it)
     it.close()
     assert not k.queue
@@ -235,7 +238,7 @@ def test_abandoned_dump_is_drained():
 def test_dump_errors_are_raised():
     k = ScriptedKernel(lambda cmd, msg: (errno.EPERM, [], False))
     with pytest.raises(KernelError) as e:
-        list(transport(k).dump(encode.encode_dump_services(FAMILY), "get_services"))
+        list(dumps(k).dump(encode.encode_dump_services(FAMILY), "get_services"))
     assert (e.value.errno, e.value.op) == (errno.EPERM, "get_services")
 
 
@@ -385,14 +388,14 @@ def payloads_of(got) -> list[bytes]:
 def dumped_by_runs(table: Table, key: ServiceKey = KEY, **kw) -> tuple[list[bytes], list[int]]:
     """(entries, part sizes) of the same dump read by dump_runs, on a fresh transport."""
     backend, _, _ = backend_over(table, **kw)
-    t = backend._t
-    got = [bytes(p) for run in t.dump_runs(encode.encode_dump_dests(FAMILY, key), "get_dests")
+    d = backend._dumps
+    got = [bytes(p) for run in d.dump_runs(encode.encode_dump_dests(FAMILY, key), "get_dests")
            for *_x, p in wire.iter_messages(run)]
-    return got, t.dump_shape.sizes
+    return got, d.dump_shape.sizes
 
 
-def not_one_pass() -> T.DumpShape:
-    shape = T.DumpShape()
+def not_one_pass() -> DumpShape:
+    shape = DumpShape()
     shape.part(3000, 356)
     shape.part(3000, 356)
     return shape
@@ -402,26 +405,26 @@ def not_one_pass() -> T.DumpShape:
 def test_dump_small_returns_a_one_pass_dump_as_one_run(n):
     table = reals_table(n)
     backend, sock, _ = backend_over(table)
-    t = backend._t
-    t.dump_shape = not_one_pass()  # the last dump's: dump_small must say its own
-    got = t.dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests")
+    d = backend._dumps
+    d.dump_shape = not_one_pass()  # the last dump's: dump_small must say its own
+    got = d.dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests")
     assert type(got) is bytes and len(got) == n * DEST_ENTRY
     assert payloads_of(got) == [kernel_dest_entry(d) for d in table.dests[KEY]]
     ((_t, _f, seq, _p),) = list(wire.iter_messages(sock.sent[-1]))
     assert {s for _t, _f, s, _p in wire.iter_messages(got)} == {seq}  # this dump's, headers included
-    assert t.dump_shape.one_pass and t.dump_shape.sizes == [n * DEST_ENTRY]
+    assert d.dump_shape.one_pass and d.dump_shape.sizes == [n * DEST_ENTRY]
     assert not sock.queue and sock.dump is None  # its NLMSG_DONE was read: nothing left behind
-    assert payloads_of(t.dump_small(encode.encode_dump_dests(FAMILY, KEY))) == payloads_of(got)
+    assert payloads_of(d.dump_small(encode.encode_dump_dests(FAMILY, KEY))) == payloads_of(got)
 
 
 @pytest.mark.parametrize("exists", [True, False], ids=["no real servers", "no such service"])
 def test_dump_small_of_an_empty_dump_is_empty_bytes_in_one_pass(exists):
     table = reals_table(0) if exists else Table()
     backend, sock, _ = backend_over(table)
-    t = backend._t
-    t.dump_shape = not_one_pass()
-    assert t.dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests") == b""
-    assert t.dump_shape.one_pass and t.dump_shape.parts == 0
+    d = backend._dumps
+    d.dump_shape = not_one_pass()
+    assert d.dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests") == b""
+    assert d.dump_shape.one_pass and d.dump_shape.parts == 0
     assert not sock.queue and sock.dump is None
 
 
@@ -436,13 +439,13 @@ def test_dump_small_of_an_empty_dump_is_empty_bytes_in_one_pass(exists):
 def test_dump_small_hands_any_other_dump_to_the_general_reader(n, part_bytes):
     table = reals_table(n)
     backend, sock, _ = backend_over(table, part_bytes=part_bytes)
-    t = backend._t
-    got = t.dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests")
+    d = backend._dumps
+    got = d.dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests")
     assert not isinstance(got, (bytes, bytearray, memoryview))
     entries = payloads_of(got)  # nothing lost, nothing read twice
     want, sizes = dumped_by_runs(table, part_bytes=part_bytes)
     assert entries == want == [kernel_dest_entry(d) for d in table.dests[KEY]]
-    assert t.dump_shape.sizes == sizes and not t.dump_shape.one_pass
+    assert d.dump_shape.sizes == sizes and not d.dump_shape.one_pass
     assert not sock.queue and sock.dump is None
 
 
@@ -482,7 +485,7 @@ def outcome(got) -> tuple[list[bytes], type | None]:
 
 
 def outcome_of_runs(parts) -> tuple[list[bytes], type | None]:
-    return outcome(transport(PartsKernel(parts)).dump_runs(encode.encode_dump_dests(FAMILY, KEY), "get_dests"))
+    return outcome(dumps(PartsKernel(parts)).dump_runs(encode.encode_dump_dests(FAMILY, KEY), "get_dests"))
 
 
 @pytest.mark.parametrize("name, parts", [
@@ -494,16 +497,58 @@ def outcome_of_runs(parts) -> tuple[list[bytes], type | None]:
 def test_dump_small_leaves_a_flagged_dump_to_the_general_reader(name, parts):
     """NLM_F_DUMP_INTR anywhere: not taken as one run; the general reader
     says what it says of it (DumpInterrupted after the entries, for a
-    flagged entry), every entry yielded, the dump read to its end."""
+    flagged entry or a flagged end alike), every entry yielded, the dump
+    read to its end."""
     k = PartsKernel(parts)
-    got = transport(k).dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests")
+    got = dumps(k).dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests")
     assert not isinstance(got, bytes)
     entries, raised = outcome(got)
     assert (entries, raised) == outcome_of_runs(parts)
     assert entries == (SMALL if "empty" not in name else [])
-    if "entr" in name:
-        assert raised is T.DumpInterrupted
+    assert raised is D.DumpInterrupted
     assert not k.queue
+
+
+@pytest.mark.parametrize("name, parts", [
+    ("an end of its own", lambda s: [datagram(s, SMALL), done(s, flags=INTR)]),
+    ("the end in the entries' datagram", lambda s: [datagram(s, SMALL) + done(s, flags=INTR)]),
+    ("after several parts", lambda s: [datagram(s, SMALL[:1]), datagram(s, SMALL[1:]), done(s, flags=INTR)]),
+    ("an empty dump's end", lambda s: [done(s, flags=INTR)]),
+])
+def test_a_dump_whose_end_alone_is_flagged_is_interrupted(name, parts):
+    """netlink_dump checks a dump's consistency as it writes the NLMSG_DONE
+    too (IPVS never flags a dump; generic netlink families with a
+    generation number do): a flagged end is an interrupted dump, reported
+    after every entry, as a flagged entry is.  (It was once taken for a
+    clean end.)"""
+    for read in ("dump", "dump_runs"):
+        k = PartsKernel(parts)
+        got = []
+        with pytest.raises(D.DumpInterrupted) as e:
+            for item in getattr(dumps(k), read)(encode.encode_dump_dests(FAMILY, KEY), "get_dests"):
+                got.append(item)
+        payloads = [bytes(p) for p in got] if read == "dump" else payloads_of(got)
+        assert payloads == (SMALL if "empty" not in name else [])
+        assert e.value.errno == errno.EINTR and e.value.op == "get_dests" and not k.queue
+
+
+def test_a_flagged_end_that_carries_an_errno_raises_that_error():
+    """The errno wins, as it does over a flagged entry followed by an error."""
+    for flagged_entry in (False, True):
+        parts = lambda s: [datagram(s, SMALL, INTR if flagged_entry else C.NLM_F_MULTI),  # noqa: E731
+                           done(s, errno.ENOMEM, flags=INTR)]
+        with pytest.raises(KernelError) as e:
+            list(dumps(PartsKernel(parts)).dump(encode.encode_dump_dests(FAMILY, KEY), "get_dests"))
+        assert type(e.value) is KernelError and e.value.errno == errno.ENOMEM
+
+
+def test_a_flagged_end_marks_its_part_interrupted():
+    seq = 5
+    for chunk in (done(seq, flags=INTR), datagram(seq, SMALL) + done(seq, flags=INTR)):
+        part = wire.dump_part(chunk, seq)
+        assert part.interrupted and part.end == 0
+    assert not wire.dump_part(done(seq), seq).interrupted
+    assert not wire.dump_part(done(seq + 1, flags=INTR), seq).interrupted  # another dump's end
 
 
 @pytest.mark.parametrize("name, parts", [
@@ -516,12 +561,12 @@ def test_dump_small_leaves_a_flagged_dump_to_the_general_reader(name, parts):
 ])
 def test_dump_small_leaves_a_failed_dump_to_the_general_reader(name, parts):
     k = PartsKernel(parts)
-    got = transport(k).dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests")
+    got = dumps(k).dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests")
     assert not isinstance(got, bytes)
     with pytest.raises(KernelError) as e:
         payloads_of(got)
     assert e.value.errno in (errno.ENOMEM, errno.EPERM) and e.value.op == "get_dests"
-    assert outcome(transport(PartsKernel(parts)).dump_small(encode.encode_dump_dests(FAMILY, KEY))) \
+    assert outcome(dumps(PartsKernel(parts)).dump_small(encode.encode_dump_dests(FAMILY, KEY))) \
         == outcome_of_runs(parts)
     assert not k.queue
 
@@ -545,14 +590,14 @@ def test_dump_small_skips_what_belongs_to_another_exchange(name, parts):
     """Only this dump's entries, up to its own end, and no further; what
     does not look like one small part and its end goes to the general reader."""
     k = PartsKernel(parts)
-    t = transport(k)
-    got = t.dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests")
+    d = dumps(k)
+    got = d.dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests")
     assert not isinstance(got, bytes) or "empty" in name
     want = [] if "empty" in name else SMALL
     assert payloads_of(got) == want
     assert outcome_of_runs(parts) == (want, None)
     assert not k.queue  # read up to this dump's own end, no further
-    assert t.dump_shape.one_pass
+    assert d.dump_shape.one_pass
 
 
 LOST_OR_MALFORMED = [(fault, when) for fault in ("enobufs", "trunc", "bad_len")
@@ -567,13 +612,13 @@ def test_dump_small_lost_or_malformed_replies_break_the_dump_on_a_fresh_socket(f
                  "empty dump's end": fake.is_done}[when]
     faults = fake.Faults((predicate, fault))
     backend, _sock, _ = backend_over(table, faults=faults)
-    t = backend._t
-    with pytest.raises(T.DumpBroken):
-        payloads_of(t.dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests"))
+    d = backend._dumps
+    with pytest.raises(D.DumpBroken):
+        payloads_of(d.dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests"))
     assert faults.fired == [fault]
-    assert len(backend.sockets) == 2 and backend.sockets[0].closed and t.sock is backend.sockets[1]
+    assert len(backend.sockets) == 2 and backend.sockets[0].closed and backend._t.sock is backend.sockets[1]
     # The fresh socket reads the next dump whole.
-    assert payloads_of(t.dump_small(encode.encode_dump_dests(FAMILY, KEY))) == [
+    assert payloads_of(d.dump_small(encode.encode_dump_dests(FAMILY, KEY))) == [
         kernel_dest_entry(d) for d in table.dests[KEY]]
 
 
@@ -582,10 +627,9 @@ def test_dump_small_times_out_on_a_fresh_socket(n):
     # The end is lost without a trace (dropped): nothing more comes.
     table = reals_table(n)
     backend, _sock, _ = backend_over(table, faults=fake.Faults((fake.is_done, "drop")), timeout=0.5)
-    t = backend._t
     with pytest.raises(T.NetlinkTimeout):
-        payloads_of(t.dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests"))
-    assert len(backend.sockets) == 2 and backend.sockets[0].closed and t.sock is backend.sockets[1]
+        payloads_of(backend._dumps.dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests"))
+    assert len(backend.sockets) == 2 and backend.sockets[0].closed and backend._t.sock is backend.sockets[1]
 
 
 def relength(message: bytes, length: int) -> bytes:
@@ -600,6 +644,6 @@ def test_dump_small_a_malformed_end_breaks_the_dump(name, parts):
     """An NLMSG_DONE whose header claims more bytes than the datagram holds
     is malformed, as dump_runs finds it: not the clean end of a small dump.
     (dump_small once looked only at the datagram's size.)"""
-    assert outcome_of_runs(parts) == (SMALL if "empty" not in name else [], T.DumpBroken)
-    with pytest.raises(T.DumpBroken):
-        payloads_of(transport(PartsKernel(parts)).dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests"))
+    assert outcome_of_runs(parts) == (SMALL if "empty" not in name else [], D.DumpBroken)
+    with pytest.raises(D.DumpBroken):
+        payloads_of(dumps(PartsKernel(parts)).dump_small(encode.encode_dump_dests(FAMILY, KEY), "get_dests"))

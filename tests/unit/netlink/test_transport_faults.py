@@ -179,7 +179,7 @@ def test_stale_replies_of_an_abandoned_exchange_are_skipped():
     # on one kept socket, replies of an earlier sequence number are skipped.
     t = table()
     backend, sock, _ = backend_over(t)
-    stale = backend._t._next_seq()
+    stale = backend._t.next_seq()
     from support.fake_ipvs import ack, nlmsg
     from ipvsctl.netlink import wire
     from ipvsctl.netlink import constants as C
@@ -267,7 +267,7 @@ def test_a_real_socket_waits_no_longer_than_the_timeout():
     try:
         started = time.monotonic()
         with pytest.raises(NetlinkTimeout) as e:
-            t._recv("get_services")
+            t.recv("get_services")
         waited = time.monotonic() - started
     finally:
         t.close()
