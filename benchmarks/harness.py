@@ -202,18 +202,27 @@ NET_PROBE = 10 << 24 | 80 << 16      # 10.80.0.0/12: services added while timing
 NET_POD = 10 << 24 | 96 << 16        # 10.96.0.0/12: endpoints (iptables scenario)
 
 
-def restore_lines(services: int, dests: int) -> list[str]:
-    """services x (1 + dests) lines: -t, a mix of schedulers, -m/-g, -w."""
+def ip6(net: int, i: int) -> str:
+    """The i-th address of IPv6 network fd00:<net>::/32 (net: one of NET_*'s
+    second byte), for the tables that mix families."""
+    return f"fd00:{net:x}::{i >> 16:x}:{i & 0xffff:x}"
+
+
+def restore_lines(services: int, dests: int, ipv6_every: int = 0) -> list[str]:
+    """services x (1 + dests) lines: -t, a mix of schedulers, -m/-g, -w.
+    ``ipv6_every``: the last service of every so many is IPv6, with IPv6
+    real servers (a table that mixes families, interleaved)."""
     lines = []
     for i in range(services):
         port = (80, 443, 8080)[i % 3]
-        svc = f"{ip(NET_SVC, i + 1)}:{port}"
+        v6 = ipv6_every and i % ipv6_every == ipv6_every - 1
+        svc = f"[{ip6(NET_SVC >> 16 & 255, i + 1)}]:{port}" if v6 else f"{ip(NET_SVC, i + 1)}:{port}"
         sched = SCHEDULERS[i % len(SCHEDULERS)]
         persist = " -p 300" if i % 7 == 3 else ""
         lines.append(f"-A -t {svc} -s {sched}{persist}")
         direct = i % 4 == 1            # a quarter of the services use -g
         for j in range(dests):
-            real = ip(NET_REAL, i * dests + j + 1)
+            real = f"[{ip6(NET_REAL >> 16 & 255, i * dests + j + 1)}]" if v6 else ip(NET_REAL, i * dests + j + 1)
             weight = (j % 5) + (0 if j == dests - 1 and i % 5 == 0 else 1)
             if direct:
                 lines.append(f"-a -t {svc} -r {real}:{port} -g -w {weight}")

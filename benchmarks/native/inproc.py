@@ -23,7 +23,9 @@ from the checkout.  Prints one JSON object.
         ReplaySocket; one untimed pass first checks the text against
         ipvsadm's sha256 and gives every answer its live sequence numbers;
         then the replay socket's own time for one pass (socket_times: its
-        sends and receives alone, which the model takes out)
+        sends and receives alone, which the model takes out); cpu_times:
+        each pass's CPU time (process_time), which a loaded machine
+        disturbs far less than the wall times (for A/B comparisons)
 """
 
 from __future__ import annotations
@@ -120,17 +122,19 @@ def cmd_replay(fixture: str, cmd: str, runs: int) -> dict:
     sock = ReplaySocket(rec)
     _, digest = replay_once(rec, sock, cmd, None)    # warm-up and check
     want = rec.meta[cmd]["sha256"]
-    times = []
+    times, cpu_times = [], []
     with open("/dev/null", "w") as sink:
         for _ in range(runs):
             sends, recvs = sock.sends, sock.recvs
+            c0 = time.process_time()
             t, _ = replay_once(rec, sock, cmd, sink)
+            cpu_times.append(time.process_time() - c0)
             times.append(t)
             gc.collect()
         sends, recvs = sock.sends - sends, sock.recvs - recvs  # of the last pass
         calls = _socket_calls(rec, sock, cmd, sink)
     socket_times = [_socket_time(sock, calls) for _ in range(max(3, runs))]
-    return {"times": times, "identical": digest == want, "sends": sends,
+    return {"times": times, "cpu_times": cpu_times, "identical": digest == want, "sends": sends,
             "recvs": recvs, "real_servers": rec.meta["real_servers"],
             "services": rec.meta["services"], "meta": rec.meta, "socket_times": socket_times}
 

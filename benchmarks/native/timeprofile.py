@@ -1,6 +1,8 @@
 """Where ipvsctl's native time goes: restore per line, listing per real server.
 
-    .venv/bin/python benchmarks/native/timeprofile.py [restore|list|big] [--top N]
+    .venv/bin/python benchmarks/native/timeprofile.py [restore|list|sn|big|mixed] [--top N]
+
+(mixed: -Ln of the 110k table with every third service IPv6.)
 
 Runs natively, without a kernel (replay.py's sockets), with the ipvsctl of
 the interpreter that runs it.  Prints the stages' wall times (each the
@@ -138,7 +140,7 @@ def profile(fn, units: int, top: int) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", nargs="?", default="restore", choices=("restore", "list", "sn", "big"))
+    ap.add_argument("what", nargs="?", default="restore", choices=("restore", "list", "sn", "big", "mixed"))
     ap.add_argument("--top", type=int, default=25)
     a = ap.parse_args(argv)
     if a.what == "restore":
@@ -148,7 +150,8 @@ def main(argv=None) -> int:
         text = "".join(l + "\n" for l in bench.restore_lines(10_000, 10))
         fn, units = restore_stages(text)
     else:
-        fixture = HERE / "data" / ("big-20k.replay.xz" if a.what == "big" else "table-110k.replay.xz")
+        fixture = HERE / "data" / {"big": "big-20k", "mixed": "table-mixed-110k"}.get(a.what, "table-110k")
+        fixture = fixture.with_name(fixture.name + ".replay.xz")
         fn, units = list_stages(fixture, "-Sn" if a.what == "sn" else "-Ln")
     profile(fn, units, a.top)
     return 0

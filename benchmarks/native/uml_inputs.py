@@ -12,7 +12,9 @@ boots User-Mode Linux); writes ``benchmarks/native/data/``:
   so start-up drops out.
 * ``*.replay.xz``: the kernel's answers to ipvsctl's ``-Ln`` and ``-Sn`` of
   the benchmark tables (replay.py), with the sha256 of ipvsadm's own output
-  for the same table, so the host can check the replayed rendering.
+  for the same table, so the host can check the replayed rendering; also of
+  that table with every third service IPv6 (``table-mixed-110k``; alone:
+  ``uml_inputs.py capture-mixed``).
 
 Each table lives in a fresh network namespace of its own (harness.Netns).
 """
@@ -45,6 +47,8 @@ SMALL, LARGE = (100, 10), (1000, 10)
 BIG_SMALL, BIG_LARGE = 2000, 20000
 RESTORE_SMALL, RESTORE_LARGE = 1, 1100
 FIXTURES = {"table": (10_000, 10), "big": None}
+#: the mixed-family table: the same, every third service IPv6 (IPv6 servers)
+MIXED_IPV6_EVERY = 3
 
 _STRACE_ROW = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$")
 _IR = re.compile(r"I\s+refs:\s+([\d,]+)")
@@ -220,6 +224,8 @@ def main() -> int:
         if "capture" in only:
             capture("table-110k", bench.restore_lines(*FIXTURES["table"]), work)
             capture("big-20k", bench.big_service_lines(20_000), work)
+        if "capture" in only or "capture-mixed" in only:
+            capture("table-mixed-110k", bench.restore_lines(*FIXTURES["table"], ipv6_every=MIXED_IPV6_EVERY), work)
     return 0
 
 

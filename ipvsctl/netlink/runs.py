@@ -32,11 +32,12 @@ message length in its ``codec.Codec`` (``layouts``; None: learn afresh).
 from __future__ import annotations
 
 import struct
-from _socket import AF_INET, ntohs
+from _socket import AF_INET, AF_INET6, ntohs
 from operator import itemgetter
 
 from ipvsctl.cache import BoundedCache
 from ipvsctl.netlink import constants as C
+from ipvsctl.netlink.layouts import LAYOUTS_KEPT
 from ipvsctl.netlink.rows import SETTINGS, DestinationRows
 from ipvsctl.netlink.wire import U16, U32, DecodeError, FixedBytes, attrs
 from ipvsctl.vocab import FWD_MASK
@@ -88,7 +89,7 @@ class _RunLayout:
     """One learned destination-entry layout (see the module)."""
 
     __slots__ = ("length", "planes", "fixed", "first", "blob", "blob_values", "blob_headers",
-                 "blob_af", "af_bytes", "order", "settings")
+                 "blob_af", "af_at", "af_bytes", "order", "settings")
 
     def __init__(self, length: int, first: bytes):
         self.length = length
@@ -96,7 +97,10 @@ class _RunLayout:
 
 
 def _learn_run_layout(run) -> _RunLayout | None:
-    """The layout of the run's first message, or None if it is not a plain IPv4 entry."""
+    """The layout of the run's first message, or None if it is not a plain
+    entry.  An IPv6 entry has the same layout as an IPv4 one (the kernel
+    writes 16 address bytes for both), so it teaches the layout too; only
+    IPv4 entries decode by it (``af_bytes``)."""
     (length,) = U32.unpack_from(run, 0)
     if length & 3 or length < C.NLMSG_HDRLEN + C.GENL_HDRLEN or len(run) < length:
         return None
@@ -118,7 +122,7 @@ def _learn_run_layout(run) -> _RunLayout | None:
     af = found.get(C.IPVS_DEST_ATTR_ADDR_FAMILY)
     addr = found.get(C.IPVS_DEST_ATTR_ADDR)
     port = found.get(C.IPVS_DEST_ATTR_PORT)
-    if af is None or af[1] != 2 or U16.unpack_from(first, af[0])[0] != AF_INET:
+    if af is None or af[1] != 2 or U16.unpack_from(first, af[0])[0] not in (AF_INET, AF_INET6):
         return None
     if addr is None or addr[1] < 4 or port is None or port[1] != 2:
         return None
@@ -152,7 +156,8 @@ def _learn_run_layout(run) -> _RunLayout | None:
     lay.blob_values = struct.Struct("".join(fmt))
     lay.blob_headers = [(off - start, first[off:off + 4]) for off in in_blob]
     lay.blob_af = af[0] - start
-    lay.af_bytes = first[af[0]:af[0] + 2]
+    lay.af_at = af[0]  # in a message, where the address family's two bytes are
+    lay.af_bytes = U16.pack(AF_INET)
     lay.order = None if slots == sorted(slots) else itemgetter(*(slots.index(i) for i in range(len(slots))))
     # Every other byte that fixes the layout: the genl header, the nest's
     # header and the headers of the attributes outside the blob.
@@ -171,15 +176,25 @@ def decode_dest_run(run, layouts=None) -> DestinationRows | None:
     layouts learned before, by message length (cache.BoundedCache), or None."""
     if len(run) < C.NLMSG_HDRLEN:
         return None
+    lay = _layout_of(run, layouts)
+    return None if lay is None else _decode(lay, run)
+
+
+def _layout_of(run, layouts) -> _RunLayout | None:
+    """The layout for the length of the run's first message: the one learned
+    before (``layouts``), else learned from that message (and kept)."""
     (length,) = U32.unpack_from(run, 0)
     lay = layouts.get(length) if layouts is not None else None
     if lay is None:
         lay = _learn_run_layout(run)
-        if lay is None:
-            return None
-        if layouts is not None:
+        if lay is not None and layouts is not None:
             layouts.put(length, lay)
-    count, rest = divmod(len(run), length)
+    return lay
+
+
+def _decode(lay: _RunLayout, run) -> DestinationRows | None:
+    """decode_dest_run by this layout."""
+    count, rest = divmod(len(run), lay.length)
     data = bytes(run)
     if rest or not lay.fixed.same(data, count, lay.first):
         return None
@@ -187,30 +202,40 @@ def decode_dest_run(run, layouts=None) -> DestinationRows | None:
         settings = list(map(lay.settings.__getitem__, map(_first, lay.blob.iter_unpack(data))))
     except _LayoutMismatch:
         return None
-    planes = tuple(bytearray(data[off::length]) for off in lay.planes)
+    planes = tuple(bytearray(data[off::lay.length]) for off in lay.planes)
     return DestinationRows(planes, settings)
 
 
 def decode_dest_runs(runs: list, layouts=None) -> list[DestinationRows | None]:
     """Many runs at once (one per service, each as ``decode_dest_run`` takes
-    it): what ``decode_dest_run`` gives for each, decoded a message length at
-    a time as one joined run and then cut per run.
+    it): what ``decode_dest_run`` gives for each with these ``layouts``
+    (None: layouts learned for this call, shared by its runs), decoded a
+    message length at a time as one joined run and then cut per run.
 
     A table of 10,000 services of ten real servers costs one layout check,
     one settings pass and six byte planes per group instead of per service.
-    A group that does not decode whole (an entry of another layout in it) is
-    decoded run by run."""
+    A group is the runs whose first entry is IPv4: IPv6 entries have the
+    same length (16 address bytes for both families), and a table that
+    mixes IPv4 and IPv6 services would otherwise make every group fail
+    whole.  A run whose first entry is not IPv4 is None without a look
+    (decode_dest_run, by the same layout, stops at that entry).  A group
+    that does not decode whole (an entry of another layout or family after
+    the first) is decoded run by run."""
     out: list[DestinationRows | None] = [None] * len(runs)
-    groups: dict[int, list[int]] = {}
+    if layouts is None:
+        layouts = BoundedCache(LAYOUTS_KEPT)
+    groups: dict[int, tuple[_RunLayout, list[int]]] = {}  # by message length
     for i, run in enumerate(runs):
         if len(run) >= C.NLMSG_HDRLEN:
-            groups.setdefault(U32.unpack_from(run, 0)[0], []).append(i)
-    for length, members in groups.items():
-        whole = length and not any(len(runs[i]) % length for i in members)
-        joined = decode_dest_run(b"".join([runs[i] for i in members]), layouts) if whole else None
+            lay = _layout_of(run, layouts)
+            if lay is not None and run[lay.af_at:lay.af_at + 2] == lay.af_bytes:
+                groups.setdefault(lay.length, (lay, []))[1].append(i)
+    for length, (lay, members) in groups.items():
+        whole = not any(len(runs[i]) % length for i in members)
+        joined = _decode(lay, b"".join([runs[i] for i in members])) if whole else None
         if joined is None:
             for i in members:
-                out[i] = decode_dest_run(runs[i], layouts)
+                out[i] = _decode(lay, runs[i])
             continue
         planes, settings = joined.planes, joined.settings
         # Each service's order, found for the group at once: up[k] (down[k])

@@ -10,9 +10,10 @@ servers the kernel lists descending (added in order, as a restore of a
 sorted save does), ascending, mixed, one or none, with addresses 2^31 or
 more apart, some services too big for one lean dump; once with IPv4 real
 servers only (the groups are decoded at once), once with IPv6 and fwmark
-services and IPv6 servers behind IPv4 ones too (their entries are as long
-as IPv4 ones, in the same groups, which are then decoded service by
-service).  Both tools list it, every view byte for byte the same; and once
+services and IPv6 servers behind IPv4 ones too, IPv4 and IPv6 services
+interleaved in the kernel's order (their entries are as long as IPv4 ones:
+the IPv4 services' runs are still decoded as one group, the IPv6 ones
+service by service).  Both tools list it, every view byte for byte the same; and once
 more with the socket-option snapshots unavailable (as where the kernel or
 Python offers none: every check by netlink dumps, services compared by
 their identity bytes)."""
@@ -134,10 +135,14 @@ def test_small_services_list_as_ipvsadm_lists_them(netns, monkeypatch, ipv6, sna
     assert r.status == 0 and r.err == "", r.err
     if not snapshots:
         monkeypatch.setattr(legacy.LegacySnapshots, "_open", unavailable)
+    if ipv6:  # the kernel lists IPv4 and IPv6 services interleaved: groups hold both
+        families = [line.startswith(("TCP  [", "UDP  [")) for line in ipvsadm(netns, ["-Ln", "--nosort"]).out.splitlines()
+                    if line.startswith(("TCP ", "UDP "))]
+        assert sum(map(bool.__ne__, families, families[1:])) >= 20, families
     seen = _spy(monkeypatch)
     _same_views(netns)
     assert seen["lean"] >= len(VIEWS) * SERVICES // 2
-    if not ipv6:
-        assert seen["descending"] >= len(VIEWS) * SERVICES // 10  # found so for their group
+    # Found so for their group, IPv6 services among them or not.
+    assert seen["descending"] >= len(VIEWS) * SERVICES // 10
     if not snapshots:
         assert seen["by identity"] >= len(VIEWS)  # 600 services come in parts: checked, by identity

@@ -447,3 +447,80 @@ def test_runs_decoded_together_keep_each_ones_order_and_find_its_direction(order
     directions = {shape: rows._direction for shape, rows in zip(shapes, together)}
     assert directions["ascending"] == directions["one"] == "ascending"
     assert directions["descending"] == directions["two descending"] == "descending"
+
+
+# ---------------------------------------------------------------------------
+# a table that mixes IPv4 and IPv6 services: one group for the IPv4 ones
+# ---------------------------------------------------------------------------
+
+
+def _v6_servers(n: int, seed: int) -> list[m.Destination]:
+    """n IPv6 real servers (their entries have the IPv4 ones' length)."""
+    return [m.Destination(m.AF_INET6, f"2001:db8:{seed:x}::{j + 1:x}", 80 + j, m.FWD_MASQ, weight=j)
+            for j in range(n)]
+
+
+def _mixed_table(count: int, v6_first: bool) -> list[list[m.Destination]]:
+    """The real servers of ``count`` services in the kernel's order, IPv4 and
+    IPv6 services interleaved (every third IPv6; the first one too when
+    ``v6_first``), each IPv4 one of a shape in turn."""
+    out = []
+    for i in range(count):
+        if i % 3 == 2 or (v6_first and i == 0):
+            out.append(_v6_servers(1 + i % 5, seed=i))
+        else:
+            out.append(_shaped(RUN_SHAPES[i % len(RUN_SHAPES)], seed=200 + i))
+    return out
+
+
+@pytest.mark.parametrize("v6_first", [False, True], ids=["IPv4 first", "IPv6 first"])
+def test_ipv4_services_among_ipv6_ones_decode_as_one_group(v6_first, monkeypatch):
+    """IPv6 entries have the IPv4 ones' length, so a mixed table's runs fall
+    in one length group: the IPv4 services are decoded as one joined run
+    (and their order found for the group) and the IPv6 ones left to the
+    general decoder, as each on its own would be.  (Once the IPv6 runs made
+    the whole group fail and every run was decoded on its own.)"""
+    services = _mixed_table(3 * len(RUN_SHAPES), v6_first)
+    runs = [run_of(ds) for ds in services]
+    assert len({r.tobytes()[:4] for r in runs}) == 1  # one message length
+    decoded = []
+    real_decode = getattr(runs_module, "_decode", None)
+    monkeypatch.setattr(runs_module, "_decode", lambda lay, run: decoded.append(len(run)) or real_decode(lay, run),
+                        raising=False)
+    together = runs_module.decode_dest_runs(runs, Codec().run_layouts)
+    ipv4 = [ds[0].af == m.AF_INET for ds in services]
+    assert decoded == [sum(len(r) for r, v4 in zip(runs, ipv4) if v4)]  # one joined run, nothing else
+    for ds, run, rows, v4 in zip(services, runs, together, ipv4):
+        alone = Codec().dest_run(run)
+        if not v4:
+            assert rows is None is alone
+            continue
+        keys = [_key(d) for d in ds]
+        if len(set(keys)) == len(keys) > 1 and keys in (sorted(keys), sorted(keys, reverse=True)):
+            assert rows._direction in ("ascending", "descending")  # found for the group, before any look
+        assert [full(d) for d in rows] == [full(d) for d in without_stats(ds)]  # --nosort
+        assert _in_order(rows) == _in_order(alone)
+        assert [full(d) for d in sort_destinations(rows)] == [full(d) for d in sort_destinations(without_stats(ds))]
+
+
+def test_a_service_with_ipv6_servers_behind_ipv4_ones_leaves_its_group_to_runs():
+    """An IPv4 service may have IPv6 (tunnel) servers: its run starts IPv4,
+    so it joins the group, which then does not decode whole; every run is
+    decoded on its own, and that one is left to the general decoder."""
+    services = [_shaped("ascending", seed=300), _shaped("descending", seed=301), _v6_servers(2, seed=3)]
+    behind = _shaped("mixed", seed=302) + [m.Destination(m.AF_INET6, "2001:db8::9", 80, m.FWD_TUNNEL)]
+    services.insert(1, behind)
+    together = runs_module.decode_dest_runs([run_of(ds) for ds in services], Codec().run_layouts)
+    assert together[1] is None and together[3] is None
+    for k in (0, 2):
+        assert [full(d) for d in together[k]] == [full(d) for d in without_stats(services[k])]
+
+
+def test_a_layout_learned_from_an_ipv6_entry_decodes_ipv4_ones():
+    """The first entry of a length seen may be IPv6: it teaches the layout
+    (the same as IPv4's), by which IPv4 entries then decode."""
+    codec = Codec()
+    v6, v4 = _v6_servers(3, seed=5), dests(40, seed=8)
+    assert codec.dest_run(run_of(v6)) is None
+    rows = codec.dest_run(run_of(v4))
+    assert [full(d) for d in rows] == [full(d) for d in without_stats(v4)]
