@@ -41,11 +41,19 @@ def number_in(text: str, lo: int, hi: int) -> int | None:
     return n if n is not None and lo <= n <= hi else None
 
 
+# Names Python's gethostbyname answers itself and the C library's refuses:
+# "" is INADDR_ANY and "<broadcast>" INADDR_BROADCAST to Python only, so
+# ipvsadm calls both no host at all.
+_PYTHON_ONLY_HOSTS = ("", "<broadcast>")
+
+
 def host_v4(name: str) -> bytes | None:
     try:
         return socket.inet_aton(name)
     except OSError:
         pass
+    if name in _PYTHON_ONLY_HOSTS:
+        return None
     try:
         return socket.inet_aton(socket.gethostbyname(name))
     except (OSError, UnicodeError, ValueError):

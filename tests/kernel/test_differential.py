@@ -166,6 +166,16 @@ SCENARIOS = {
         "-Ln --weight 3", "-Lnq", "-Lx", "-A -t1.2.3.4:80 -s", "--list=foo", "-L --numeric=yes",
         "-t 1.2.3.4:80 -A", "-A -- -t 1.2.3.4:80", "-A -t 1.2.3.4:http -s rr -M 1.2.3",
     ],
+    # Hosts the C library's gethostbyname finds nothing for and Python's
+    # answers itself: "" (INADDR_ANY) and "<broadcast>".
+    "empty-and-broadcast-hosts": [
+        "-A -t :80", "-A -t :80 -p", "-A -u []:53", "-A -t []:80 -p", "-A --sctp-service :80",
+        "-A -t '<broadcast>:80'", "-A -t '<broadcast>'", "-A -t 10.8.7.1:80",
+        "-a -t 10.8.7.1:80 -r :80 -m", "-a -t 10.8.7.1:80 -r [] -m", "-a -t 10.8.7.1:80 -r '<broadcast>'",
+        "-e -t 10.8.7.1:80 -r :80 -w 2", "-d -t 10.8.7.1:80 -r :80", "-L -n -t :80", "-Z -t []:80",
+        "-E -t :80 -s rr", "-D -t :80", "-A -t 10.8.7.2:80 -p -M ''", "-A -t 10.8.7.3:80 -M ''",
+        "-A -f 9 -p -M '<broadcast>'", "-E -t 10.8.7.1:80 -p -M ''",
+    ],
     # popt 1.19's rules (popt.scan): "=" after a short option that
     # takes a value, clusters, "--opt=value", empty values, "!#:+".
     "popt-equals": [
