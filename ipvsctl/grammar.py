@@ -311,11 +311,17 @@ _RESTORE_SEPARATORS = str.maketrans("\t\r\n", "   ")
 
 def split_restore_line(line: str) -> list[str]:
     """Words of one -R line as ipvsadm splits them: on spaces, tabs and CRs
-    only, with every word "ipvsadm" dropped (a saved line may start with it)."""
+    only, each cut at a NUL, with every word "ipvsadm" dropped (a saved line
+    may start with it)."""
     if line.isascii() and line.isprintable():
         # No tab, CR or other control character: the only separator is the
         # space, and str.split() (in C, no empty words) splits exactly so.
         words = line.split()
     else:
         words = [w for w in line.translate(_RESTORE_SEPARATORS).split(" ") if w]
+        if "\0" in line:
+            # ipvsadm reads each word into a C string, which ends at its
+            # first NUL: "a\0b" is the word "a", and a word that starts with
+            # a NUL is the empty word.
+            words = [w.partition("\0")[0] for w in words]
     return [w for w in words if w != "ipvsadm"] if "ipvsadm" in line else words

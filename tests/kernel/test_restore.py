@@ -89,6 +89,24 @@ def test_restore_stream_like_ipvsadm_reads_it(netns_pair):
     assert not compare_state(ref, ours)
 
 
+def test_restore_words_end_at_a_nul_as_ipvsadm_reads_them(netns_pair):
+    """ipvsadm reads each word of a -R line into a C string: a NUL ends the
+    word there, the words after it still count, and a word that starts
+    with a NUL is an empty word (a line of one refused as usage)."""
+    ref, ours = netns_pair
+    stream = ("-A -t 10.24.1.1:80\0junk -s wrr\0x\n-a -t 10.24.1.1:80 -r 10.25.1.1\0 -m -w 2\n"
+              "ipvsadm\0\n-A -t 10.24.1.2:80 -s\0 rr\n-Ln -t 10.24.1.1:80\0\n")
+    want = ipvsadm(ref, ["-R"], input=stream)
+    assert want.status == 0 and want.err == ""
+    assert ipvsctl(ours, ["-R"], input=stream) == want
+    assert not compare_state(ref, ours)
+    want = ipvsadm(ref, ["-R"], input="\0\n-A -t 10.24.1.3:80\n")
+    got = ipvsctl(ours, ["-R"], input="\0\n-A -t 10.24.1.3:80\n")
+    assert want.status == got.status == 255
+    assert got.err == "line 1: " + want.err + "restore: nothing was applied (the kernel table is unchanged)\n"
+    assert not compare_state(ref, ours)
+
+
 def test_restore_with_a_bad_line_changes_nothing(netns_pair):
     ref, ours = netns_pair
     stream = "-A -t 10.26.0.1:80\n-a -t 10.26.0.1:80 -r 10.27.0.1 -m\n-a -t 10.26.0.1:80 -r 10.27.0.2 -w x\n-A -t 10.26.0.2:80\n"
