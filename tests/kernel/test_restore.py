@@ -107,6 +107,25 @@ def test_restore_words_end_at_a_nul_as_ipvsadm_reads_them(netns_pair):
     assert not compare_state(ref, ours)
 
 
+def test_restore_words_longer_than_4096_bytes_go_on_as_the_next_word(netns_pair):
+    """ipvsadm scans a -R word into 4096 bytes: the rest of a longer word is
+    the next word (here a leftover, "unexpected argument")."""
+    ref, ours = netns_pair
+    x = "x" * 4096
+    for stream in (f"-A -t 10.24.2.1:80 -s {x}rr\n", f"{x}-A -t 10.24.2.2:80\n",
+                   f"-A -t 10.24.2.3:80 -s {'é' * 2048}rr\n"):
+        want = ipvsadm(ref, ["-R"], input=stream)
+        got = ipvsctl(ours, ["-R"], input=stream)
+        assert want.status == got.status == 2
+        assert got.err == "line 1: " + want.err + "restore: nothing was applied (the kernel table is unchanged)\n"
+    stream = f"-A -t 10.24.2.4:80 -s {x}\n-A -t 10.24.2.5:80 -s {'x' * 4095}\n"  # names the kernel refuses
+    want = ipvsadm(ref, ["-R"], input=stream)
+    got = ipvsctl(ours, ["-R"], input=stream)
+    assert want.err == "Scheduler or persistence engine not found\n" * 2
+    assert got.err.startswith("line 1: Scheduler or persistence engine not found\nline 2: ")
+    assert not compare_state(ref, ours)
+
+
 def test_restore_with_a_bad_line_changes_nothing(netns_pair):
     ref, ours = netns_pair
     stream = "-A -t 10.26.0.1:80\n-a -t 10.26.0.1:80 -r 10.27.0.1 -m\n-a -t 10.26.0.1:80 -r 10.27.0.2 -w x\n-A -t 10.26.0.2:80\n"
