@@ -126,6 +126,17 @@ def test_restore_words_longer_than_4096_bytes_go_on_as_the_next_word(netns_pair)
     assert not compare_state(ref, ours)
 
 
+def test_a_first_line_in_brackets_is_not_taken_for_json(netns_pair):
+    """The hint naming `restore --json` is for a JSON document, not for a
+    first line that starts with an IPv6 address in brackets."""
+    ref, ours = netns_pair
+    for stream in ("[2001:db8::9] -d -t 10.24.3.1:80 -r\n", "[::1]:80 -A\n"):
+        want = ipvsadm(ref, ["-R"], input=stream)
+        got = ipvsctl(ours, ["-R"], input=stream)
+        assert want.status == got.status != 0
+        assert got.err == "line 1: " + want.err + "restore: nothing was applied (the kernel table is unchanged)\n"
+
+
 def test_restore_with_a_bad_line_changes_nothing(netns_pair):
     ref, ours = netns_pair
     stream = "-A -t 10.26.0.1:80\n-a -t 10.26.0.1:80 -r 10.27.0.1 -m\n-a -t 10.26.0.1:80 -r 10.27.0.2 -w x\n-A -t 10.26.0.2:80\n"
