@@ -208,14 +208,14 @@ def _mcast_group(value: str) -> str:
     if ":" in value:
         try:
             packed = socket.inet_pton(m.AF_INET6, value)
-        except OSError:
+        except (OSError, UnicodeError):
             packed = None
         if packed is None or packed[0] != 0xFF:
             raise ParseError(f"invalid IPv6 mcast-group `{value}'")
         return socket.inet_ntop(m.AF_INET6, packed)
     try:
         packed = socket.inet_pton(m.AF_INET, value)
-    except OSError:
+    except (OSError, UnicodeError):
         packed = None
     if packed is None or not 224 <= packed[0] <= 239:
         raise ParseError(f"invalid IPv4 mcast-group `{value}'")

@@ -50,12 +50,15 @@ _PYTHON_ONLY_HOSTS = ("", "<broadcast>")
 def host_v4(name: str) -> bytes | None:
     try:
         return socket.inet_aton(name)
-    except OSError:
+    except (OSError, UnicodeError):  # UnicodeError: bytes of a word that were not UTF-8
         pass
     if name in _PYTHON_ONLY_HOSTS:
         return None
+    # The word's own bytes, as ipvsadm passes them: a str would go through
+    # the IDNA codec, which takes "１.2.3.4" (fullwidth digits) for 1.2.3.4.
+    raw = name.encode("utf-8", "surrogateescape")
     try:
-        return socket.inet_aton(socket.gethostbyname(name))
+        return socket.inet_aton(socket.gethostbyname(raw))
     except (OSError, UnicodeError, ValueError):
         return None
 
@@ -99,7 +102,7 @@ def _parse_address(text: str, protocol: int):
     if buf.count(":") > 1:  # IPv6 text has at least two colons
         try:
             return v.AF_INET6, socket.inet_pton(v.AF_INET6, buf), _port(port_text, protocol)
-        except OSError:
+        except (OSError, UnicodeError):
             pass
     # Not IPv6: a bracketed IPv4 loses its port (ipvsadm re-scans the part
     # inside the brackets for a colon); otherwise the last colon splits.

@@ -45,7 +45,7 @@ def _v4_addr_port(text: str):
         return None
     try:
         return _inet_aton(host), n
-    except OSError:
+    except (OSError, UnicodeError):  # UnicodeError: bytes that were not UTF-8
         return None
 
 

@@ -137,6 +137,19 @@ def test_a_first_line_in_brackets_is_not_taken_for_json(netns_pair):
         assert got.err == "line 1: " + want.err + "restore: nothing was applied (the kernel table is unchanged)\n"
 
 
+def test_restore_words_that_are_not_utf8(netns_pair):
+    """Bytes that are not UTF-8 in a -R line (held as surrogates) are refused
+    as ipvsadm refuses them, on every path a line can take."""
+    ref, ours = netns_pair
+    for stream in ("-A -t 10.24.4.1:80\n-a -t 10.24.4.1:80 -r 1.2.3.4\udcff:80 -m\n",
+                   "-A -t 10.24.4.2\udcff:80 -s rr\n", "-A -u [\udcff::1]:53\n"):
+        want = ipvsadm(ref, ["-R"], input=stream)
+        got = ipvsctl(ours, ["-R"], input=stream)
+        assert want.status == got.status == 2
+        line = stream.count("\n", 0, stream.index("\udcff")) + 1
+        assert got.err == f"line {line}: " + want.err + "restore: nothing was applied (the kernel table is unchanged)\n"
+
+
 def test_restore_with_a_bad_line_changes_nothing(netns_pair):
     ref, ours = netns_pair
     stream = "-A -t 10.26.0.1:80\n-a -t 10.26.0.1:80 -r 10.27.0.1 -m\n-a -t 10.26.0.1:80 -r 10.27.0.2 -w x\n-A -t 10.26.0.2:80\n"
