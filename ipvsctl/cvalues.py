@@ -36,6 +36,15 @@ def c_strtol(text: str) -> int | None:
     return value
 
 
+def c_prefix(text: str, size: int) -> str:
+    """The first ``size`` bytes of a word, as ipvsadm copies a name into a
+    fixed buffer: counted in bytes, not characters, and held as text that
+    encodes back (surrogateescape) to exactly those bytes."""
+    if text.isascii():
+        return text[:size]
+    return text.encode("utf-8", "surrogateescape")[:size].decode("utf-8", "surrogateescape")
+
+
 def number_in(text: str, lo: int, hi: int) -> int | None:
     n = c_strtol(text)
     return n if n is not None and lo <= n <= hi else None

@@ -187,6 +187,13 @@ SCENARIOS = {
         "--start-daemon master --mcast-group ff02::\udcff", "--start-daemon master --mcast-group ２24.0.0.1",
         "-L -n -t １.2.3.4:80",
     ],
+    # Names copied into fixed buffers are cut in bytes, not characters:
+    # eight é are 16 bytes, so 7 é and half of the 8th.
+    "names-cut-in-bytes": [
+        "-A -t 10.8.10.4:80 -s '[２001:db8::1]:80'", "-A -t 10.8.10.5:80 -s éééééééé",
+        "-A -t 10.8.10.6:80 -p --pe ééééééééé", "-A -u 10.8.10.7:5060 -p --pe sipéééééééé",
+        "--start-daemon master --mcast-interface éééééééé",
+    ],
     # popt 1.19's rules (popt.scan): "=" after a short option that
     # takes a value, clusters, "--opt=value", empty values, "!#:+".
     "popt-equals": [
