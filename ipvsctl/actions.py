@@ -11,7 +11,7 @@ import _socket as socket  # the C module: socket.py's enum classes cost ~6 ms of
 from ipvsctl import model as m
 from ipvsctl import vocab as v
 from ipvsctl.command import Command
-from ipvsctl.cvalues import c_atoi, c_strtol, host_v4, number_in, parse_address
+from ipvsctl.cvalues import c_atoi, c_prefix, c_strtol, host_v4, number_in, parse_address
 from ipvsctl.popt import ParseError
 from ipvsctl.vocab import IFNAME_MAX, INT_MAX, MAX_TIMEOUT, PENAME_MAX, SCHEDNAME_MAX, UINT_MAX
 
@@ -53,7 +53,7 @@ def _service(cmd: Command, arg: str, value, spelling: str, state: dict) -> None:
 
 def _scheduler(cmd: Command, arg: str, value, spelling: str, state: dict) -> None:
     _set_option(cmd, "scheduler")
-    cmd.scheduler = value[:SCHEDNAME_MAX]
+    cmd.scheduler = c_prefix(value, SCHEDNAME_MAX)
 
 
 def _persistent(cmd: Command, arg: str, value, spelling: str, state: dict) -> None:
@@ -120,7 +120,7 @@ def _sort(cmd: Command, arg: str, value, spelling: str, state: dict) -> None:
 
 def _mcast_interface(cmd: Command, arg: str, value, spelling: str, state: dict) -> None:
     _set_option(cmd, "mcast-interface")
-    cmd.mcast_ifn = value[:IFNAME_MAX]
+    cmd.mcast_ifn = c_prefix(value, IFNAME_MAX)
 
 
 def _ipv6(cmd: Command, arg: str, value, spelling: str, state: dict) -> None:
@@ -137,7 +137,7 @@ def _ops(cmd: Command, arg: str, value, spelling: str, state: dict) -> None:
 
 def _pe(cmd: Command, arg: str, value, spelling: str, state: dict) -> None:
     _set_option(cmd, "pe")
-    cmd.pe_name = value[:PENAME_MAX]
+    cmd.pe_name = c_prefix(value, PENAME_MAX)
 
 
 def _sched_flags_option(cmd: Command, arg: str, value, spelling: str, state: dict) -> None:
@@ -208,14 +208,14 @@ def _mcast_group(value: str) -> str:
     if ":" in value:
         try:
             packed = socket.inet_pton(m.AF_INET6, value)
-        except OSError:
+        except (OSError, UnicodeError):
             packed = None
         if packed is None or packed[0] != 0xFF:
             raise ParseError(f"invalid IPv6 mcast-group `{value}'")
         return socket.inet_ntop(m.AF_INET6, packed)
     try:
         packed = socket.inet_pton(m.AF_INET, value)
-    except OSError:
+    except (OSError, UnicodeError):
         packed = None
     if packed is None or not 224 <= packed[0] <= 239:
         raise ParseError(f"invalid IPv4 mcast-group `{value}'")

@@ -121,6 +121,13 @@ def run_compat(args: list[str], stdin, stdout, stderr, prog: str = "ipvsctl") ->
         backend.close()
 
 
+def _starts_json(line: str) -> bool:
+    """Whether a -R stream's first line opens a JSON document ("{", "[{",
+    "[" alone), not an ipvsadm word in brackets such as "[2001:db8::1]:80"."""
+    text = line.strip()
+    return text[:1] == "{" or (text[:1] == "[" and text[1:].lstrip()[:1] in ("", "{", "[", "]"))
+
+
 def _restore(stdin, stdout, stderr, backend, prog: str) -> int:
     """-R: the stream read and checked whole, then sent (ipvsctl.restore).
     SIGINT and SIGTERM stop it at once while nothing is sent; then at the
@@ -137,7 +144,7 @@ def _restore(stdin, stdout, stderr, backend, prog: str) -> int:
         except RestoreLineError as e:
             what = try_help(prog).rstrip("\n") if e.error.try_help else e.error.message
             stderr.write(f"line {e.line_no}: {what}\n{unchanged}")
-            if e.first and e.line.lstrip()[:1] in ("{", "["):
+            if e.first and _starts_json(e.line):
                 stderr.write(f"restore: the input is a JSON document: `{prog} restore --json` reads it\n")
             return e.error.exit_code
         except OSError as e:  # closed (<&-), a directory, an I/O error: ipvsadm reads nothing, exit 0

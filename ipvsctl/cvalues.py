@@ -36,18 +36,38 @@ def c_strtol(text: str) -> int | None:
     return value
 
 
+def c_prefix(text: str, size: int) -> str:
+    """The first ``size`` bytes of a word, as ipvsadm copies a name into a
+    fixed buffer: counted in bytes, not characters, and held as text that
+    encodes back (surrogateescape) to exactly those bytes."""
+    if text.isascii():
+        return text[:size]
+    return text.encode("utf-8", "surrogateescape")[:size].decode("utf-8", "surrogateescape")
+
+
 def number_in(text: str, lo: int, hi: int) -> int | None:
     n = c_strtol(text)
     return n if n is not None and lo <= n <= hi else None
 
 
+# Names Python's gethostbyname answers itself and the C library's refuses:
+# "" is INADDR_ANY and "<broadcast>" INADDR_BROADCAST to Python only, so
+# ipvsadm calls both no host at all.
+_PYTHON_ONLY_HOSTS = ("", "<broadcast>")
+
+
 def host_v4(name: str) -> bytes | None:
     try:
         return socket.inet_aton(name)
-    except OSError:
+    except (OSError, UnicodeError):  # UnicodeError: bytes of a word that were not UTF-8
         pass
+    if name in _PYTHON_ONLY_HOSTS:
+        return None
+    # The word's own bytes, as ipvsadm passes them: a str would go through
+    # the IDNA codec, which takes "１.2.3.4" (fullwidth digits) for 1.2.3.4.
+    raw = name.encode("utf-8", "surrogateescape")
     try:
-        return socket.inet_aton(socket.gethostbyname(name))
+        return socket.inet_aton(socket.gethostbyname(raw))
     except (OSError, UnicodeError, ValueError):
         return None
 
@@ -91,7 +111,7 @@ def _parse_address(text: str, protocol: int):
     if buf.count(":") > 1:  # IPv6 text has at least two colons
         try:
             return v.AF_INET6, socket.inet_pton(v.AF_INET6, buf), _port(port_text, protocol)
-        except OSError:
+        except (OSError, UnicodeError):
             pass
     # Not IPv6: a bracketed IPv4 loses its port (ipvsadm re-scans the part
     # inside the brackets for a colon); otherwise the last colon splits.

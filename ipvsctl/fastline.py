@@ -23,6 +23,7 @@ from ipvsctl import model as m
 from ipvsctl import vocab as v
 from ipvsctl.cache import BoundedCache
 from ipvsctl.command import service_key_of
+from ipvsctl.cvalues import c_prefix
 from ipvsctl.vocab import INT_MAX, MAX_TIMEOUT, SCHEDNAME_MAX
 
 # The spellings this shortcut takes (SCTP services and the long spellings of
@@ -45,7 +46,7 @@ def _v4_addr_port(text: str):
         return None
     try:
         return _inet_aton(host), n
-    except OSError:
+    except (OSError, UnicodeError):  # UnicodeError: bytes that were not UTF-8
         return None
 
 
@@ -105,7 +106,7 @@ def _service_line(words, op):
         elif w == "-s":
             if i + 1 >= n or words[i + 1][:1] == "-" or not words[i + 1]:
                 return None
-            scheduler = words[i + 1][:SCHEDNAME_MAX]
+            scheduler = c_prefix(words[i + 1], SCHEDNAME_MAX)
             i += 2
         elif w == "-p":
             flags |= m.SVC_F_PERSISTENT

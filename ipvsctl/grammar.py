@@ -311,11 +311,34 @@ _RESTORE_SEPARATORS = str.maketrans("\t\r\n", "   ")
 
 def split_restore_line(line: str) -> list[str]:
     """Words of one -R line as ipvsadm splits them: on spaces, tabs and CRs
-    only, with every word "ipvsadm" dropped (a saved line may start with it)."""
+    only, each cut at a NUL and cut in pieces of 4096 bytes, with every word
+    "ipvsadm" dropped (a saved line may start with it)."""
     if line.isascii() and line.isprintable():
         # No tab, CR or other control character: the only separator is the
         # space, and str.split() (in C, no empty words) splits exactly so.
         words = line.split()
     else:
         words = [w for w in line.translate(_RESTORE_SEPARATORS).split(" ") if w]
+        if "\0" in line:
+            # ipvsadm reads each word into a C string, which ends at its
+            # first NUL: "a\0b" is the word "a", and a word that starts with
+            # a NUL is the empty word.
+            words = [w.partition("\0")[0] for w in words]
+    if len(line) > RESTORE_WORD_MAX or not line.isascii():
+        words = [piece for w in words for piece in _word_pieces(w)]
     return [w for w in words if w != "ipvsadm"] if "ipvsadm" in line else words
+
+
+#: ipvsadm scans a -R word into a buffer of 4096 bytes: a longer word goes on
+#: as the next word, 4096 bytes at a time.
+RESTORE_WORD_MAX = 4096
+
+
+def _word_pieces(word: str) -> list[str]:
+    if len(word) <= RESTORE_WORD_MAX // 4:  # 4 bytes a character at most
+        return [word]
+    raw = word.encode("utf-8", "surrogateescape")
+    if len(raw) <= RESTORE_WORD_MAX:
+        return [word]
+    return [raw[i:i + RESTORE_WORD_MAX].decode("utf-8", "surrogateescape")
+            for i in range(0, len(raw), RESTORE_WORD_MAX)]

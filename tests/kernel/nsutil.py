@@ -182,13 +182,15 @@ def delete_many(spaces: Sequence[NetNS]) -> None:
 
 
 def run_ipvsadm(ns: NetNS, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
-    """The real ipvsadm (the oracle), inside ``ns``."""
-    return ns.run(["ipvsadm", *args], input=input)
+    """The real ipvsadm (the oracle), inside ``ns``.  Bytes that are not
+    UTF-8 (a word given as such, echoed in a message) come back as
+    surrogates, as ipvsctl holds them."""
+    return ns.run(["ipvsadm", *args], input=input, errors="surrogateescape")
 
 
 def run_ipvsctl(ns: NetNS, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
     """This project's CLI (`python -m ipvsctl`), inside ``ns``."""
-    return ns.run([sys.executable, "-m", "ipvsctl", *args], input=input)
+    return ns.run([sys.executable, "-m", "ipvsctl", *args], input=input, errors="surrogateescape")
 
 
 # --- the root namespace must stay untouched ----------------------------------

@@ -166,6 +166,34 @@ SCENARIOS = {
         "-Ln --weight 3", "-Lnq", "-Lx", "-A -t1.2.3.4:80 -s", "--list=foo", "-L --numeric=yes",
         "-t 1.2.3.4:80 -A", "-A -- -t 1.2.3.4:80", "-A -t 1.2.3.4:http -s rr -M 1.2.3",
     ],
+    # Hosts the C library's gethostbyname finds nothing for and Python's
+    # answers itself: "" (INADDR_ANY) and "<broadcast>".
+    "empty-and-broadcast-hosts": [
+        "-A -t :80", "-A -t :80 -p", "-A -u []:53", "-A -t []:80 -p", "-A --sctp-service :80",
+        "-A -t '<broadcast>:80'", "-A -t '<broadcast>'", "-A -t 10.8.7.1:80",
+        "-a -t 10.8.7.1:80 -r :80 -m", "-a -t 10.8.7.1:80 -r [] -m", "-a -t 10.8.7.1:80 -r '<broadcast>'",
+        "-e -t 10.8.7.1:80 -r :80 -w 2", "-d -t 10.8.7.1:80 -r :80", "-L -n -t :80", "-Z -t []:80",
+        "-E -t :80 -s rr", "-D -t :80", "-A -t 10.8.7.2:80 -p -M ''", "-A -t 10.8.7.3:80 -M ''",
+        "-A -f 9 -p -M '<broadcast>'", "-E -t 10.8.7.1:80 -p -M ''",
+    ],
+    # Words that are not ASCII: bytes that are not UTF-8 (Python holds
+    # them as surrogates, ipvsadm gets them back as bytes), fullwidth digits
+    # (which Python's IDNA codec would read as ASCII ones).
+    "words-not-ascii": [
+        "-A -t \udcff:80", "-A -u '[\udcff::1]:53'", "-A -t 1.2.3.4\udcff:80", "-A -t １.2.3.4:80",
+        "-A -t 10.8.10.1:８0", "-A -t 10.8.10.1:80", "-a -t 10.8.10.1:80 -r １.2.3.4 -m",
+        "-a -t 10.8.10.1:80 -r 10.8.11.1\udcff -m", "-A -t 10.8.10.2:80 -p -M ２55.255.255.0",
+        "-A -t 10.8.10.3:80 -p -M 255.255.255.0\udcff", "--start-daemon master --mcast-group \udcff",
+        "--start-daemon master --mcast-group ff02::\udcff", "--start-daemon master --mcast-group ２24.0.0.1",
+        "-L -n -t １.2.3.4:80",
+    ],
+    # Names copied into fixed buffers are cut in bytes, not characters:
+    # eight é are 16 bytes, so 7 é and half of the 8th.
+    "names-cut-in-bytes": [
+        "-A -t 10.8.10.4:80 -s '[２001:db8::1]:80'", "-A -t 10.8.10.5:80 -s éééééééé",
+        "-A -t 10.8.10.6:80 -p --pe ééééééééé", "-A -u 10.8.10.7:5060 -p --pe sipéééééééé",
+        "--start-daemon master --mcast-interface éééééééé",
+    ],
     # popt 1.19's rules (popt.scan): "=" after a short option that
     # takes a value, clusters, "--opt=value", empty values, "!#:+".
     "popt-equals": [

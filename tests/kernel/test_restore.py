@@ -89,6 +89,67 @@ def test_restore_stream_like_ipvsadm_reads_it(netns_pair):
     assert not compare_state(ref, ours)
 
 
+def test_restore_words_end_at_a_nul_as_ipvsadm_reads_them(netns_pair):
+    """ipvsadm reads each word of a -R line into a C string: a NUL ends the
+    word there, the words after it still count, and a word that starts
+    with a NUL is an empty word (a line of one refused as usage)."""
+    ref, ours = netns_pair
+    stream = ("-A -t 10.24.1.1:80\0junk -s wrr\0x\n-a -t 10.24.1.1:80 -r 10.25.1.1\0 -m -w 2\n"
+              "ipvsadm\0\n-A -t 10.24.1.2:80 -s\0 rr\n-Ln -t 10.24.1.1:80\0\n")
+    want = ipvsadm(ref, ["-R"], input=stream)
+    assert want.status == 0 and want.err == ""
+    assert ipvsctl(ours, ["-R"], input=stream) == want
+    assert not compare_state(ref, ours)
+    want = ipvsadm(ref, ["-R"], input="\0\n-A -t 10.24.1.3:80\n")
+    got = ipvsctl(ours, ["-R"], input="\0\n-A -t 10.24.1.3:80\n")
+    assert want.status == got.status == 255
+    assert got.err == "line 1: " + want.err + "restore: nothing was applied (the kernel table is unchanged)\n"
+    assert not compare_state(ref, ours)
+
+
+def test_restore_words_longer_than_4096_bytes_go_on_as_the_next_word(netns_pair):
+    """ipvsadm scans a -R word into 4096 bytes: the rest of a longer word is
+    the next word (here a leftover, "unexpected argument")."""
+    ref, ours = netns_pair
+    x = "x" * 4096
+    for stream in (f"-A -t 10.24.2.1:80 -s {x}rr\n", f"{x}-A -t 10.24.2.2:80\n",
+                   f"-A -t 10.24.2.3:80 -s {'é' * 2048}rr\n"):
+        want = ipvsadm(ref, ["-R"], input=stream)
+        got = ipvsctl(ours, ["-R"], input=stream)
+        assert want.status == got.status == 2
+        assert got.err == "line 1: " + want.err + "restore: nothing was applied (the kernel table is unchanged)\n"
+    stream = f"-A -t 10.24.2.4:80 -s {x}\n-A -t 10.24.2.5:80 -s {'x' * 4095}\n"  # names the kernel refuses
+    want = ipvsadm(ref, ["-R"], input=stream)
+    got = ipvsctl(ours, ["-R"], input=stream)
+    assert want.err == "Scheduler or persistence engine not found\n" * 2
+    assert got.err.startswith("line 1: Scheduler or persistence engine not found\nline 2: ")
+    assert not compare_state(ref, ours)
+
+
+def test_a_first_line_in_brackets_is_not_taken_for_json(netns_pair):
+    """The hint naming `restore --json` is for a JSON document, not for a
+    first line that starts with an IPv6 address in brackets."""
+    ref, ours = netns_pair
+    for stream in ("[2001:db8::9] -d -t 10.24.3.1:80 -r\n", "[::1]:80 -A\n"):
+        want = ipvsadm(ref, ["-R"], input=stream)
+        got = ipvsctl(ours, ["-R"], input=stream)
+        assert want.status == got.status != 0
+        assert got.err == "line 1: " + want.err + "restore: nothing was applied (the kernel table is unchanged)\n"
+
+
+def test_restore_words_that_are_not_utf8(netns_pair):
+    """Bytes that are not UTF-8 in a -R line (held as surrogates) are refused
+    as ipvsadm refuses them, on every path a line can take."""
+    ref, ours = netns_pair
+    for stream in ("-A -t 10.24.4.1:80\n-a -t 10.24.4.1:80 -r 1.2.3.4\udcff:80 -m\n",
+                   "-A -t 10.24.4.2\udcff:80 -s rr\n", "-A -u [\udcff::1]:53\n"):
+        want = ipvsadm(ref, ["-R"], input=stream)
+        got = ipvsctl(ours, ["-R"], input=stream)
+        assert want.status == got.status == 2
+        line = stream.count("\n", 0, stream.index("\udcff")) + 1
+        assert got.err == f"line {line}: " + want.err + "restore: nothing was applied (the kernel table is unchanged)\n"
+
+
 def test_restore_with_a_bad_line_changes_nothing(netns_pair):
     ref, ours = netns_pair
     stream = "-A -t 10.26.0.1:80\n-a -t 10.26.0.1:80 -r 10.27.0.1 -m\n-a -t 10.26.0.1:80 -r 10.27.0.2 -w x\n-A -t 10.26.0.2:80\n"
