@@ -64,6 +64,8 @@ _RUN_BLOB_ATTRS = {atype for atype, _codes in _RUN_SETTINGS} | {C.IPVS_DEST_ATTR
 _FWD = SETTINGS.index("fwd")
 _TUN_PORT = SETTINGS.index("tun_port")
 _first = itemgetter(0)
+#: An IPv4 entry's IPVS_DEST_ATTR_ADDR_FAMILY value: the only family a layout decodes.
+_AF_INET_BYTES = U16.pack(AF_INET)
 
 
 class _LayoutMismatch(Exception):
@@ -73,7 +75,7 @@ class _LayoutMismatch(Exception):
 def _blob_settings(lay: _RunLayout, blob: bytes) -> tuple:
     """The settings tuple of one blob, checked (its attribute headers,
     AF_INET) and in host units; _LayoutMismatch if it does not fit."""
-    if blob[lay.blob_af:lay.blob_af + 2] != lay.af_bytes or any(
+    if blob[lay.blob_af:lay.blob_af + 2] != _AF_INET_BYTES or any(
             blob[off:off + 4] != hdr for off, hdr in lay.blob_headers):
         raise _LayoutMismatch
     values = lay.blob_values.unpack(blob)
@@ -89,7 +91,7 @@ class _RunLayout:
     """One learned destination-entry layout (see the module)."""
 
     __slots__ = ("length", "planes", "fixed", "first", "blob", "blob_values", "blob_headers",
-                 "blob_af", "af_at", "af_bytes", "order", "settings")
+                 "blob_af", "af_at", "order", "settings")
 
     def __init__(self, length: int, first: bytes):
         self.length = length
@@ -100,7 +102,7 @@ def _learn_run_layout(run) -> _RunLayout | None:
     """The layout of the run's first message, or None if it is not a plain
     entry.  An IPv6 entry has the same layout as an IPv4 one (the kernel
     writes 16 address bytes for both), so it teaches the layout too; only
-    IPv4 entries decode by it (``af_bytes``)."""
+    IPv4 entries decode by it (``_AF_INET_BYTES``)."""
     (length,) = U32.unpack_from(run, 0)
     if length & 3 or length < C.NLMSG_HDRLEN + C.GENL_HDRLEN or len(run) < length:
         return None
@@ -157,7 +159,6 @@ def _learn_run_layout(run) -> _RunLayout | None:
     lay.blob_headers = [(off - start, first[off:off + 4]) for off in in_blob]
     lay.blob_af = af[0] - start
     lay.af_at = af[0]  # in a message, where the address family's two bytes are
-    lay.af_bytes = U16.pack(AF_INET)
     lay.order = None if slots == sorted(slots) else itemgetter(*(slots.index(i) for i in range(len(slots))))
     # Every other byte that fixes the layout: the genl header, the nest's
     # header and the headers of the attributes outside the blob.
@@ -228,7 +229,7 @@ def decode_dest_runs(runs: list, layouts=None) -> list[DestinationRows | None]:
     for i, run in enumerate(runs):
         if len(run) >= C.NLMSG_HDRLEN:
             lay = _layout_of(run, layouts)
-            if lay is not None and run[lay.af_at:lay.af_at + 2] == lay.af_bytes:
+            if lay is not None and run[lay.af_at:lay.af_at + 2] == _AF_INET_BYTES:
                 groups.setdefault(lay.length, (lay, []))[1].append(i)
     for length, (lay, members) in groups.items():
         whole = not any(len(runs[i]) % length for i in members)
