@@ -101,7 +101,13 @@ class _Input:
         return "".join(self.chunks())
 
     def looks_like_json(self) -> bool:
-        return self.head.lstrip()[:1] in ("{", "[")
+        """Does the input open a JSON document (an object, or an array of
+        objects)?  Not any "[": a rules file that starts with "[" is refused
+        by the line it is on, not as JSON."""
+        head = self.head.lstrip()
+        if head[:1] == "{":
+            return True
+        return head[:1] == "[" and head[1:].lstrip()[:1] in ("{", "]")
 
 
 def _restore(file, as_json, flush, dry_run, netns) -> int:

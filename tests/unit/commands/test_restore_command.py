@@ -105,3 +105,17 @@ def test_a_signal_before_anything_is_sent_changes_nothing(tmp_path):
     assert status == 130
     assert err == "ipvsctl: restore: interrupted by SIGINT before anything was sent: nothing was changed\n"
     assert table.services == []
+
+
+@pytest.mark.parametrize("text, is_json", [
+    ('{"services": []}', True),
+    ('  \n[\n  {"services": []}\n]', True),
+    ("[]", True),
+    ("[global]\n-A -t 10.0.0.1:80\n", False),  # an ini-style header: refused by its line
+    ("[2001:db8::1]\n", False),
+    ("-A -t 10.0.0.1:80 -s rr\n", False),
+])
+def test_only_a_json_document_is_taken_for_one(tmp_path, text, is_json):
+    f = tmp_path / "input"
+    f.write_text(text)
+    assert restore_command._Input(str(f)).looks_like_json() is is_json
