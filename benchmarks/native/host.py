@@ -46,6 +46,7 @@ SCN = "N native"
 STARTUP_LIMIT = 2.0          # x the bare-Python netlink floor
 RESTORE_US = 2.5             # us per line, restore --dry-run
 LIST_US = 1.0                # us per real server, decode + render
+MIXED = "table-mixed-110k"   # shown beside the judged fixtures, not judged
 RESTORE_RATIO = 1 / 3        # ipvsctl -R / ipvsadm -R (>= 3x faster)
 LIST_RATIO = 1.0             # ipvsctl -Ln / ipvsadm -Ln (no slower)
 
@@ -229,8 +230,11 @@ def run(b, t, rep, p, a) -> None:
     lines = b.restore_lines(10_000, 10)
     large = b.write(work / "native-restore.txt", lines)
     small = b.write(work / "native-restore-1.txt", lines[:1])
+    # The mixed table (every third service IPv6) is shown, not judged: the
+    # issue's targets and the ipvsadm model are for the IPv4 table.
     fixtures = [(f, label, DATA / f"{f}.replay.xz")
-                for f, label in (("table-110k", "110k entries"), ("big-20k", "1 service x 20k"))]
+                for f, label in (("table-110k", "110k entries"), ("big-20k", "1 service x 20k"),
+                                 ("table-mixed-110k", "110k entries, 1/3 IPv6 (info)"))]
     for f, _label, path in fixtures:
         if not path.exists():
             rep.check(SCN, f"fixture {path.name} present (benchmarks/run --only native-inputs)", False)
@@ -302,7 +306,11 @@ def run(b, t, rep, p, a) -> None:
                            f"{res['recvs']} datagrams replayed); the pass took "
                            f"{b.fmt_t(med(res['times']))}, of which the replay socket itself "
                            f"{b.fmt_t(sock_s)} (taken out: it stands in for the kernel)")
-            r.judge(LIST_US, per * 1e6)
+            if f == MIXED:
+                r.target = "(info)"
+                r.judge(None, per * 1e6)
+            else:
+                r.judge(LIST_US, per * 1e6)
             rep.row(r)
 
     P = {k: med(v) * 1e-6 for k, v in pat.items()}   # seconds per iteration
@@ -335,6 +343,8 @@ def run(b, t, rep, p, a) -> None:
     rep.row(r)
 
     for (fixture, cmd), res in sorted(replays.items()):
+        if fixture == MIXED:
+            continue  # no ipvsadm model for IPv6 entries (its instructions were counted on IPv4)
         meta = res["meta"]
         services, servers = meta["services"], meta["real_servers"]
         key = cmd[1:]
