@@ -119,6 +119,12 @@ def test_diff_in_sync_is_status_0(kernel):
     ("-A -t 10.0.0.1:80\n-C\n", 2, "line 2: -C (clear the table) has no place in a desired table"),
     ("-A -t 10.0.0.1:80 -s\n", 255, "line 1: "),
     ('{"services": [{"fwmark": 0}]}', 2, "services[0].fwmark: 0 is out of range"),
+    # What json.loads itself raises besides JSONDecodeError ended in a traceback.
+    ('{"services": ' + "[" * 100_000 + "]" * 100_000 + "}", 2, "nested too deeply"),
+    ('{"services": [{"fwmark": ' + "9" * 5000 + "}]}", 2, "more digits than Python reads"),
+    # A key given twice is refused, not decided by the last one.
+    ('{"services": [{"fwmark": 1, "scheduler": "rr", "scheduler": "wrr"}]}', 2,
+     "services[0].scheduler: given more than once in one object"),
 ])
 def test_bad_input_changes_nothing_and_says_where(kernel, text, status, message):
     for command in ("diff", "apply"):
@@ -126,6 +132,15 @@ def test_bad_input_changes_nothing_and_says_where(kernel, text, status, message)
         assert r.exit_code == status, r.output
         assert message in r.output and "nothing was changed" in r.output
     assert kernel.sent == []
+
+
+def test_a_byte_order_mark_does_not_hide_json(kernel):
+    # Some editors start a file with one: it used to make the document
+    # "line 1: not an ipvsadm command line" (255).
+    doc = {"services": [{"protocol": "udp", "address": "10.9.0.1", "port": 53, "scheduler": "rr"}]}
+    for text in ("\ufeff" + json.dumps(doc), "\ufeff-A -u 10.9.0.1:53 -s rr\n"):
+        r = run("diff", "-", input=text)
+        assert (r.exit_code, r.output) == (0, "in sync (1 service unchanged)\n")
 
 
 def test_a_scheduler_the_kernel_lacks_is_refused_before_anything_is_read(kernel):
