@@ -154,7 +154,7 @@ def _netmask(value, path: str, af: int) -> int:
     if isinstance(value, str):
         try:
             return int.from_bytes(socket.inet_pton(m.AF_INET, value), "big")
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL in the string
             pass
     raise DocumentError(path, f'expected an IPv4 netmask like "255.255.255.0", got {_show(value)}')
 

@@ -35,6 +35,9 @@ def error(text: str) -> str:
     ('{"services": [' + SVC + ', "scheduler": "rr\\u0000x"}]}',
      'services[0].scheduler: "rr\\u0000x" holds a NUL character'),
     ('{"services": [' + SVC + ', "pe": "\\u0000"}]}', 'services[0].pe: "\\u0000" holds a NUL character'),
+    # inet_pton raises ValueError, not OSError, for a NUL
+    ('{"services": [' + SVC + ', "netmask": "255.0\\u0000"}]}',
+     'services[0].netmask: expected an IPv4 netmask like "255.255.255.0", got "255.0\\u0000"'),
     # a fwmark service's port: 0 (what the kernel reports) or null, and no
     # false or 0.0 that equals 0
     ('{"services": [{"fwmark": 1, "port": false}]}', "services[0].port: must be null for a fwmark service"),
