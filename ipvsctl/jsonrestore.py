@@ -125,11 +125,19 @@ def _family(obj: dict, path: str) -> int | None:
     return _choice(obj["family"], f"{path}.family", v.FAMILIES.numbers)
 
 
-def _no_nul(name: str, path: str) -> None:
+def _name(value, path: str, what: str, most: int) -> str:
+    """A scheduler or engine name: 1..most bytes of UTF-8 the kernel can take."""
+    try:
+        size = len(value.encode()) if isinstance(value, str) else 0
+    except UnicodeEncodeError:  # a lone surrogate, as "\udcff" in JSON writes one
+        raise DocumentError(path, f"{_show(value)} is not text (a lone surrogate)") from None
+    if not 1 <= size <= most:
+        raise DocumentError(path, f"expected {what} of 1..{most} bytes, got {_show(value)}")
     # A JSON string may hold "\u0000"; the kernel would read the name only up
     # to it, and no module name, file name or command argument can hold one.
-    if "\x00" in name:
-        raise DocumentError(path, f"{_show(name)} holds a NUL character")
+    if "\x00" in value:
+        raise DocumentError(path, f"{_show(value)} holds a NUL character")
+    return value
 
 
 def _sched_flags(value, path: str, scheduler: str) -> int:
@@ -183,11 +191,8 @@ def parse_service(obj, path: str) -> tuple[m.Service, list[m.Destination]]:
         port = _int(obj["port"], f"{path}.port", 0, PORT_MAX)
         key = m.ServiceKey(af=af, protocol=proto, addr=addr, port=port)
 
-    scheduler = obj.get("scheduler", m.DEFAULT_SCHEDULER)
-    if not isinstance(scheduler, str) or not 1 <= len(scheduler.encode()) <= SCHEDNAME_MAX:
-        raise DocumentError(f"{path}.scheduler",
-                            f"expected a scheduler name of 1..{SCHEDNAME_MAX} bytes, got {_show(scheduler)}")
-    _no_nul(scheduler, f"{path}.scheduler")
+    scheduler = _name(obj.get("scheduler", m.DEFAULT_SCHEDULER), f"{path}.scheduler",
+                      "a scheduler name", SCHEDNAME_MAX)
     flags = _sched_flags(obj.get("sched_flags", []), f"{path}.sched_flags", scheduler)
     persistent = _bool(obj.get("persistent", False), f"{path}.persistent")
     if persistent:
@@ -199,13 +204,8 @@ def parse_service(obj, path: str) -> tuple[m.Service, list[m.Destination]]:
     default_mask = 128 if key.af == m.AF_INET6 else "255.255.255.255"
     netmask = _netmask(obj.get("netmask", default_mask), f"{path}.netmask", key.af)
     pe = obj.get("pe")
-    if pe is None:
-        pe = ""
-    elif not isinstance(pe, str) or not 1 <= len(pe.encode()) <= PENAME_MAX:
-        raise DocumentError(f"{path}.pe", f"expected null or a persistence engine name of "
-                                          f"1..{PENAME_MAX} bytes, got {_show(pe)}")
-    else:
-        _no_nul(pe, f"{path}.pe")
+    pe = "" if pe is None else _name(pe, f"{path}.pe", "null or a persistence engine name",
+                                     PENAME_MAX)
     svc = m.Service(key=key, scheduler=scheduler, flags=flags, timeout=timeout,
                     netmask=netmask, pe_name=pe)
 

@@ -38,6 +38,10 @@ def error(text: str) -> str:
     # inet_pton raises ValueError, not OSError, for a NUL
     ('{"services": [' + SVC + ', "netmask": "255.0\\u0000"}]}',
      'services[0].netmask: expected an IPv4 netmask like "255.255.255.0", got "255.0\\u0000"'),
+    # a lone surrogate ("\udcff" in JSON): str.encode raised UnicodeEncodeError
+    ('{"services": [' + SVC + ', "scheduler": "r\\udcffr"}]}',
+     'services[0].scheduler: "r\\udcffr" is not text (a lone surrogate)'),
+    ('{"services": [' + SVC + ', "pe": "\\ud800"}]}', 'services[0].pe: "\\ud800" is not text (a lone surrogate)'),
     # a fwmark service's port: 0 (what the kernel reports) or null, and no
     # false or 0.0 that equals 0
     ('{"services": [{"fwmark": 1, "port": false}]}', "services[0].port: must be null for a fwmark service"),

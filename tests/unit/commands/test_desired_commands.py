@@ -143,6 +143,25 @@ def test_a_byte_order_mark_does_not_hide_json(kernel):
         assert (r.exit_code, r.output) == (0, "in sync (1 service unchanged)\n")
 
 
+def test_standard_input_that_is_not_utf8_is_refused_as_a_file_is(tmp_path):
+    # A real process: its sys.stdin decodes with surrogateescape, which let
+    # the byte through as text (a scheduler "r\udcffr"; 255 for a bare
+    # byte; a traceback from the JSON document).  Nothing reaches a kernel.
+    import subprocess
+
+    for data in (b"-A -t 10.0.0.1:80 -s r\xffr\n", b"\xff\n",
+                 b'{"services": [{"fwmark": 1, "scheduler": "r\xffr"}]}'):
+        f = tmp_path / "desired"
+        f.write_bytes(data)
+        at = data.index(b"\xff")
+        for command in ("diff", "apply"):
+            for arg, name in ((str(f), str(f)), ("-", "standard input")):
+                r = subprocess.run([sys.executable, "-m", "ipvsctl", command, arg], input=data,
+                                   capture_output=True, timeout=60)
+                assert (r.returncode, r.stdout, r.stderr.decode()) == (
+                    2, b"", f"ipvsctl: {name}: not UTF-8 text (invalid start byte at byte {at})\n")
+
+
 def test_a_scheduler_the_kernel_lacks_is_refused_before_anything_is_read(kernel):
     for command in ("diff", "apply"):
         r = run(command, "-", input=DESIRED + "-A -t 10.0.0.3:80 -s wrrr\n")
