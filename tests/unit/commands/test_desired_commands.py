@@ -252,3 +252,22 @@ def test_drain_keep_and_errors(kernel):
     assert r.exit_code == 2 and "TCP 10.0.0.5:80: No such service" in r.output
     r = run("drain", "-r", "10.1.0.7:80")
     assert r.exit_code == 2
+
+
+@pytest.mark.parametrize("args", [
+    ("drain", "-t", "10.0.0.1:80", "-r", "10.1.0.1:80", "--interval", "nan"),
+    ("drain", "-t", "10.0.0.1:80", "-r", "10.1.0.1:80", "--timeout", "nan"),
+    ("drain", "-t", "10.0.0.1:80", "-r", "10.1.0.1:80", "--interval", "inf"),
+    ("apply", "--drain", "nan", "-"),
+    ("apply", "--drain", "1", "--interval", "nan", "-"),
+])
+def test_seconds_that_are_no_number_are_refused_before_anything_is_sent(kernel, args):
+    # "nan" passed click's FloatRange: --interval nan ended the drain in
+    # time.sleep(nan)'s ValueError with the server left at weight 0, and
+    # --timeout nan waited for ever, showing "nan s".
+    k = next(iter(kernel.services))
+    kernel.conns[(k, (m.AF_INET, "10.1.0.1", 80))] = (1, 0, 0)
+    r = run(*args, input=DESIRED)
+    assert r.exit_code == 2, r.output
+    assert "is not a number of seconds" in r.output
+    assert kernel.sent == []
