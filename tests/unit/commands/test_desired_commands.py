@@ -271,3 +271,63 @@ def test_seconds_that_are_no_number_are_refused_before_anything_is_sent(kernel, 
     assert r.exit_code == 2, r.output
     assert "is not a number of seconds" in r.output
     assert kernel.sent == []
+
+
+@pytest.fixture
+def own_sigterm():
+    """SIGTERM raises here unless a guard of ipvsctl holds it (its default
+    would end the test run)."""
+    import signal
+
+    def outside(signum, frame):
+        raise AssertionError("SIGTERM reached the default handling, outside ipvsctl's guard")
+
+    old = signal.signal(signal.SIGTERM, outside)
+    yield
+    signal.signal(signal.SIGTERM, old)
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_a_signal_while_the_report_is_written_lets_it_finish(kernel, monkeypatch, own_sigterm, name):
+    # The report was written after apply's guard had ended: a SIGINT there
+    # said only "interrupted" (130) and a SIGTERM killed the process
+    # silently (143); both statuses say "rolled back", and the table was
+    # the file's.  Now the signal finds the work done and is ignored.
+    import os
+    import signal
+
+    from ipvsctl.desired import render as R
+
+    real, fired = R.step_line, []
+
+    def step_line(step):
+        if not fired:
+            fired.append(os.kill(os.getpid(), getattr(signal, name)))
+        return real(step)
+
+    monkeypatch.setattr(R, "step_line", step_line)
+    r = run("apply", "-", input=DESIRED)
+    assert fired and r.exit_code == 0, r.output
+    assert r.output.endswith("); verified\n") and "interrupted" not in r.output, r.output
+    assert run("diff", "-", input=DESIRED).exit_code == 0
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_a_signal_while_the_file_is_read_says_nothing_was_changed(kernel, monkeypatch, own_sigterm, name):
+    import os
+    import signal
+
+    from ipvsctl.desired import source
+
+    real = source.load
+
+    def load(text):
+        os.kill(os.getpid(), getattr(signal, name))
+        return real(text)
+
+    monkeypatch.setattr(source, "load", load)
+    r = run("apply", "-", input=DESIRED)
+    assert (r.exit_code, r.output) == (
+        128 + getattr(signal, name),
+        f"ipvsctl: apply: interrupted by {name} before anything was sent: nothing was changed\n")
+    assert kernel.sent == []
