@@ -20,6 +20,7 @@ The schema is docs/json.md; the writer is ipvsctl.render.json.
 from __future__ import annotations
 
 import socket
+import sys
 from dataclasses import dataclass, field
 
 from ipvsctl import backend as b
@@ -34,6 +35,7 @@ _SERVICE_KEYS = {"family", "protocol", "address", "port", "fwmark", "scheduler",
 _DEST_KEYS = {"family", "address", "port", "forward", "weight", "u_threshold", "l_threshold",
               "tunnel", "active_conns", "inact_conns", "persist_conns", "stats", "rates"}
 _TUNNEL_KEYS = {"type", "port", "checksum"}
+BOM = "\ufeff"
 
 
 class DocumentError(ValueError):
@@ -52,9 +54,29 @@ def _show(value) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+class _Twice(dict):
+    """An object in which ``key`` was given more than once (json.loads would
+    keep the last silently: a second "weight" must not win unseen)."""
+
+    key = ""
+
+
+def _pairs(pairs: list) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        twice = _Twice(obj)
+        seen = set()
+        twice.key = next(k for k, _ in pairs if k in seen or seen.add(k))
+        return twice
+    return obj
+
+
 def _obj(value, path: str, allowed: set) -> dict:
     if not isinstance(value, dict):
         raise DocumentError(path, f"expected an object, got {_show(value)}")
+    if type(value) is _Twice:
+        raise DocumentError(f"{path}.{value.key}" if path else value.key,
+                            "given more than once in one object")
     for key in value:
         if key not in allowed:
             raise DocumentError(f"{path}.{key}" if path else key, "unknown field")
@@ -103,6 +125,21 @@ def _family(obj: dict, path: str) -> int | None:
     return _choice(obj["family"], f"{path}.family", v.FAMILIES.numbers)
 
 
+def _name(value, path: str, what: str, most: int) -> str:
+    """A scheduler or engine name: 1..most bytes of UTF-8 the kernel can take."""
+    try:
+        size = len(value.encode()) if isinstance(value, str) else 0
+    except UnicodeEncodeError:  # a lone surrogate, as "\udcff" in JSON writes one
+        raise DocumentError(path, f"{_show(value)} is not text (a lone surrogate)") from None
+    if not 1 <= size <= most:
+        raise DocumentError(path, f"expected {what} of 1..{most} bytes, got {_show(value)}")
+    # A JSON string may hold "\u0000"; the kernel would read the name only up
+    # to it, and no module name, file name or command argument can hold one.
+    if "\x00" in value:
+        raise DocumentError(path, f"{_show(value)} holds a NUL character")
+    return value
+
+
 def _sched_flags(value, path: str, scheduler: str) -> int:
     if not isinstance(value, list):
         raise DocumentError(path, f"expected a list of flag names, got {_show(value)}")
@@ -125,7 +162,7 @@ def _netmask(value, path: str, af: int) -> int:
     if isinstance(value, str):
         try:
             return int.from_bytes(socket.inet_pton(m.AF_INET, value), "big")
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL in the string
             pass
     raise DocumentError(path, f'expected an IPv4 netmask like "255.255.255.0", got {_show(value)}')
 
@@ -138,7 +175,9 @@ def parse_service(obj, path: str) -> tuple[m.Service, list[m.Destination]]:
         for k in ("protocol", "address"):
             if obj.get(k) is not None:
                 raise DocumentError(f"{path}.{k}", "must be null for a fwmark service")
-        if obj.get("port") not in (None, 0):
+        port = obj.get("port")
+        # 0 is what the kernel reports; `in (None, 0)` would let false and 0.0 by.
+        if port is not None and (type(port) is not int or port != 0):
             raise DocumentError(f"{path}.port", "must be null for a fwmark service")
         af = family if family is not None else m.AF_INET
         key = m.ServiceKey(af=af, fwmark=mark)
@@ -152,10 +191,8 @@ def parse_service(obj, path: str) -> tuple[m.Service, list[m.Destination]]:
         port = _int(obj["port"], f"{path}.port", 0, PORT_MAX)
         key = m.ServiceKey(af=af, protocol=proto, addr=addr, port=port)
 
-    scheduler = obj.get("scheduler", m.DEFAULT_SCHEDULER)
-    if not isinstance(scheduler, str) or not 1 <= len(scheduler.encode()) <= SCHEDNAME_MAX:
-        raise DocumentError(f"{path}.scheduler",
-                            f"expected a scheduler name of 1..{SCHEDNAME_MAX} bytes, got {_show(scheduler)}")
+    scheduler = _name(obj.get("scheduler", m.DEFAULT_SCHEDULER), f"{path}.scheduler",
+                      "a scheduler name", SCHEDNAME_MAX)
     flags = _sched_flags(obj.get("sched_flags", []), f"{path}.sched_flags", scheduler)
     persistent = _bool(obj.get("persistent", False), f"{path}.persistent")
     if persistent:
@@ -167,11 +204,8 @@ def parse_service(obj, path: str) -> tuple[m.Service, list[m.Destination]]:
     default_mask = 128 if key.af == m.AF_INET6 else "255.255.255.255"
     netmask = _netmask(obj.get("netmask", default_mask), f"{path}.netmask", key.af)
     pe = obj.get("pe")
-    if pe is None:
-        pe = ""
-    elif not isinstance(pe, str) or not 1 <= len(pe.encode()) <= PENAME_MAX:
-        raise DocumentError(f"{path}.pe", f"expected null or a persistence engine name of "
-                                          f"1..{PENAME_MAX} bytes, got {_show(pe)}")
+    pe = "" if pe is None else _name(pe, f"{path}.pe", "null or a persistence engine name",
+                                     PENAME_MAX)
     svc = m.Service(key=key, scheduler=scheduler, flags=flags, timeout=timeout,
                     netmask=netmask, pe_name=pe)
 
@@ -246,10 +280,18 @@ def loads(text: str) -> list[tuple[m.Service, list[m.Destination]]]:
     """Parse JSON text and check it; DocumentError (with line and column) if bad."""
     import json
 
+    # A byte order mark is what some editors put first; it is no content
+    # (json.loads refuses it, and it would hide the "{" that marks JSON).
+    text = text[1:] if text.startswith(BOM) else text
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, object_pairs_hook=_pairs)
     except json.JSONDecodeError as e:
         raise DocumentError("", f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:  # the C decoder recurses per nested array or object
+        raise DocumentError("", "not a usable JSON document: arrays or objects nested too deeply") from None
+    except ValueError:  # not a JSONDecodeError: an integer past Python's digit limit
+        raise DocumentError("", "not a usable JSON document: a number with more digits than "
+                                f"Python reads ({sys.get_int_max_str_digits()})") from None
     return parse_document(doc)
 
 
@@ -347,5 +389,4 @@ def apply(backend, table, flush: bool = False, guard=None) -> Restored:
         out.stopped = where[reached]
     if guard is not None:
         out.signum = guard.signum
-    return out
     return out

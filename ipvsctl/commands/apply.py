@@ -8,16 +8,16 @@ import sys
 import click
 
 from ipvsctl.commands.desired_io import desired_table, live_table, scope_options, show_plan, sysctl_values
-from ipvsctl.commands.options import netns_option
+from ipvsctl.commands.options import Seconds, netns_option
 from ipvsctl.render.json import dumps
 from ipvsctl.session import Failure, opened
-from ipvsctl.vocab import EXIT_DIFFERS, EXIT_INVALID
+from ipvsctl.vocab import EXIT_DIFFERS, EXIT_INVALID, EXIT_SIGNALLED
 
 
 @click.command("apply")
 @click.argument("file", default="-", metavar="[FILE|-]")
 @scope_options
-@click.option("--drain", type=click.FloatRange(min=0), metavar="SECONDS",
+@click.option("--drain", type=Seconds(min=0), metavar="SECONDS",
               help="Drain real servers that leave (weight 0, wait for their connections, "
                    "all at once) for up to SECONDS before removing them.")
 @click.option("--no-rollback", is_flag=True,
@@ -26,7 +26,7 @@ from ipvsctl.vocab import EXIT_DIFFERS, EXIT_INVALID
 @click.option("--dry-run", is_flag=True, help="Show the plan and change nothing (as diff).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="json: {changed, plan, applied, failed, rolled_back, drained, ...}.")
-@click.option("--interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
+@click.option("--interval", type=Seconds(min=0.05), default=1.0, show_default=True,
               metavar="SECONDS", help="How often a drain looks at the connection counts.")
 @netns_option
 def command(file, prune, scopes, drain, no_rollback, dry_run, fmt, interval, netns):
@@ -38,16 +38,33 @@ def command(file, prune, scopes, drain, no_rollback, dry_run, fmt, interval, net
     (or nothing to do), 1: the table still differs, 2: bad input, 255: the
     kernel refused a step, 130/143: interrupted (rolled back).
     """
-    desired, scope = desired_table("apply", file, scopes)
-    if dry_run:
-        return _dry_run(desired, scope, prune, fmt, netns)
     from ipvsctl import stdio
+    from ipvsctl.interrupt import Guard, Interrupted, signal_name
 
-    with stdio.held():  # output that fails stops neither the change nor its rollback
-        return _apply(desired, scope, prune, drain, no_rollback, fmt, interval, netns)
+    # One guard from the reading of FILE to the last line of the report.
+    # Until the plan is sent a signal stops at once: nothing was changed.
+    # From then on it is noted, and apply (ipvsctl.desired.apply) stops at
+    # the next window and rolls back; one that comes after the last request
+    # finds the work done and the report is still written in full.  (With
+    # the report written outside the guard, a SIGINT there said only
+    # "interrupted", status 130, and a SIGTERM killed the process silently:
+    # both statuses say "rolled back", for a table that was changed.)
+    with Guard(ends_quietly=True) as guard:
+        try:
+            desired, scope = desired_table("apply", file, scopes)
+            if guard.signum is not None:  # raised inside an import, and swallowed there
+                raise Interrupted(guard.signum)
+        except Interrupted as e:
+            raise Failure(f"apply: interrupted by {signal_name(e.signum)} before anything was "
+                          "sent: nothing was changed", EXIT_SIGNALLED + e.signum) from None
+        if dry_run:
+            return _dry_run(desired, scope, prune, fmt, netns)
+        guard.defer()
+        with stdio.held():  # output that fails stops neither the change nor its rollback
+            return _apply(desired, scope, prune, drain, no_rollback, fmt, interval, netns, guard)
 
 
-def _apply(desired, scope, prune, drain, no_rollback, fmt, interval, netns):
+def _apply(desired, scope, prune, drain, no_rollback, fmt, interval, netns, guard):
     from ipvsctl.desired import render as R
     from ipvsctl.desired import apply as A
     from ipvsctl.desired import drain as D
@@ -89,7 +106,7 @@ def _apply(desired, scope, prune, drain, no_rollback, fmt, interval, netns):
             report = A.run(backend, desired, scope=scope, prune=prune, drain=drain,
                            rollback=not no_rollback, netns=netns, interval=interval,
                            progress=progress, on_wait=on_wait, on_drain_start=on_drain_start,
-                           report=report)
+                           report=report, guard=guard)
         except LockError as e:
             raise Failure(f"apply: {e.strerror or e} (nothing was changed)", EXIT_INVALID) from None
     if progress is not None:

@@ -17,7 +17,12 @@ def read_input(path: str) -> str:
     name = "standard input" if path == "-" else path
     try:
         if path == "-":
-            return sys.stdin.read()
+            # Bytes, decoded here as a file is: sys.stdin's own decoding
+            # (surrogateescape) let bytes that are not UTF-8 through as text.
+            stdin = getattr(sys.stdin, "buffer", None)
+            if stdin is None:  # a text stream put in its place (tests)
+                return sys.stdin.read()
+            return stdin.read().decode("utf-8")
         with open(path, encoding="utf-8") as f:
             return f.read()
     except OSError as e:  # standard input closed (<&-) or unreadable, too

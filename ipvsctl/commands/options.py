@@ -75,3 +75,21 @@ def usage_errors():
         if e.hint:
             raise click.BadParameter(e.message, param_hint=e.hint) from None
         raise click.UsageError(e.message) from None
+
+
+class Seconds(click.FloatRange):
+    """A duration: a finite number of seconds, at least ``min``.  FloatRange
+    alone takes "nan" (it compares false with every bound, so a drain with
+    ``--timeout nan`` never ended and ``--interval nan`` reached
+    time.sleep(nan), a ValueError, with the server already at weight 0) and
+    "inf"."""
+
+    name = "seconds"
+
+    def convert(self, value, param, ctx):
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a number of seconds.", param, ctx)
+        return number

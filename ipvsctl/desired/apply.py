@@ -245,7 +245,9 @@ def run(backend, desired, *, scope=None, prune: bool = False, drain: float | Non
     """Converge the live table to ``desired``; see the module's strategy.
     ``report``: fill this Report (callbacks may look at it while it runs)."""
     report = report if report is not None else Report()
-    with (guard or Guard(deferred=True)) as g:  # signals noted, seen between chunks
+    # ``guard``: one the caller has entered and deferred, and keeps until its
+    # report is written (the apply command): it is used as it is.
+    with (nullcontext(guard) if guard is not None else Guard(deferred=True)) as g:
         held = netns_lock(netns, on_wait, g.interrupted) if lock else nullcontext()
         try:
             with held:

@@ -60,6 +60,10 @@ def is_json(text: str) -> bool:
 
 def load(text: str) -> DesiredTable:
     """The desired table in ``text`` (rule lines or JSON, detected)."""
+    # A byte order mark (some editors write one) would hide the "{" that
+    # marks JSON and make line 1 no command line; it is no content.
+    if text.startswith("\ufeff"):
+        text = text[1:]
     return load_json(text) if is_json(text) else load_rules(text)
 
 

@@ -119,6 +119,12 @@ def test_diff_in_sync_is_status_0(kernel):
     ("-A -t 10.0.0.1:80\n-C\n", 2, "line 2: -C (clear the table) has no place in a desired table"),
     ("-A -t 10.0.0.1:80 -s\n", 255, "line 1: "),
     ('{"services": [{"fwmark": 0}]}', 2, "services[0].fwmark: 0 is out of range"),
+    # What json.loads itself raises besides JSONDecodeError ended in a traceback.
+    ('{"services": ' + "[" * 100_000 + "]" * 100_000 + "}", 2, "nested too deeply"),
+    ('{"services": [{"fwmark": ' + "9" * 5000 + "}]}", 2, "more digits than Python reads"),
+    # A key given twice is refused, not decided by the last one.
+    ('{"services": [{"fwmark": 1, "scheduler": "rr", "scheduler": "wrr"}]}', 2,
+     "services[0].scheduler: given more than once in one object"),
 ])
 def test_bad_input_changes_nothing_and_says_where(kernel, text, status, message):
     for command in ("diff", "apply"):
@@ -126,6 +132,34 @@ def test_bad_input_changes_nothing_and_says_where(kernel, text, status, message)
         assert r.exit_code == status, r.output
         assert message in r.output and "nothing was changed" in r.output
     assert kernel.sent == []
+
+
+def test_a_byte_order_mark_does_not_hide_json(kernel):
+    # Some editors start a file with one: it used to make the document
+    # "line 1: not an ipvsadm command line" (255).
+    doc = {"services": [{"protocol": "udp", "address": "10.9.0.1", "port": 53, "scheduler": "rr"}]}
+    for text in ("\ufeff" + json.dumps(doc), "\ufeff-A -u 10.9.0.1:53 -s rr\n"):
+        r = run("diff", "-", input=text)
+        assert (r.exit_code, r.output) == (0, "in sync (1 service unchanged)\n")
+
+
+def test_standard_input_that_is_not_utf8_is_refused_as_a_file_is(tmp_path):
+    # A real process: its sys.stdin decodes with surrogateescape, which let
+    # the byte through as text (a scheduler "r\udcffr"; 255 for a bare
+    # byte; a traceback from the JSON document).  Nothing reaches a kernel.
+    import subprocess
+
+    for data in (b"-A -t 10.0.0.1:80 -s r\xffr\n", b"\xff\n",
+                 b'{"services": [{"fwmark": 1, "scheduler": "r\xffr"}]}'):
+        f = tmp_path / "desired"
+        f.write_bytes(data)
+        at = data.index(b"\xff")
+        for command in ("diff", "apply"):
+            for arg, name in ((str(f), str(f)), ("-", "standard input")):
+                r = subprocess.run([sys.executable, "-m", "ipvsctl", command, arg], input=data,
+                                   capture_output=True, timeout=60)
+                assert (r.returncode, r.stdout, r.stderr.decode()) == (
+                    2, b"", f"ipvsctl: {name}: not UTF-8 text (invalid start byte at byte {at})\n")
 
 
 def test_a_scheduler_the_kernel_lacks_is_refused_before_anything_is_read(kernel):
@@ -218,3 +252,82 @@ def test_drain_keep_and_errors(kernel):
     assert r.exit_code == 2 and "TCP 10.0.0.5:80: No such service" in r.output
     r = run("drain", "-r", "10.1.0.7:80")
     assert r.exit_code == 2
+
+
+@pytest.mark.parametrize("args", [
+    ("drain", "-t", "10.0.0.1:80", "-r", "10.1.0.1:80", "--interval", "nan"),
+    ("drain", "-t", "10.0.0.1:80", "-r", "10.1.0.1:80", "--timeout", "nan"),
+    ("drain", "-t", "10.0.0.1:80", "-r", "10.1.0.1:80", "--interval", "inf"),
+    ("apply", "--drain", "nan", "-"),
+    ("apply", "--drain", "1", "--interval", "nan", "-"),
+])
+def test_seconds_that_are_no_number_are_refused_before_anything_is_sent(kernel, args):
+    # "nan" passed click's FloatRange: --interval nan ended the drain in
+    # time.sleep(nan)'s ValueError with the server left at weight 0, and
+    # --timeout nan waited for ever, showing "nan s".
+    k = next(iter(kernel.services))
+    kernel.conns[(k, (m.AF_INET, "10.1.0.1", 80))] = (1, 0, 0)
+    r = run(*args, input=DESIRED)
+    assert r.exit_code == 2, r.output
+    assert "is not a number of seconds" in r.output
+    assert kernel.sent == []
+
+
+@pytest.fixture
+def own_sigterm():
+    """SIGTERM raises here unless a guard of ipvsctl holds it (its default
+    would end the test run)."""
+    import signal
+
+    def outside(signum, frame):
+        raise AssertionError("SIGTERM reached the default handling, outside ipvsctl's guard")
+
+    old = signal.signal(signal.SIGTERM, outside)
+    yield
+    signal.signal(signal.SIGTERM, old)
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_a_signal_while_the_report_is_written_lets_it_finish(kernel, monkeypatch, own_sigterm, name):
+    # The report was written after apply's guard had ended: a SIGINT there
+    # said only "interrupted" (130) and a SIGTERM killed the process
+    # silently (143); both statuses say "rolled back", and the table was
+    # the file's.  Now the signal finds the work done and is ignored.
+    import os
+    import signal
+
+    from ipvsctl.desired import render as R
+
+    real, fired = R.step_line, []
+
+    def step_line(step):
+        if not fired:
+            fired.append(os.kill(os.getpid(), getattr(signal, name)))
+        return real(step)
+
+    monkeypatch.setattr(R, "step_line", step_line)
+    r = run("apply", "-", input=DESIRED)
+    assert fired and r.exit_code == 0, r.output
+    assert r.output.endswith("); verified\n") and "interrupted" not in r.output, r.output
+    assert run("diff", "-", input=DESIRED).exit_code == 0
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_a_signal_while_the_file_is_read_says_nothing_was_changed(kernel, monkeypatch, own_sigterm, name):
+    import os
+    import signal
+
+    from ipvsctl.desired import source
+
+    real = source.load
+
+    def load(text):
+        os.kill(os.getpid(), getattr(signal, name))
+        return real(text)
+
+    monkeypatch.setattr(source, "load", load)
+    r = run("apply", "-", input=DESIRED)
+    assert (r.exit_code, r.output) == (
+        128 + getattr(signal, name),
+        f"ipvsctl: apply: interrupted by {name} before anything was sent: nothing was changed\n")
+    assert kernel.sent == []
