@@ -21,7 +21,7 @@ from __future__ import annotations
 import sys
 
 from ipvsctl.session import Failure, opened, read_failure, report
-from ipvsctl.vocab import EXIT_READ_FAILED, PROTOCOLS
+from ipvsctl.vocab import EXIT_READ_FAILED, MAX_SECONDS, PROTOCOLS
 
 
 class Usage(Exception):
@@ -69,8 +69,8 @@ class Opt:
             value = int(text) if self.kind == "int" else float(text)
         except ValueError:
             return None
-        if value != value or (self.minimum is not None and value < self.minimum):
-            return None  # NaN, or below the range
+        if not value <= MAX_SECONDS or (self.minimum is not None and value < self.minimum):
+            return None  # NaN, infinite or too long (Seconds says so), or below the range
         return value
 
 

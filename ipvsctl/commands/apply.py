@@ -8,7 +8,7 @@ import sys
 import click
 
 from ipvsctl.commands.desired_io import desired_table, live_table, scope_options, show_plan, sysctl_values
-from ipvsctl.commands.options import netns_option
+from ipvsctl.commands.options import Seconds, netns_option
 from ipvsctl.render.json import dumps
 from ipvsctl.session import Failure, opened
 from ipvsctl.vocab import EXIT_DIFFERS, EXIT_INVALID
@@ -17,7 +17,7 @@ from ipvsctl.vocab import EXIT_DIFFERS, EXIT_INVALID
 @click.command("apply")
 @click.argument("file", default="-", metavar="[FILE|-]")
 @scope_options
-@click.option("--drain", type=click.FloatRange(min=0), metavar="SECONDS",
+@click.option("--drain", type=Seconds(min=0), metavar="SECONDS",
               help="Drain real servers that leave (weight 0, wait for their connections, "
                    "all at once) for up to SECONDS before removing them.")
 @click.option("--no-rollback", is_flag=True,
@@ -26,7 +26,7 @@ from ipvsctl.vocab import EXIT_DIFFERS, EXIT_INVALID
 @click.option("--dry-run", is_flag=True, help="Show the plan and change nothing (as diff).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="json: {changed, plan, applied, failed, rolled_back, drained, ...}.")
-@click.option("--interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
+@click.option("--interval", type=Seconds(min=0.05), default=1.0, show_default=True,
               metavar="SECONDS", help="How often a drain looks at the connection counts.")
 @netns_option
 def command(file, prune, scopes, drain, no_rollback, dry_run, fmt, interval, netns):

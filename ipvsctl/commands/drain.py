@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ipvsctl.commands.desired_io import sysctl_values
-from ipvsctl.commands.options import netns_option, service_options
+from ipvsctl.commands.options import Seconds, netns_option, service_options
 from ipvsctl.session import Failure, opened
 from ipvsctl.vocab import EXIT_INVALID, PROTOCOLS
 
@@ -16,10 +16,10 @@ from ipvsctl.vocab import EXIT_INVALID, PROTOCOLS
 @click.option("-6", "--ipv6", is_flag=True, help="With -f: the IPv6 fwmark service.")
 @click.option("-r", "--real-server", "server", required=True, metavar="SERVER[:PORT]",
               help="The real server to drain (its port defaults to the service's, as in ipvsadm).")
-@click.option("--timeout", type=click.FloatRange(min=0), default=300.0, show_default=True,
+@click.option("--timeout", type=Seconds(min=0), default=300.0, show_default=True,
               metavar="SECONDS", help="Give up after this long: the server stays at weight 0, exit 1.")
 @click.option("--keep", is_flag=True, help="Keep the drained server at weight 0 instead of removing it.")
-@click.option("--interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
+@click.option("--interval", type=Seconds(min=0.05), default=1.0, show_default=True,
               metavar="SECONDS", help="How often to look at the connection counts.")
 @netns_option
 def command(tcp, udp, sctp, fwmark, ipv6, server, timeout, keep, interval, netns):

@@ -17,6 +17,22 @@ import click
 from ipvsctl import views
 
 
+class Seconds(click.FloatRange):
+    """A number of seconds from ``min`` up to vocab.MAX_SECONDS: click's
+    FloatRange lets "nan" and "inf" through (every comparison with NaN is
+    false), and time.sleep and lock waits refuse what is longer than about
+    1e10 s.  An infinite interval ended ``watch`` in a traceback; a NaN
+    timeout made ``drain`` wait "up to nan s", for ever."""
+
+    def convert(self, value, param, ctx):
+        from ipvsctl.vocab import MAX_SECONDS
+
+        seconds = super().convert(value, param, ctx)
+        if not seconds <= MAX_SECONDS:  # also NaN
+            self.fail(f"{value!r} is not a number of seconds up to {MAX_SECONDS:.0e}.", param, ctx)
+        return seconds
+
+
 def _click_option(opt: views.Opt):
     """The click option of a views.Opt."""
     kwargs = {"help": opt.help}
@@ -27,7 +43,7 @@ def _click_option(opt: views.Opt):
     elif opt.kind == "int":
         kwargs["type"] = click.IntRange(min=opt.minimum)
     elif opt.kind == "float":
-        kwargs["type"] = click.FloatRange(min=opt.minimum)
+        kwargs["type"] = Seconds(min=opt.minimum)
     elif opt.kind == "choice":
         kwargs["type"] = click.Choice(list(opt.choices), case_sensitive=False)
     if opt.default not in (None, False):

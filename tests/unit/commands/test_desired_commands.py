@@ -218,3 +218,30 @@ def test_drain_keep_and_errors(kernel):
     assert r.exit_code == 2 and "TCP 10.0.0.5:80: No such service" in r.output
     r = run("drain", "-r", "10.1.0.7:80")
     assert r.exit_code == 2
+
+
+@pytest.mark.parametrize("args", [
+    ("watch", "--iterations", "2", "--interval", "inf"),  # was: OverflowError from time.sleep
+    ("watch", "--iterations", "2", "--interval", "1e19"),
+    ("watch", "--once", "--interval", "nan"),
+    ("drain", "-t", "10.0.0.1:80", "-r", "10.1.0.1:80", "--timeout", "nan"),  # was: "up to nan s", for ever
+    ("drain", "-t", "10.0.0.1:80", "-r", "10.1.0.1:80", "--interval", "inf"),
+    ("apply", "--drain", "inf", "-"),
+    ("apply", "--interval", "nan", "-"),
+    ("metrics", "--wait", "inf"),
+])
+def test_seconds_that_are_not_a_finite_number_are_refused(kernel, args):
+    """Every SECONDS option refuses nan, inf and what no sleep or lock can
+    wait, naming the option, before anything is read or changed; watch's
+    plain line (views.run_fast, no click) included."""
+    from ipvsctl import cli
+
+    with CliRunner().isolation(input=DESIRED) as outs:
+        status = cli._run(list(args), "ipvsctl")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        out, err = outs[0].getvalue().decode(), outs[1].getvalue().decode()
+    option = args[-2] if args[-1] != "-" else args[-3]
+    assert status == 2, (out, err)
+    assert f"Invalid value for '{option}'" in err and "is not a number of seconds" in err
+    assert out == "" and kernel.sent == []
