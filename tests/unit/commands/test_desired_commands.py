@@ -188,6 +188,13 @@ def test_apply_dry_run_is_diff(kernel):
     assert r.exit_code == 1 and r.output.startswith("TCP 10.0.0.1:80: change") and kernel.sent == []
     doc = json.loads(run("apply", "--dry-run", "--format", "json", "-", input=DESIRED).output)
     assert doc["dry_run"] is True and doc["changed"] is True and doc["applied"] == []
+    assert doc["requests"] == 0 and doc["verified"] is None and doc["interrupted"] is None
+    # one shape for programs: the real run's report has the same keys, in the same order
+    real = json.loads(run("apply", "--format", "json", "-", input=DESIRED).output)
+    assert list(doc) == list(real) and real["dry_run"] is False
+    assert doc["plan"] == real["plan"]
+    in_sync = json.loads(run("apply", "--dry-run", "--format", "json", "-", input=DESIRED).output)
+    assert in_sync["changed"] is False and in_sync["plan"]["in_sync"] is True
 
 
 def test_drain_idle_server_is_removed_at_once(kernel):
