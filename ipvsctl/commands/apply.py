@@ -38,7 +38,7 @@ def command(file, prune, scopes, drain, no_rollback, dry_run, fmt, interval, net
     (or nothing to do), 1: the table still differs, 2: bad input, 255: the
     kernel refused a step, 130/143: interrupted (rolled back).
     """
-    desired, scope = desired_table("apply", file, scopes)
+    desired, scope = desired_table("apply", file, scopes, prune)
     if dry_run:
         return _dry_run(desired, scope, prune, fmt, netns)
     from ipvsctl import stdio
