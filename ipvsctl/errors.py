@@ -74,7 +74,7 @@ def kernel_message(op: str, err: int) -> str:
 
 def netns_open_error(netns: str | None, exc: OSError) -> str:
     """What to say when the backend could not be opened in ``netns``."""
-    if isinstance(exc, FileNotFoundError) and netns:
+    if isinstance(exc, FileNotFoundError) and netns is not None:
         return (f"network namespace {netns!r} not found ({exc.filename or netns}); "
                 "`ip netns list` shows the names")
     if isinstance(exc, PermissionError):
@@ -112,7 +112,7 @@ def loopback_is_down(netns: str | None) -> bool:
         return not struct.unpack_from("16sH", reply)[1] & IFF_UP
 
     try:
-        if netns:
+        if netns is not None:
             from ipvsctl.netlink.netns import in_netns
 
             return in_netns(netns, down)

@@ -59,6 +59,32 @@ def test_netns_and_json_before_the_subcommand(netns, tmp_path):
     assert r.returncode == 0 and "restore: valid: 5 services, 3 real servers" in r.stdout
 
 
+EMPTY_NETNS_LINES = [
+    ["--netns=", "-C"], ["-C", "--netns", ""], ["--netns", "", "-Ln"], ["-Lnc", "--netns="],
+    ["--netns=", "-R"], ["--netns", "", "list"], ["list", "--netns="], ["--netns=", "watch", "--once"],
+    ["restore", "--flush", "--netns=", "RULES"], ["--netns", "", "apply", "--prune", "RULES"],
+    ["diff", "--netns", "", "RULES"], ["drain", "-t", "198.18.0.10:80", "-r", "198.18.1.2", "--netns="],
+    ["conns", "--netns="], ["metrics", "--netns", ""], ["doctor", "--netns="],
+]
+
+
+@pytest.mark.parametrize("line", EMPTY_NETNS_LINES, ids=" ".join)
+def test_an_empty_netns_name_is_no_namespace_not_this_one(netns, tmp_path, line):
+    """`--netns=` (a variable that came out empty) named no namespace but
+    worked on the table of the namespace ipvsctl runs in (`ipvsctl
+    --netns= -C` cleared it): it is refused, as a name that does not
+    exist is, and the table stays."""
+    _table(netns)
+    before = run_ipvsadm(netns, "-Sn").stdout
+    rules = tmp_path / "rules"
+    rules.write_text("-A -t 198.18.0.99:80\n")
+    args = [str(rules) if a == "RULES" else a for a in line]
+    r = _ipvsctl(*args, ns=netns, input="-C\n")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "network namespace '' not found" in r.stderr, r.stderr
+    assert run_ipvsadm(netns, "-Sn").stdout == before
+
+
 def test_ipvsadm_habits_on_list_and_watch(netns):
     _table(netns)
     r = _ipvsctl("list", "-n", "--width", "100", ns=netns)
