@@ -33,6 +33,20 @@ class Seconds(click.FloatRange):
         return seconds
 
 
+def only_once(ctx, param, values):
+    """The callback of an option that names one thing (a service, a real
+    server, an address): click keeps the last of a repeated option without
+    a word, so `drain -r A -r B` drained B alone.  Declared multiple=True,
+    it is refused when given more than once."""
+    if len(values) > 1:
+        shown = ", ".join(str(v) for v in values)
+        raise click.BadParameter(f"given {len(values)} times ({shown}); it names one", ctx=ctx, param=param)
+    return values[0] if values else None
+
+
+ONCE = {"multiple": True, "callback": only_once}
+
+
 def _click_option(opt: views.Opt):
     """The click option of a views.Opt."""
     kwargs = {"help": opt.help}
@@ -51,6 +65,8 @@ def _click_option(opt: views.Opt):
         kwargs["show_default"] = opt.show_default
     if opt.dest == "numeric":
         kwargs["expose_value"] = False
+    if opt.once:
+        kwargs.update(ONCE)
     return click.option(*opt.flags, opt.dest, **kwargs)
 
 
@@ -76,7 +92,8 @@ def service_options(metavar: str, help_of):
 
     def decorate(f):
         for i, p in reversed(list(enumerate(PROTOCOLS))):
-            f = click.option(*views.spellings(p), p.key, metavar=metavar, help=help_of(p, i == 0))(f)
+            f = click.option(*views.spellings(p), p.key, metavar=metavar, help=help_of(p, i == 0),
+                             **ONCE)(f)
         return f
 
     return decorate

@@ -252,3 +252,28 @@ def test_seconds_that_are_not_a_finite_number_are_refused(kernel, args):
     assert status == 2, (out, err)
     assert f"Invalid value for '{option}'" in err and "is not a number of seconds" in err
     assert out == "" and kernel.sent == []
+
+
+@pytest.mark.parametrize("args", [
+    ("drain", "-t", "10.0.0.1:80", "-r", "10.1.0.1:80", "-r", "10.1.0.2:80"),  # was: drained 10.1.0.2 alone
+    ("drain", "-t", "10.0.0.1:80", "-t", "10.0.0.2:443", "-r", "10.1.0.1:80"),
+    ("drain", "-f", "1", "--fwmark-service", "2", "-r", "10.1.0.1"),
+    ("list", "-t", "10.0.0.1:80", "-t", "10.9.0.1:53"),  # was: the last service shown, the first ignored
+    ("list", "--address", "10.1.0.1", "--address=10.1.0.2"),
+    ("watch", "--once", "-u", "10.9.0.1:53", "--udp-service", "10.9.0.1:53"),
+    ("conns", "-r", "10.1.0.1", "-r", "10.1.0.2"),
+    ("conns", "--client", "198.51.100.0/24", "--client", "203.0.113.0/24"),
+])
+def test_an_option_that_names_one_thing_refuses_to_be_given_twice(kernel, args):
+    """click keeps the last of a repeated option without a word: `drain -r
+    A -r B` drained B, and A, which the user also named, stayed."""
+    from ipvsctl import cli
+
+    with CliRunner().isolation() as outs:
+        status = cli._run(list(args), "ipvsctl")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        out, err = outs[0].getvalue().decode(), outs[1].getvalue().decode()
+    assert status == 2 and out == "", (out, err)
+    assert "given 2 times (" in err and "); it names one" in err
+    assert kernel.sent == []
