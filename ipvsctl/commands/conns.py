@@ -40,6 +40,7 @@ def _service(tcp, udp, sctp):
 @click.option("--top", type=click.IntRange(min=1), metavar="N",
               help="The N real servers with the most connections (over all services).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (schema: docs/json.md).")
+@with_options((views.NUMERIC,))  # the habit of ipvsadm -Lnc
 @with_options(views.OUTPUT)
 @netns_option
 def command(tcp, udp, sctp, real_server, client, protocol, states, summary, top, as_json,

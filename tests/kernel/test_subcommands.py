@@ -95,6 +95,11 @@ def test_ipvsadm_habits_on_list_and_watch(netns):
     assert r.returncode == 2 and "--interval SECONDS" in r.stderr and "--numeric" in r.stderr
     r = _ipvsctl("watch", "-i", "2", ns=netns)
     assert r.returncode == 2 and "ipip" in r.stderr and "--interval SECONDS" in r.stderr
+    # conns is ipvsadm -Lnc's view: -n is taken there too (it was "No such option")
+    for args in (["-n"], ["-n", "--summary"], ["--numeric", "--json"]):
+        r = _ipvsctl("conns", *args, ns=netns)
+        plain = _ipvsctl("conns", *args[1:], ns=netns)
+        assert (r.returncode, r.stderr, r.stdout) == (0, "", plain.stdout), (args, r.stderr)
 
 
 def test_a_missing_service_names_the_likely_mistake(netns):
