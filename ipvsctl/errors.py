@@ -80,6 +80,10 @@ def netns_open_error(netns: str | None, exc: OSError) -> str:
     if isinstance(exc, PermissionError):
         where = f"network namespace {netns!r}" if netns else "IPVS"
         return f"cannot enter {where}: permission denied (you must be root)"
+    if exc.errno == E.EINVAL and netns is not None and exc.strerror:
+        # setns refused a file that is there: it is no network namespace
+        # (str(exc) read "[Errno 22] cannot enter ...: Invalid argument: '/tmp'")
+        return f"{exc.strerror} ({exc.filename or netns} is no network namespace file)"
     return str(exc)
 
 

@@ -85,6 +85,16 @@ def test_an_empty_netns_name_is_no_namespace_not_this_one(netns, tmp_path, line)
     assert run_ipvsadm(netns, "-Sn").stdout == before
 
 
+@pytest.mark.parametrize("path", ["/tmp", "/proc/self/ns/mnt"])
+def test_a_netns_file_that_is_no_network_namespace_is_named(netns, path):
+    r = _ipvsctl("--netns", path, "-Ln", ns=netns)
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == (f"ipvsctl: cannot enter network namespace '{path}': Invalid argument "
+                        f"({path} is no network namespace file)\n")
+    r = _ipvsctl("list", "--netns", path, ns=netns)
+    assert r.returncode == 2 and f"({path} is no network namespace file)" in r.stderr, r.stderr
+
+
 def test_ipvsadm_habits_on_list_and_watch(netns):
     _table(netns)
     r = _ipvsctl("list", "-n", "--width", "100", ns=netns)
