@@ -44,10 +44,10 @@ class Opt:
     choices, default, metavar and help."""
 
     __slots__ = ("dest", "flags", "kind", "minimum", "choices", "default", "metavar", "help",
-                 "show_default", "once")
+                 "show_default", "single")
 
     def __init__(self, dest, flags, kind="flag", minimum=None, choices=(), default=None,
-                 metavar=None, help="", show_default=False, once=False):
+                 metavar=None, help="", show_default=False, single=False):
         self.dest = dest
         self.flags = flags
         self.kind = kind
@@ -57,7 +57,7 @@ class Opt:
         self.metavar = metavar
         self.help = help
         self.show_default = show_default
-        self.once = once  # names one thing: given twice is an error (click says so)
+        self.single = single  # names one thing: given twice is an error (click says so)
 
     def convert(self, text: str):
         """The value of ``text``, or None when only click can say what is wrong."""
@@ -84,14 +84,14 @@ def spellings(p) -> tuple[str, ...]:
 SELECTION = (
     # -t/--tcp-service, -u/--udp-service, --sctp-service (their dest: tcp, udp, sctp)
     *(Opt(p.key, spellings(p), "text", metavar="HOST:PORT", help=f"Only this {p.label} service.",
-          once=True)
+          single=True)
       for p in PROTOCOLS),
     Opt("fwmark", ("-f", "--fwmark-service"), "text", metavar="MARK",
-        help="Only this firewall-mark service.", once=True),
+        help="Only this firewall-mark service.", single=True),
     Opt("ipv6", ("-6", "--ipv6"), help="With -f: the IPv6 fwmark service."),
     Opt("protocol", ("--protocol",), "choice", choices=(*PROTOCOLS.numbers, "fwmark"),
-        help="Only services of this protocol (fwmark: firewall-mark services).", once=True),
-    Opt("address", ("--address",), "text", metavar="ADDR", once=True,
+        help="Only services of this protocol (fwmark: firewall-mark services).", single=True),
+    Opt("address", ("--address",), "text", metavar="ADDR", single=True,
         help="Only services with this virtual address (all their real servers) or with this "
              "real server (only the matching real servers)."),
 )
@@ -154,7 +154,7 @@ def parse_fast(options, argv: list[str]) -> dict | None:
         else:
             return None
         value = opt.convert(text)
-        if value is None or (opt.once and opt.dest in seen):
+        if value is None or (opt.single and opt.dest in seen):
             return None  # click says what is wrong (a value twice: options.only_once)
         seen.add(opt.dest)
         params[opt.dest] = value

@@ -65,7 +65,7 @@ def _click_option(opt: views.Opt):
         kwargs["show_default"] = opt.show_default
     if opt.dest == "numeric":
         kwargs["expose_value"] = False
-    if opt.once:
+    if opt.single:
         kwargs.update(ONCE)
     return click.option(*opt.flags, opt.dest, **kwargs)
 
