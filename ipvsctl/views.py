@@ -282,6 +282,8 @@ def run_watch(tcp=None, udp=None, sctp=None, fwmark=None, ipv6=False, protocol=N
     key = selected_key(tcp, udp, sctp, fwmark, ipv6)
     address = address_filter(address)
     if once:
+        if iterations not in (None, 1):  # which did the user mean?  (--once won, silently)
+            raise Usage(f"--once and --iterations {iterations} do not go together")
         iterations = 1
     out = output(width, no_color)
     title = f"netns {netns}: " if netns else ""

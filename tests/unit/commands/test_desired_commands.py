@@ -277,3 +277,22 @@ def test_an_option_that_names_one_thing_refuses_to_be_given_twice(kernel, args):
     assert status == 2 and out == "", (out, err)
     assert "given 2 times (" in err and "); it names one" in err
     assert kernel.sent == []
+
+
+def test_watch_once_with_iterations_is_refused(kernel):
+    """--once won over --iterations N without a word; --iterations 1 is --once."""
+    from ipvsctl import cli
+
+    for args, status in ((["watch", "--once", "--iterations", "3"], 2),
+                         (["watch", "--iterations", "3", "--once", "--interval", "0.1"], 2),
+                         (["watch", "--once", "--iterations", "1"], 0)):
+        with CliRunner().isolation() as outs:
+            got = cli._run(args, "ipvsctl")
+            sys.stdout.flush()
+            sys.stderr.flush()
+            out, err = outs[0].getvalue().decode(), outs[1].getvalue().decode()
+        assert got == status, (args, err)
+        if status:
+            assert out == "" and "--once and --iterations 3 do not go together" in err
+        else:
+            assert out.count("busiest first") == 1
