@@ -17,7 +17,11 @@ def read_input(path: str) -> str:
     name = "standard input" if path == "-" else path
     try:
         if path == "-":
-            return sys.stdin.read()
+            # The bytes, decoded strictly as a file is: in a UTF-8 locale
+            # sys.stdin escapes bad bytes, and they came out as "line 1: not
+            # an ipvsadm command line" (exit 255) instead of "not UTF-8 text".
+            data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+            return data.decode("utf-8") if isinstance(data, bytes) else data
         with open(path, encoding="utf-8") as f:
             return f.read()
     except OSError as e:  # standard input closed (<&-) or unreadable, too

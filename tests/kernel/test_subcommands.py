@@ -95,6 +95,20 @@ def test_a_netns_file_that_is_no_network_namespace_is_named(netns, path):
     assert r.returncode == 2 and f"({path} is no network namespace file)" in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize("command", [["apply"], ["apply", "--prune", "-"], ["diff"]])
+def test_standard_input_that_is_not_utf8_is_named_as_a_file_is(netns, tmp_path, command):
+    """In the UTF-8 locale sys.stdin escapes bytes that are not UTF-8: they
+    came out as "line 1: not an ipvsadm command line" (exit 255), where
+    the same bytes in a file are "not UTF-8 text" (exit 2)."""
+    _table(netns)
+    before = run_ipvsadm(netns, "-Sn").stdout
+    garbage = "-A -t 198.18.0.10:80 -s rr\n\udcff\udcfe not text\n"  # bytes ff fe, as run_ipvsctl writes them
+    r = _ipvsctl(*command, ns=netns, input=garbage)
+    assert (r.returncode, r.stdout) == (2, ""), r.stderr
+    assert r.stderr == "ipvsctl: standard input: not UTF-8 text (invalid start byte at byte 27)\n"
+    assert run_ipvsadm(netns, "-Sn").stdout == before
+
+
 def test_ipvsadm_habits_on_list_and_watch(netns):
     _table(netns)
     r = _ipvsctl("list", "-n", "--width", "100", ns=netns)
