@@ -201,8 +201,15 @@ def _help(args: list[str], prog: str) -> int:
     """``ipvsctl help [SUBCOMMAND]`` (help.answer)."""
     from ipvsctl.help import answer
 
-    topic = [a for a in args[1:] if not a.startswith("-")][:1]
-    return answer(topic[0] if topic else None, prog)
+    words, skip = [], False
+    for a in args[1:]:
+        if skip:  # the name after --netns is no topic
+            skip = False
+        elif a == "--netns":
+            skip = True
+        elif not a.startswith("-"):
+            words.append(a)
+    return answer(words[0] if words else None, prog)
 
 
 def _run(args: list[str], prog: str) -> int:

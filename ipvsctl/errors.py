@@ -74,12 +74,16 @@ def kernel_message(op: str, err: int) -> str:
 
 def netns_open_error(netns: str | None, exc: OSError) -> str:
     """What to say when the backend could not be opened in ``netns``."""
-    if isinstance(exc, FileNotFoundError) and netns:
+    if isinstance(exc, FileNotFoundError) and netns is not None:
         return (f"network namespace {netns!r} not found ({exc.filename or netns}); "
                 "`ip netns list` shows the names")
     if isinstance(exc, PermissionError):
         where = f"network namespace {netns!r}" if netns else "IPVS"
         return f"cannot enter {where}: permission denied (you must be root)"
+    if exc.errno == E.EINVAL and netns is not None and exc.strerror:
+        # setns refused a file that is there: it is no network namespace
+        # (str(exc) read "[Errno 22] cannot enter ...: Invalid argument: '/tmp'")
+        return f"{exc.strerror} ({exc.filename or netns} is no network namespace file)"
     return str(exc)
 
 
@@ -112,7 +116,7 @@ def loopback_is_down(netns: str | None) -> bool:
         return not struct.unpack_from("16sH", reply)[1] & IFF_UP
 
     try:
-        if netns:
+        if netns is not None:
             from ipvsctl.netlink.netns import in_netns
 
             return in_netns(netns, down)

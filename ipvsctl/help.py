@@ -128,5 +128,17 @@ def answer(topic: str | None, prog: str) -> int:
         from ipvsctl.commands.group import run_app
 
         return run_app([topic, "--help"], prog)
+    if topic is not None and topic != "help":
+        # `ipvsctl help lsit` printed the whole -h text with status 0, as if
+        # the word had been understood.
+        import difflib
+
+        from ipvsctl.vocab import EXIT_INVALID
+
+        close = difflib.get_close_matches(topic, (*SUBCOMMANDS, "help"), n=1, cutoff=0.6)
+        hint = f"did you mean `{prog} help {close[0]}'? " if close else ""
+        sys.stderr.write(f"{prog}: help: `{topic}' is no subcommand; {hint}"
+                         f"`{prog} help' lists them\n")
+        return EXIT_INVALID
     sys.stdout.write(usage_text(prog))
     return 0

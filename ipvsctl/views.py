@@ -21,7 +21,7 @@ from __future__ import annotations
 import sys
 
 from ipvsctl.session import Failure, opened, read_failure, report
-from ipvsctl.vocab import EXIT_READ_FAILED, PROTOCOLS
+from ipvsctl.vocab import EXIT_READ_FAILED, MAX_SECONDS, PROTOCOLS
 
 
 class Usage(Exception):
@@ -44,10 +44,10 @@ class Opt:
     choices, default, metavar and help."""
 
     __slots__ = ("dest", "flags", "kind", "minimum", "choices", "default", "metavar", "help",
-                 "show_default")
+                 "show_default", "single")
 
     def __init__(self, dest, flags, kind="flag", minimum=None, choices=(), default=None,
-                 metavar=None, help="", show_default=False):
+                 metavar=None, help="", show_default=False, single=False):
         self.dest = dest
         self.flags = flags
         self.kind = kind
@@ -57,6 +57,7 @@ class Opt:
         self.metavar = metavar
         self.help = help
         self.show_default = show_default
+        self.single = single  # names one thing: given twice is an error (click says so)
 
     def convert(self, text: str):
         """The value of ``text``, or None when only click can say what is wrong."""
@@ -69,8 +70,8 @@ class Opt:
             value = int(text) if self.kind == "int" else float(text)
         except ValueError:
             return None
-        if value != value or (self.minimum is not None and value < self.minimum):
-            return None  # NaN, or below the range
+        if not value <= MAX_SECONDS or (self.minimum is not None and value < self.minimum):
+            return None  # NaN, infinite or too long (Seconds says so), or below the range
         return value
 
 
@@ -82,14 +83,15 @@ def spellings(p) -> tuple[str, ...]:
 
 SELECTION = (
     # -t/--tcp-service, -u/--udp-service, --sctp-service (their dest: tcp, udp, sctp)
-    *(Opt(p.key, spellings(p), "text", metavar="HOST:PORT", help=f"Only this {p.label} service.")
+    *(Opt(p.key, spellings(p), "text", metavar="HOST:PORT", help=f"Only this {p.label} service.",
+          single=True)
       for p in PROTOCOLS),
     Opt("fwmark", ("-f", "--fwmark-service"), "text", metavar="MARK",
-        help="Only this firewall-mark service."),
+        help="Only this firewall-mark service.", single=True),
     Opt("ipv6", ("-6", "--ipv6"), help="With -f: the IPv6 fwmark service."),
     Opt("protocol", ("--protocol",), "choice", choices=(*PROTOCOLS.numbers, "fwmark"),
-        help="Only services of this protocol (fwmark: firewall-mark services)."),
-    Opt("address", ("--address",), "text", metavar="ADDR",
+        help="Only services of this protocol (fwmark: firewall-mark services).", single=True),
+    Opt("address", ("--address",), "text", metavar="ADDR", single=True,
         help="Only services with this virtual address (all their real servers) or with this "
              "real server (only the matching real servers)."),
 )
@@ -130,6 +132,7 @@ def parse_fast(options, argv: list[str]) -> dict | None:
     """The parameters of a plain line, or None to let click read it."""
     by_flag = {flag: opt for opt in options for flag in opt.flags}
     params = {opt.dest: opt.default for opt in options}
+    seen = set()
     i, n = 0, len(argv)
     while i < n:
         word = argv[i]
@@ -151,8 +154,9 @@ def parse_fast(options, argv: list[str]) -> dict | None:
         else:
             return None
         value = opt.convert(text)
-        if value is None:
-            return None
+        if value is None or (opt.single and opt.dest in seen):
+            return None  # click says what is wrong (a value twice: options.only_once)
+        seen.add(opt.dest)
         params[opt.dest] = value
     params.pop("numeric", None)
     return params
@@ -278,6 +282,8 @@ def run_watch(tcp=None, udp=None, sctp=None, fwmark=None, ipv6=False, protocol=N
     key = selected_key(tcp, udp, sctp, fwmark, ipv6)
     address = address_filter(address)
     if once:
+        if iterations not in (None, 1):  # which did the user mean?  (--once won, silently)
+            raise Usage(f"--once and --iterations {iterations} do not go together")
         iterations = 1
     out = output(width, no_color)
     title = f"netns {netns}: " if netns else ""

@@ -72,6 +72,7 @@ IPV4_FULL_MASK = 0xFFFFFFFF
 # --------------------------------------------------------------------------
 
 MAX_TIMEOUT = 86400 * 31  # ipvsadm's ceiling for any timeout: 31 days
+MAX_SECONDS = 10**9  # ipvsctl's own intervals, waits and drains: ~31 years, what time.sleep and locks take
 INT_MAX = 2**31 - 1
 UINT_MAX = 2**32 - 1
 PORT_MAX = 65535

@@ -51,7 +51,7 @@ def command(file, prune, scopes, drain, no_rollback, dry_run, fmt, interval, net
     # both statuses say "rolled back", for a table that was changed.)
     with Guard(ends_quietly=True) as guard:
         try:
-            desired, scope = desired_table("apply", file, scopes)
+            desired, scope = desired_table("apply", file, scopes, prune)
             if guard.signum is not None:  # raised inside an import, and swallowed there
                 raise Interrupted(guard.signum)
         except Interrupted as e:
@@ -120,19 +120,19 @@ def _apply(desired, scope, prune, drain, no_rollback, fmt, interval, netns, guar
 
 
 def _dry_run(desired, scope, prune, fmt, netns):
-    from ipvsctl.desired import render as R
-    from ipvsctl.desired import sysctls as S
     from ipvsctl.desired.plan import plan
 
     with opened(netns) as backend:
         live = live_table(backend, "apply")
     p = plan(desired, live, scope, prune)
     if fmt == "json":
-        values = sysctl_values(netns)
-        doc = {"changed": not p.in_sync, "dry_run": True,
-               "plan": R.plan_doc(p, S.doc(values) if values else None),
-               "applied": [], "failed": [], "rolled_back": False, "drained": []}
-        sys.stdout.write(dumps(doc, pretty=sys.stdout.isatty()))
+        # The real run's report, with every key (a program reads one shape),
+        # of a run that sent nothing.
+        from ipvsctl.desired.apply import Report
+
+        report = Report()
+        report.plan, report.dry_run, report.sysctls = p, True, sysctl_values(netns)
+        sys.stdout.write(dumps(report.doc(), pretty=sys.stdout.isatty()))
     else:
         show_plan(p, "text", sysctl_values(netns) if p.leaving() else None)
     return 0 if p.in_sync else EXIT_DIFFERS

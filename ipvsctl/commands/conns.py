@@ -8,7 +8,7 @@ import click
 
 from ipvsctl import views
 from ipvsctl.vocab import PROTOCOLS
-from ipvsctl.commands.options import netns_option, service_options, with_options
+from ipvsctl.commands.options import ONCE, netns_option, service_options, with_options
 from ipvsctl.netlink.constants import IP_VS_CONN_FILE
 from ipvsctl.session import Failure, open_failure
 from ipvsctl.vocab import EXIT_READ_FAILED
@@ -26,11 +26,12 @@ def _service(tcp, udp, sctp):
     f"Only connections to this {p.label} virtual address (and port)." if first
     else f"The same for {p.label}."))
 @click.option("-r", "--real-server", metavar="ADDR[:PORT]",
-              help="Only connections scheduled to this real server.")
+              help="Only connections scheduled to this real server.", **ONCE)
 @click.option("--client", metavar="ADDR|CIDR",
-              help="Only connections from this client address or network (198.51.100.0/24).")
+              help="Only connections from this client address or network (198.51.100.0/24).",
+              **ONCE)
 @click.option("--protocol", type=click.Choice(list(PROTOCOLS.numbers), case_sensitive=False),
-              help="Only connections of this protocol.")
+              help="Only connections of this protocol.", **ONCE)
 @click.option("--state", "states", multiple=True, metavar="STATE",
               help="Only connections in this state (ESTABLISHED, TIME_WAIT, ...; any case); "
                    "may be given more than once.")
@@ -39,6 +40,7 @@ def _service(tcp, udp, sctp):
 @click.option("--top", type=click.IntRange(min=1), metavar="N",
               help="The N real servers with the most connections (over all services).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (schema: docs/json.md).")
+@with_options((views.NUMERIC,))  # the habit of ipvsadm -Lnc
 @with_options(views.OUTPUT)
 @netns_option
 def command(tcp, udp, sctp, real_server, client, protocol, states, summary, top, as_json,

@@ -31,8 +31,9 @@ def read_input(path: str) -> str:
         raise Failure(f"{name}: not UTF-8 text ({e.reason} at byte {e.start})", EXIT_INVALID) from None
 
 
-def desired_table(command: str, path: str, scopes):
-    """The checked desired table and scope; Failure (nothing changed) if bad."""
+def desired_table(command: str, path: str, scopes, prune: bool = False):
+    """The checked desired table and scope; Failure (nothing changed) if bad,
+    or if it is empty while ``prune`` would remove what the file leaves out."""
     from ipvsctl.desired import source
     from ipvsctl.desired.plan import check_scope
     from ipvsctl.desired.scope import Scope, ScopeError
@@ -42,8 +43,16 @@ def desired_table(command: str, path: str, scopes):
     except ScopeError as e:
         raise Failure(f"{command}: {e}", EXIT_INVALID) from None
     name = "standard input" if path == "-" else path
+    text = read_input(path)
+    if prune and not text.strip():
+        # An input that came out empty (a failed render, stdin from
+        # /dev/null) would make --prune remove every service in scope.  An
+        # empty table meant as one is written as one.
+        raise Failure(f"{command}: {name} is empty: with --prune that would remove every service "
+                      "in scope (nothing was changed); to mean an empty table, write one: a "
+                      "comment line, or {\"services\": []}", EXIT_INVALID)
     try:
-        desired = source.load(read_input(path))
+        desired = source.load(text)
         check_scope(desired, scope, desired.origins)
     except source.InputError as e:
         raise Failure(f"{command}: {name}: {e.message} (nothing was changed)", e.exit_code) from None

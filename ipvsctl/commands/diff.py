@@ -26,7 +26,7 @@ def command(file, prune, scopes, fmt, netns):
     """
     from ipvsctl.desired.plan import plan
 
-    desired, scope = desired_table("diff", file, scopes)
+    desired, scope = desired_table("diff", file, scopes, prune)
     with opened(netns) as backend:
         live = live_table(backend, "diff")
     p = plan(desired, live, scope, prune)

@@ -5,17 +5,19 @@ from __future__ import annotations
 import click
 
 from ipvsctl.commands.desired_io import sysctl_values
-from ipvsctl.commands.options import Seconds, netns_option, service_options
+from ipvsctl.commands.options import ONCE, Seconds, netns_option, service_options
 from ipvsctl.session import Failure, opened
 from ipvsctl.vocab import EXIT_INVALID, PROTOCOLS
 
 
 @click.command("drain")
 @service_options("HOST:PORT", lambda p, first: f"The {p.label} service.")
-@click.option("-f", "--fwmark-service", "fwmark", metavar="MARK", help="The firewall-mark service.")
+@click.option("-f", "--fwmark-service", "fwmark", metavar="MARK", help="The firewall-mark service.",
+              **ONCE)
 @click.option("-6", "--ipv6", is_flag=True, help="With -f: the IPv6 fwmark service.")
 @click.option("-r", "--real-server", "server", required=True, metavar="SERVER[:PORT]",
-              help="The real server to drain (its port defaults to the service's, as in ipvsadm).")
+              help="The real server to drain (its port defaults to the service's, as in ipvsadm).",
+              **ONCE)
 @click.option("--timeout", type=Seconds(min=0), default=300.0, show_default=True,
               metavar="SECONDS", help="Give up after this long: the server stays at weight 0, exit 1.")
 @click.option("--keep", is_flag=True, help="Keep the drained server at weight 0 instead of removing it.")

@@ -7,7 +7,7 @@ import sys
 import click
 
 from ipvsctl import session
-from ipvsctl.commands.options import netns_option
+from ipvsctl.commands.options import Seconds, netns_option
 from ipvsctl.session import Failure
 from ipvsctl.vocab import EXIT_INVALID, EXIT_READ_FAILED
 
@@ -54,7 +54,7 @@ def _write_atomically(path: str, snap) -> None:
 @click.option("-o", "--output", metavar="FILE",
               help="Write to FILE (replaced in one rename, for node_exporter's textfile "
                    "collector) instead of standard output.")
-@click.option("--wait", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+@click.option("--wait", type=Seconds(min=0.1), default=10.0, show_default=True,
               metavar="SECONDS",
               help="With --listen: how long a scrape may wait for the one before it to finish "
                    "reading the table before it is answered 503.")

@@ -17,6 +17,36 @@ import click
 from ipvsctl import views
 
 
+class Seconds(click.FloatRange):
+    """A number of seconds from ``min`` up to vocab.MAX_SECONDS: click's
+    FloatRange lets "nan" and "inf" through (every comparison with NaN is
+    false), and time.sleep and lock waits refuse what is longer than about
+    1e10 s.  An infinite interval ended ``watch`` in a traceback; a NaN
+    timeout made ``drain`` wait "up to nan s", for ever."""
+
+    def convert(self, value, param, ctx):
+        from ipvsctl.vocab import MAX_SECONDS
+
+        seconds = super().convert(value, param, ctx)
+        if not seconds <= MAX_SECONDS:  # also NaN
+            self.fail(f"{value!r} is not a number of seconds up to {MAX_SECONDS:.0e}.", param, ctx)
+        return seconds
+
+
+def only_once(ctx, param, values):
+    """The callback of an option that names one thing (a service, a real
+    server, an address): click keeps the last of a repeated option without
+    a word, so `drain -r A -r B` drained B alone.  Declared multiple=True,
+    it is refused when given more than once."""
+    if len(values) > 1:
+        shown = ", ".join(str(v) for v in values)
+        raise click.BadParameter(f"given {len(values)} times ({shown}); it names one", ctx=ctx, param=param)
+    return values[0] if values else None
+
+
+ONCE = {"multiple": True, "callback": only_once}
+
+
 def _click_option(opt: views.Opt):
     """The click option of a views.Opt."""
     kwargs = {"help": opt.help}
@@ -27,7 +57,7 @@ def _click_option(opt: views.Opt):
     elif opt.kind == "int":
         kwargs["type"] = click.IntRange(min=opt.minimum)
     elif opt.kind == "float":
-        kwargs["type"] = click.FloatRange(min=opt.minimum)
+        kwargs["type"] = Seconds(min=opt.minimum)
     elif opt.kind == "choice":
         kwargs["type"] = click.Choice(list(opt.choices), case_sensitive=False)
     if opt.default not in (None, False):
@@ -35,6 +65,8 @@ def _click_option(opt: views.Opt):
         kwargs["show_default"] = opt.show_default
     if opt.dest == "numeric":
         kwargs["expose_value"] = False
+    if opt.single:
+        kwargs.update(ONCE)
     return click.option(*opt.flags, opt.dest, **kwargs)
 
 
@@ -60,7 +92,8 @@ def service_options(metavar: str, help_of):
 
     def decorate(f):
         for i, p in reversed(list(enumerate(PROTOCOLS))):
-            f = click.option(*views.spellings(p), p.key, metavar=metavar, help=help_of(p, i == 0))(f)
+            f = click.option(*views.spellings(p), p.key, metavar=metavar, help=help_of(p, i == 0),
+                             **ONCE)(f)
         return f
 
     return decorate
@@ -75,21 +108,3 @@ def usage_errors():
         if e.hint:
             raise click.BadParameter(e.message, param_hint=e.hint) from None
         raise click.UsageError(e.message) from None
-
-
-class Seconds(click.FloatRange):
-    """A duration: a finite number of seconds, at least ``min``.  FloatRange
-    alone takes "nan" (it compares false with every bound, so a drain with
-    ``--timeout nan`` never ended and ``--interval nan`` reached
-    time.sleep(nan), a ValueError, with the server already at weight 0) and
-    "inf"."""
-
-    name = "seconds"
-
-    def convert(self, value, param, ctx):
-        import math
-
-        number = super().convert(value, param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value!r} is not a number of seconds.", param, ctx)
-        return number

@@ -109,6 +109,16 @@ class _Input:
             return True
         return head[:1] == "[" and head[1:].lstrip()[:1] in ("{", "]")
 
+    def blank(self) -> bool:
+        """Whether the whole input is empty or white space (read on, into
+        ``head``, only while it is)."""
+        while not self.head.strip():
+            more = self._chunk()
+            if not more:
+                return True
+            self.head += more
+        return False
+
 
 def _restore(file, as_json, flush, dry_run, netns) -> int:
     """Checked whole, names included, then sent.  SIGINT and SIGTERM stop it
@@ -133,6 +143,12 @@ def _restore(file, as_json, flush, dry_run, netns) -> int:
 
 def _restore_guarded(file, as_json, flush, dry_run, netns, guard) -> int:
     source = _Input(file)
+    if flush and source.blank():
+        # A file that came out empty (a failed render, a wrong path piped
+        # through cat, stdin from /dev/null) would clear the live table and
+        # call it a success.  Clearing on purpose is -C.
+        raise Failure(f"restore: {source.name} is empty: with --flush that would only clear the "
+                      "table (nothing was changed); `ipvsctl -C` clears it", EXIT_INVALID)
     if as_json:
         job = _JsonJob(source.text(), flush)
     elif source.looks_like_json():

@@ -113,6 +113,7 @@ class Report:
         self.verify_plan: P.Plan | None = None
         self.requests = 0  # change requests sent, rollback included
         self.sysctls: dict | None = None
+        self.dry_run = False  # a plan only (apply --dry-run): nothing was sent
 
     @property
     def verified(self) -> bool:
@@ -147,7 +148,9 @@ class Report:
             return {**R.step_doc(step), "error": message}
 
         return {
-            "changed": self.changed,
+            # for a dry run: whether the real run would change the table
+            "changed": (self.plan is not None and not self.plan.in_sync) if self.dry_run else self.changed,
+            "dry_run": self.dry_run,
             "plan": R.plan_doc(self.plan, S.doc(self.sysctls) if self.sysctls else None)
             if self.plan is not None else None,
             "applied": [R.step_doc(s) for s in self.applied],

@@ -27,7 +27,7 @@ class LockError(OSError):
 
 
 def namespace_inode(netns: str | None) -> int:
-    path = netns_path(netns) if netns else "/proc/thread-self/ns/net"
+    path = netns_path(netns) if netns is not None else "/proc/thread-self/ns/net"
     return os.stat(path).st_ino
 
 

@@ -245,7 +245,7 @@ class LegacySnapshots:
             return _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC, 0)
 
         try:
-            if self.netns:
+            if self.netns is not None:
                 from ipvsctl.netlink.netns import in_netns
 
                 self._sock = in_netns(self.netns, make)

@@ -90,6 +90,8 @@ def in_netns(netns: str, action):
     then move back.  What ``action`` opens stays bound to that namespace.
     NetnsNotFound when there is no such namespace."""
     path = netns_path(netns)
+    if not netns:  # --netns= : /run/netns itself is no namespace (and never "this one")
+        raise NetnsNotFound(netns, path)
     try:
         context = entered(path)
         context.__enter__()

@@ -204,7 +204,8 @@ def _set_buffer(sock: socket.socket, force_opt: int, opt: int, size: int) -> Non
 
 def _open_socket(netns: str | None) -> socket.socket:
     """A generic-netlink socket, bound, with small error reports and big buffers."""
-    sock = _socket_in_netns(netns) if netns else _new_socket()
+    # "" is a name (--netns=) that names no namespace, not "this one"
+    sock = _socket_in_netns(netns) if netns is not None else _new_socket()
     try:
         sock.bind((0, 0))
         # Error reports carry only the failing request's header (Linux

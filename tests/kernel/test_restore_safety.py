@@ -6,6 +6,8 @@
 * A restore that clears the table (`--flush`, or a `-C` line) and then
   meets a refusal the checks cannot foresee puts the table back as it was.
 * `--flush` is no line of the input: line numbers and counts are the file's.
+* An input that is empty (a failed render, stdin from /dev/null) never
+  clears the table: `restore --flush` and `apply --prune` refuse it.
 * The name check agrees with the kernel: for every scheduler name, the
   check says "available" exactly when the kernel accepts it.
 
@@ -19,6 +21,7 @@ import contextlib
 import io
 import json
 
+import pytest
 from nsutil import run_ipvsadm
 
 from ipvsctl import schedulers
@@ -87,6 +90,34 @@ def test_flush_with_a_misspelt_scheduler_changes_nothing(netns, tmp_path):
                          stdin=json.dumps(data))
     assert status == 2 and "restore: services[0]: scheduler 'wrrr' is not available" in err
     assert _saved(netns) == before
+
+
+@pytest.mark.parametrize("command", [("restore", "--flush"), ("restore", "--json", "--flush"),
+                                     ("restore", "--flush", "--dry-run"), ("apply", "--prune"),
+                                     ("apply", "--prune", "--scope", "10.50.0.0/16"), ("diff", "--prune")])
+def test_an_empty_input_never_empties_the_table(netns, tmp_path, command):
+    before = _build(netns)
+    empty = tmp_path / "rules"
+    for content in ("", "\n \t\n"):
+        empty.write_text(content)
+        for where in ([str(empty)], ["-"], []):  # a file, standard input as - and by default
+            status, out, err = app(*command, "--netns", netns.name, *where, stdin=content)
+            name = where[0] if where and where[0] != "-" else "standard input"
+            assert status == 2 and out == "", (command, where, err)
+            flag = "--flush" if command[0] == "restore" else "--prune"
+            assert err.startswith(f"ipvsctl: {command[0]}: {name} is empty: with {flag} "), err
+            assert "(nothing was changed)" in err
+            assert _saved(netns) == before
+    # An empty table written as one is taken at its word.
+    empty.write_text("# nothing here any more\n")
+    if command[0] == "restore" and "--json" not in command and "--dry-run" not in command:
+        assert app(*command, "--netns", netns.name, str(empty))[0] == 0
+        assert run_ipvsadm(netns, "-Sn").stdout == ""
+    elif command[:2] == ("apply", "--prune"):
+        assert app(*command, "--netns", netns.name, str(empty))[0] == 0
+        left = run_ipvsadm(netns, "-Sn").stdout
+        assert left == ("" if len(command) == 2 else "-A -f 7 -s sh -b sh-port\n"
+                        "-a -f 7 -r 10.51.0.4:0 -i -w 1 --tun-type gue --tun-port 6080 --tun-nocsum\n")
 
 
 def test_flush_then_a_kernel_refusal_puts_the_table_back(netns, tmp_path):

@@ -59,6 +59,56 @@ def test_netns_and_json_before_the_subcommand(netns, tmp_path):
     assert r.returncode == 0 and "restore: valid: 5 services, 3 real servers" in r.stdout
 
 
+EMPTY_NETNS_LINES = [
+    ["--netns=", "-C"], ["-C", "--netns", ""], ["--netns", "", "-Ln"], ["-Lnc", "--netns="],
+    ["--netns=", "-R"], ["--netns", "", "list"], ["list", "--netns="], ["--netns=", "watch", "--once"],
+    ["restore", "--flush", "--netns=", "RULES"], ["--netns", "", "apply", "--prune", "RULES"],
+    ["diff", "--netns", "", "RULES"], ["drain", "-t", "198.18.0.10:80", "-r", "198.18.1.2", "--netns="],
+    ["conns", "--netns="], ["metrics", "--netns", ""], ["doctor", "--netns="],
+]
+
+
+@pytest.mark.parametrize("line", EMPTY_NETNS_LINES, ids=" ".join)
+def test_an_empty_netns_name_is_no_namespace_not_this_one(netns, tmp_path, line):
+    """`--netns=` (a variable that came out empty) named no namespace but
+    worked on the table of the namespace ipvsctl runs in (`ipvsctl
+    --netns= -C` cleared it): it is refused, as a name that does not
+    exist is, and the table stays."""
+    _table(netns)
+    before = run_ipvsadm(netns, "-Sn").stdout
+    rules = tmp_path / "rules"
+    rules.write_text("-A -t 198.18.0.99:80\n")
+    args = [str(rules) if a == "RULES" else a for a in line]
+    r = _ipvsctl(*args, ns=netns, input="-C\n")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "network namespace '' not found" in r.stderr, r.stderr
+    assert run_ipvsadm(netns, "-Sn").stdout == before
+
+
+@pytest.mark.parametrize("path", ["/tmp", "/proc/self/ns/mnt"])
+def test_a_netns_file_that_is_no_network_namespace_is_named(netns, path):
+    r = _ipvsctl("--netns", path, "-Ln", ns=netns)
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == (f"ipvsctl: cannot enter network namespace '{path}': Invalid argument "
+                        f"({path} is no network namespace file)\n")
+    r = _ipvsctl("list", "--netns", path, ns=netns)
+    assert r.returncode == 2 and f"({path} is no network namespace file)" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("command", [["apply"], ["apply", "--prune", "-"], ["diff"]])
+def test_standard_input_that_is_not_utf8_is_named_as_a_file_is(netns, tmp_path, command):
+    """In the UTF-8 locale sys.stdin escapes bytes that are not UTF-8: they
+    came out as "line 1: not an ipvsadm command line" (exit 255), where
+    the same bytes in a file are "not UTF-8 text" (exit 2)."""
+    _table(netns)
+    before = run_ipvsadm(netns, "-Sn").stdout
+    garbage = "-A -t 198.18.0.10:80 -s rr\n\udcff\udcfe not text\n"  # bytes ff fe, as run_ipvsctl writes them
+    r = _ipvsctl(*command, ns=netns, input=garbage)
+    assert (r.returncode, r.stdout) == (2, ""), r.stderr
+    assert r.stderr == "ipvsctl: standard input: not UTF-8 text (invalid start byte at byte 27)\n"
+    assert run_ipvsadm(netns, "-Sn").stdout == before
+
+
 def test_ipvsadm_habits_on_list_and_watch(netns):
     _table(netns)
     r = _ipvsctl("list", "-n", "--width", "100", ns=netns)
@@ -69,6 +119,11 @@ def test_ipvsadm_habits_on_list_and_watch(netns):
     assert r.returncode == 2 and "--interval SECONDS" in r.stderr and "--numeric" in r.stderr
     r = _ipvsctl("watch", "-i", "2", ns=netns)
     assert r.returncode == 2 and "ipip" in r.stderr and "--interval SECONDS" in r.stderr
+    # conns is ipvsadm -Lnc's view: -n is taken there too (it was "No such option")
+    for args in (["-n"], ["-n", "--summary"], ["--numeric", "--json"]):
+        r = _ipvsctl("conns", *args, ns=netns)
+        plain = _ipvsctl("conns", *args[1:], ns=netns)
+        assert (r.returncode, r.stderr, r.stdout) == (0, "", plain.stdout), (args, r.stderr)
 
 
 def test_a_missing_service_names_the_likely_mistake(netns):

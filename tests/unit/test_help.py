@@ -35,3 +35,14 @@ def test_help_is_a_word_too():
     assert "--interval SECONDS" in r.stdout
     r = _ipvsctl("--netns", "x", "help", "restore")
     assert r.returncode == 0 and "--dry-run" in r.stdout
+    assert _ipvsctl("help", "help").stdout == _ipvsctl("-h").stdout
+
+
+def test_help_of_a_word_that_is_no_subcommand_says_so():
+    r = _ipvsctl("help", "lsit")
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == "ipvsctl: help: `lsit' is no subcommand; did you mean `ipvsctl help list'? " \
+                       "`ipvsctl help' lists them\n"
+    r = _ipvsctl("help", "frobnicate")
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == "ipvsctl: help: `frobnicate' is no subcommand; `ipvsctl help' lists them\n"

@@ -222,6 +222,13 @@ def test_apply_dry_run_is_diff(kernel):
     assert r.exit_code == 1 and r.output.startswith("TCP 10.0.0.1:80: change") and kernel.sent == []
     doc = json.loads(run("apply", "--dry-run", "--format", "json", "-", input=DESIRED).output)
     assert doc["dry_run"] is True and doc["changed"] is True and doc["applied"] == []
+    assert doc["requests"] == 0 and doc["verified"] is None and doc["interrupted"] is None
+    # one shape for programs: the real run's report has the same keys, in the same order
+    real = json.loads(run("apply", "--format", "json", "-", input=DESIRED).output)
+    assert list(doc) == list(real) and real["dry_run"] is False
+    assert doc["plan"] == real["plan"]
+    in_sync = json.loads(run("apply", "--dry-run", "--format", "json", "-", input=DESIRED).output)
+    assert in_sync["changed"] is False and in_sync["plan"]["in_sync"] is True
 
 
 def test_drain_idle_server_is_removed_at_once(kernel):
@@ -331,3 +338,74 @@ def test_a_signal_while_the_file_is_read_says_nothing_was_changed(kernel, monkey
         128 + getattr(signal, name),
         f"ipvsctl: apply: interrupted by {name} before anything was sent: nothing was changed\n")
     assert kernel.sent == []
+
+
+@pytest.mark.parametrize("args", [
+    ("watch", "--iterations", "2", "--interval", "inf"),  # was: OverflowError from time.sleep
+    ("watch", "--iterations", "2", "--interval", "1e19"),
+    ("watch", "--once", "--interval", "nan"),
+    ("drain", "-t", "10.0.0.1:80", "-r", "10.1.0.1:80", "--timeout", "nan"),  # was: "up to nan s", for ever
+    ("drain", "-t", "10.0.0.1:80", "-r", "10.1.0.1:80", "--interval", "inf"),
+    ("apply", "--drain", "inf", "-"),
+    ("apply", "--interval", "nan", "-"),
+    ("metrics", "--wait", "inf"),
+])
+def test_seconds_that_are_not_a_finite_number_are_refused(kernel, args):
+    """Every SECONDS option refuses nan, inf and what no sleep or lock can
+    wait, naming the option, before anything is read or changed; watch's
+    plain line (views.run_fast, no click) included."""
+    from ipvsctl import cli
+
+    with CliRunner().isolation(input=DESIRED) as outs:
+        status = cli._run(list(args), "ipvsctl")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        out, err = outs[0].getvalue().decode(), outs[1].getvalue().decode()
+    option = args[-2] if args[-1] != "-" else args[-3]
+    assert status == 2, (out, err)
+    assert f"Invalid value for '{option}'" in err and "is not a number of seconds" in err
+    assert out == "" and kernel.sent == []
+
+
+@pytest.mark.parametrize("args", [
+    ("drain", "-t", "10.0.0.1:80", "-r", "10.1.0.1:80", "-r", "10.1.0.2:80"),  # was: drained 10.1.0.2 alone
+    ("drain", "-t", "10.0.0.1:80", "-t", "10.0.0.2:443", "-r", "10.1.0.1:80"),
+    ("drain", "-f", "1", "--fwmark-service", "2", "-r", "10.1.0.1"),
+    ("list", "-t", "10.0.0.1:80", "-t", "10.9.0.1:53"),  # was: the last service shown, the first ignored
+    ("list", "--address", "10.1.0.1", "--address=10.1.0.2"),
+    ("watch", "--once", "-u", "10.9.0.1:53", "--udp-service", "10.9.0.1:53"),
+    ("conns", "-r", "10.1.0.1", "-r", "10.1.0.2"),
+    ("conns", "--client", "198.51.100.0/24", "--client", "203.0.113.0/24"),
+])
+def test_an_option_that_names_one_thing_refuses_to_be_given_twice(kernel, args):
+    """click keeps the last of a repeated option without a word: `drain -r
+    A -r B` drained B, and A, which the user also named, stayed."""
+    from ipvsctl import cli
+
+    with CliRunner().isolation() as outs:
+        status = cli._run(list(args), "ipvsctl")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        out, err = outs[0].getvalue().decode(), outs[1].getvalue().decode()
+    assert status == 2 and out == "", (out, err)
+    assert "given 2 times (" in err and "); it names one" in err
+    assert kernel.sent == []
+
+
+def test_watch_once_with_iterations_is_refused(kernel):
+    """--once won over --iterations N without a word; --iterations 1 is --once."""
+    from ipvsctl import cli
+
+    for args, status in ((["watch", "--once", "--iterations", "3"], 2),
+                         (["watch", "--iterations", "3", "--once", "--interval", "0.1"], 2),
+                         (["watch", "--once", "--iterations", "1"], 0)):
+        with CliRunner().isolation() as outs:
+            got = cli._run(args, "ipvsctl")
+            sys.stdout.flush()
+            sys.stderr.flush()
+            out, err = outs[0].getvalue().decode(), outs[1].getvalue().decode()
+        assert got == status, (args, err)
+        if status:
+            assert out == "" and "--once and --iterations 3 do not go together" in err
+        else:
+            assert out.count("busiest first") == 1
